@@ -1,0 +1,36 @@
+"""The ``mi-bridge`` console script: a Flask CLI group over ``create_app`` plus the bridge's commands.
+
+Flask's own commands (``run``, ``shell``, ``routes``) work as in any Flask app. Configuration errors
+end every command with one line naming the variable and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import FlaskGroup
+
+from app import create_app
+from app.config import ConfigError
+from app.demo import demo_command
+from app.simulator.cli import simulator_command
+from app.upstream.cli import upstream_status_command
+
+cli = FlaskGroup(
+    create_app=create_app,
+    load_dotenv=False,  # .env is read by the configuration module, once, with the same priority
+    help="mi-bridge: callbacks for NAVER Cloud Media Intelligence analyses.",
+)
+cli.add_command(simulator_command, "simulator")
+cli.add_command(upstream_status_command, "upstream-status")
+cli.add_command(demo_command, "demo")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        cli.main(prog_name="mi-bridge")
+    except ConfigError as exc:
+        click.echo(f"mi-bridge: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,161 @@
+"""Configuration: the contract's environment variables, read once and validated.
+
+``load_settings`` is the only entry point. It reads, in increasing priority: defaults, a ``.env`` file in
+the working directory (development convenience), the process environment, and an override mapping keyed
+by variable name (what tests and ``create_app(config)`` pass). Any bad value raises ``ConfigError`` whose
+text is one line naming the variable; callers print it and exit instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Duration = Annotated[float, Field(ge=0.1, allow_inf_nan=False)]
+
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed. ``str()`` is one line naming the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"configuration error: {variable}: {problem}")
+        self.variable = variable
+
+
+class Settings(BaseSettings):
+    """Every setting of the contract's table; field names are the variable names in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,  # values may be secrets: never echo them
+    )
+
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    mi_api_url: str = "https://mi.apigw.ntruss.com"
+    ncp_access_key: str | None = None
+    ncp_secret_key: SecretStr | None = None
+    mi_default_api: Literal["video-assets", "assets", "index"] = "video-assets"
+    slack_bot_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    bridge_api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    bridge_default_targets: Annotated[tuple[dict[str, Any], ...], NoDecode] = ()
+    bridge_allow_private_urls: bool = False
+    bridge_poll_interval: Duration = 10.0
+    bridge_poll_max_interval: Duration = 120.0
+    bridge_watch_timeout: Duration = 259200.0
+    bridge_retry_schedule: Annotated[tuple[Duration, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    bridge_embedded_worker: bool = False
+    bridge_lease_seconds: Duration = 60.0
+    bridge_public_url: str | None = None
+    bridge_env: Literal["production", "development"] = "production"
+    bridge_instance_path: Path = Path("instance")
+    mi_max_rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5000
+
+    @field_validator("bridge_api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(token.strip() for token in value.split(",") if token.strip())
+        return value
+
+    @field_validator("bridge_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+            if not all(parts):
+                raise ValueError("expected comma-separated seconds, e.g. 5,300,1800")
+            return tuple(parts)
+        return value
+
+    @field_validator("bridge_default_targets", mode="before")
+    @classmethod
+    def _parse_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return ()
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg})") from None
+        if not isinstance(value, list | tuple):
+            raise ValueError("expected a JSON list of target objects")
+        return tuple(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("mi_api_url", "slack_api_url", "bridge_public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.bridge_poll_max_interval < self.bridge_poll_interval:
+            raise ValueError("BRIDGE_POLL_MAX_INTERVAL: must not be below BRIDGE_POLL_INTERVAL")
+        if not self.bridge_retry_schedule:
+            raise ValueError("BRIDGE_RETRY_SCHEDULE: needs at least one delay")
+        if self.bridge_env == "production":
+            if self.secret_key is None or not self.secret_key.get_secret_value():
+                raise ValueError("SECRET_KEY: required when BRIDGE_ENV=production")
+            if not self.bridge_api_tokens:
+                raise ValueError("BRIDGE_API_TOKENS: required when BRIDGE_ENV=production")
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.bridge_env == "development"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL for SQLAlchemy, with Heroku's ``postgres://`` form normalised."""
+        if not self.database_url:
+            path = self.bridge_instance_path.resolve() / "mi-bridge.db"
+            return f"sqlite:///{path}"
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def api_tokens(self) -> tuple[str, ...]:
+        """The accepted bearer tokens, in clear (for constant-time comparison only)."""
+        return tuple(token.get_secret_value() for token in self.bridge_api_tokens)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Read and validate the configuration; raise ``ConfigError`` naming the first bad variable."""
+    values = {key.lower(): value for key, value in (overrides or {}).items()}
+    try:
+        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error["loc"]:
+        return ConfigError(str(error["loc"][0]).upper(), message)
+    variable, _, problem = message.partition(": ")
+    return ConfigError(variable, problem or message)

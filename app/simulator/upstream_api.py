@@ -1,0 +1,185 @@
+"""The simulated Media Intelligence API: the signed status endpoints of all three generations and
+their neighbours.
+
+Every request outside the control API (``/_sim``) must carry a valid signature v2, checked against
+the real clock shifted by ``clock_offset_seconds``. A status request then meets, in this order: the
+generation switch, the first matching fault rule, the asset lookup (auto-create or 404), the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from flask import Blueprint, Response, request
+
+from app.simulator.assets import AssetKey
+from app.simulator.envelopes import INVALID_REQUEST, status_result, success
+from app.simulator.fault_answers import answer_fault
+from app.simulator.responses import gateway_answer, json_answer, service_answer
+from app.simulator.server import current_state, is_control_path
+from app.simulator.state import AnalysisConflictError, UnknownAssetError
+from app.simulator.verify import verify_request
+from app.upstream.generations import Generation
+
+log = logging.getLogger(__name__)
+
+upstream = Blueprint("sim_upstream", __name__, url_prefix="/api/v1/workspaces/<ws>/projects/<pid>")
+
+#: The simulator's choice: the docs document the 409 but not its body.
+CONFLICT = ("10409", "Conflict: an analysis is already waiting or running.")
+CANCEL_CONFLICT = ("10409", "Conflict: no analysis is waiting or running.")
+MAX_PAGE_SIZE = 1000
+
+
+@upstream.before_app_request
+def authenticate() -> Response | None:
+    """Refuse (401, errorCode 200) any upstream request whose signature v2 does not verify."""
+    if is_control_path(request.path):
+        return None
+    state = current_state()
+    now_ms = time.time_ns() // 1_000_000 + round(state.config.clock_offset_seconds * 1000)
+    verdict = verify_request(
+        request.method,
+        request_target(request.environ),
+        request.headers,
+        state.credentials(),
+        now_ms,
+    )
+    state.count_upstream_request(authenticated=verdict.ok)
+    if verdict.ok:
+        return None
+    log.info("401 for %s %s: %s", request.method, request.path, verdict.reason)
+    return gateway_answer(401)
+
+
+def request_target(environ: dict[str, Any]) -> str:
+    """The request target as received: path plus ``?query`` when present (what the client signed).
+
+    Werkzeug's and gunicorn's servers pass it raw in RAW_URI/REQUEST_URI. Targets are ASCII on the
+    wire (clients percent-encode), so no charset decoding is needed.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        if not raw.startswith("/"):
+            # Absolute form (http://host/path): scheme and host are not part of what is signed.
+            parts = urlsplit(raw)
+            raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        return raw
+    # Without the raw target, rebuild it; a client that encoded differently will not verify.
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING", "")
+    return path + (f"?{query}" if query else "")
+
+
+@upstream.get("/video-assets/<asset_id>/analyze-status")
+def video_asset_status(ws: str, pid: str, asset_id: str) -> Response:
+    """Status, first generation (deprecated, to be turned off January 2027)."""
+    return _answer_status(Generation.VIDEO_ASSETS, (ws, pid, asset_id))
+
+
+@upstream.get("/assets/<asset_id>/analyze-status")
+def asset_status(ws: str, pid: str, asset_id: str) -> Response:
+    """Status, second generation (deprecated, to be removed January 2027)."""
+    return _answer_status(Generation.ASSETS, (ws, pid, asset_id))
+
+
+@upstream.get("/assets/<asset_id>/index/status")
+def index_status(ws: str, pid: str, asset_id: str) -> Response:
+    """Status, current index API."""
+    return _answer_status(Generation.INDEX, (ws, pid, asset_id))
+
+
+def _answer_status(generation: Generation, key: AssetKey) -> Response:
+    state = current_state()
+    with state.tracking_status_request(key, generation):
+        switch = state.generation_switch(generation)
+        if not switch.enabled:
+            return gateway_answer(switch.status_code)
+        fault = state.take_fault(key[2], generation)
+        if fault is not None:
+            answer = answer_fault(fault, state.gate)
+            if answer is not None:
+                return answer
+        asset = state.resolve_asset(key)
+        if asset is None:
+            return gateway_answer(404)
+        # Read after any slow/hold delay: the answer describes the moment it is sent.
+        snapshot = asset.snapshot(state.now())
+        result = status_result(snapshot, asset.message_field)
+        return json_answer(success(result, code_as_number=asset.code_as_number))
+
+
+@upstream.post("/assets/<asset_id>/index")
+def request_index(ws: str, pid: str, asset_id: str) -> Response:
+    """Request analysis: the asset's schedule restarts at WAIT_ANALYZE (409 while one runs)."""
+    return _start_analysis((ws, pid, asset_id))
+
+
+@upstream.post("/assets/<asset_id>/analyze")
+def request_analyze(ws: str, pid: str, asset_id: str) -> Response:
+    """Deprecated analysis request: like ``/index`` but needs ``analysisPersonCount`` 0-10."""
+    body = request.get_json(force=True, silent=True)
+    count = body.get("analysisPersonCount") if isinstance(body, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10:
+        return service_answer(400, *INVALID_REQUEST)
+    return _start_analysis((ws, pid, asset_id))
+
+
+def _start_analysis(key: AssetKey) -> Response:
+    state = current_state()
+    try:
+        asset = state.request_analysis(key)
+    except UnknownAssetError:
+        return gateway_answer(404)
+    except AnalysisConflictError:
+        return service_answer(409, *CONFLICT)
+    snapshot = asset.snapshot(state.now())
+    return json_answer(success({"assetId": asset.asset_id, "status": snapshot.status}))
+
+
+@upstream.post("/assets/<asset_id>/index/cancel")
+def cancel_index(ws: str, pid: str, asset_id: str) -> Response:
+    """Cancel a waiting or running analysis (-> ANALYZE_CANCEL); 409 otherwise."""
+    state = current_state()
+    try:
+        asset = state.cancel_analysis((ws, pid, asset_id))
+    except UnknownAssetError:
+        return gateway_answer(404)
+    except AnalysisConflictError:
+        return service_answer(409, *CANCEL_CONFLICT)
+    snapshot = asset.snapshot(state.now())
+    return json_answer(success({"assetId": asset.asset_id, "status": snapshot.status}))
+
+
+@upstream.get("/assets")
+def list_assets(ws: str, pid: str) -> Response:
+    """One page of the project's assets (``pageNum`` from 1; ``pageSize`` 1-1000, default 100)."""
+    page_num = _positive_int(request.args.get("pageNum", "1"))
+    page_size = _positive_int(request.args.get("pageSize", "100"))
+    if page_num is None or page_size is None or page_size > MAX_PAGE_SIZE:
+        return service_answer(400, *INVALID_REQUEST)
+    state = current_state()
+    assets = state.project_assets(ws, pid)
+    now = state.now()
+    page = assets[(page_num - 1) * page_size : page_num * page_size]
+    content = []
+    for asset in page:
+        snapshot = asset.snapshot(now)
+        content.append({"assetId": asset.asset_id, **status_result(snapshot, asset.message_field)})
+    return json_answer(
+        success(
+            {
+                "totalCount": len(assets),
+                "pageNum": page_num,
+                "pageSize": page_size,
+                "content": content,
+            }
+        )
+    )
+
+
+def _positive_int(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None

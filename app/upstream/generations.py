@@ -1,0 +1,44 @@
+"""The three generations of Media Intelligence's "get analysis status" endpoint and their order."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from urllib.parse import quote
+
+
+class Generation(StrEnum):
+    """A status endpoint generation; the value is the name used in the API and the configuration."""
+
+    VIDEO_ASSETS = "video-assets"  # deprecated, to be turned off January 2027
+    ASSETS = "assets"  # deprecated, to be removed January 2027
+    INDEX = "index"  # current
+
+
+_PATHS = {
+    Generation.VIDEO_ASSETS: "video-assets/{asset}/analyze-status",
+    Generation.ASSETS: "assets/{asset}/analyze-status",
+    Generation.INDEX: "assets/{asset}/index/status",
+}
+
+_SUCCESSOR = {
+    Generation.VIDEO_ASSETS: Generation.ASSETS,
+    Generation.ASSETS: Generation.INDEX,
+    Generation.INDEX: None,
+}
+
+
+def status_path(generation: Generation, workspace: str, project_id: str, asset_id: str) -> str:
+    """The request path (no host, no query) of the status endpoint for one asset."""
+    asset_part = _PATHS[generation].format(asset=quote(asset_id, safe=""))
+    return (
+        f"/api/v1/workspaces/{quote(workspace, safe='')}/projects/{quote(project_id, safe='')}/"
+        f"{asset_part}"
+    )
+
+
+def successor(generation: Generation) -> Generation | None:
+    """The generation to fall forward to when ``generation`` answers 404/410, or None for the last.
+
+    Assumes an asset keeps its id across generations (the NCP docs do not say otherwise).
+    """
+    return _SUCCESSOR[generation]

@@ -1,0 +1,168 @@
+"""Shared fixtures: the Media Intelligence simulator on 127.0.0.1, and small clients to drive it.
+
+Fixtures: ``simulator`` (a started SimulatorServer, auto-create off, keys TEST_ACCESS_KEY /
+TEST_SECRET_KEY), ``sim_control`` (the ``/_sim`` control API), ``sim_upstream`` (signed requests to
+the simulated upstream), ``signed_client_factory`` (more of those, e.g. one per thread) and
+``sim_client`` (the project's MediaIntelligenceClient pointed at it) and ``wait_until`` (wait for a
+condition with a deadline instead of sleeping).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from app.simulator import SimConfig, SimulatorServer, SimulatorState
+from app.upstream.client import MediaIntelligenceClient
+from app.upstream.generations import Generation, status_path
+from app.upstream.signing import signed_headers
+
+TEST_ACCESS_KEY = "test-access-key"
+TEST_SECRET_KEY = "test-secret-key"
+HTTP_TIMEOUT = 10
+
+
+def _wait_until(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "") -> Any:
+    """Return the first truthy ``predicate()``; fail the test if none comes within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not true within {timeout} s: {message or predicate}")
+        time.sleep(0.01)  # the polling interval of the condition, not a wait for work
+
+
+#: Variables of the bridge's configuration; tests start from none of them (their own overrides win).
+_CONFIG_PREFIXES = ("BRIDGE_", "MI_", "NCP_", "SLACK_")
+_CONFIG_NAMES = {"DATABASE_URL", "SECRET_KEY", "LOG_LEVEL", "PORT"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own configuration out of every test (the test database URL stays)."""
+    for name in list(os.environ):
+        if name.startswith("MI_BRIDGE_TEST_"):
+            continue
+        if name.startswith(_CONFIG_PREFIXES) or name in _CONFIG_NAMES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """``wait_until(predicate, timeout=5.0, message="")``."""
+    return _wait_until
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorServer]:
+    """A started simulator that does not auto-create assets; stopped after the test."""
+    state = SimulatorState(SimConfig(auto_create=False))
+    server = SimulatorServer("127.0.0.1", 0, state, TEST_ACCESS_KEY, TEST_SECRET_KEY)
+    server.start()
+    yield server
+    server.stop()
+
+
+class SimControl:
+    """The simulator's control API; paths are relative to ``/_sim``, methods return the Response."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url + "/_sim"
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.base_url + path, timeout=HTTP_TIMEOUT, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def sim_control(simulator: SimulatorServer) -> Iterator[SimControl]:
+    """A control-API client of the ``simulator`` fixture."""
+    control = SimControl(simulator.url)
+    yield control
+    control.close()
+
+
+class SignedClient:
+    """Requests to the simulated upstream signed with a key pair (by the project's signer)."""
+
+    def __init__(self, base_url: str, access_key: str, secret_key: str) -> None:
+        self.base_url = base_url
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.http = requests.Session()
+
+    def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """Sign the request target exactly as sent; ``headers`` are applied after signing."""
+        prepared = self.http.prepare_request(
+            requests.Request(method, self.base_url + path, **kwargs)
+        )
+        prepared.headers.update(
+            signed_headers(method, prepared.path_url, self.access_key, self.secret_key)
+        )
+        prepared.headers.update(headers or {})
+        return self.http.send(prepared, timeout=HTTP_TIMEOUT)
+
+    def status(
+        self,
+        asset_id: str,
+        generation: Generation = Generation.INDEX,
+        workspace: str = "ws",
+        project_id: str = "1",
+    ) -> requests.Response:
+        """GET one asset's status from ``generation``'s endpoint."""
+        return self.request("GET", status_path(generation, workspace, project_id, asset_id))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def signed_client_factory(simulator: SimulatorServer) -> Iterator[Callable[[], SignedClient]]:
+    """Makes SignedClients of the ``simulator`` fixture (each with its own connection pool)."""
+    clients: list[SignedClient] = []
+
+    def make() -> SignedClient:
+        client = SignedClient(simulator.url, TEST_ACCESS_KEY, TEST_SECRET_KEY)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def sim_upstream(signed_client_factory: Callable[[], SignedClient]) -> SignedClient:
+    """Signed requests to the ``simulator`` fixture's upstream API (workspace "ws", project "1")."""
+    return signed_client_factory()
+
+
+@pytest.fixture
+def sim_client(simulator: SimulatorServer) -> Iterator[MediaIntelligenceClient]:
+    """The project's upstream client, pointed at the ``simulator`` fixture with the test keys."""
+    with MediaIntelligenceClient(simulator.url, TEST_ACCESS_KEY, TEST_SECRET_KEY) as client:
+        yield client
