@@ -166,3 +166,114 @@ def sim_client(simulator: SimulatorServer) -> Iterator[MediaIntelligenceClient]:
     """The project's upstream client, pointed at the ``simulator`` fixture with the test keys."""
     with MediaIntelligenceClient(simulator.url, TEST_ACCESS_KEY, TEST_SECRET_KEY) as client:
         yield client
+
+
+# --- the web application -------------------------------------------------------------------------
+
+API_TOKEN = "test-api-token"
+
+
+class StaticResolver:
+    """A resolver for the address guard that never touches DNS: names map to fixed addresses.
+
+    Names not in the table raise ``socket.gaierror`` (unresolvable), like a name with no records.
+    """
+
+    def __init__(self, table: dict[str, list[str]] | None = None) -> None:
+        self.table = dict(table or {})
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        import ipaddress
+        import socket
+
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
+        if host not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(self.table[host])
+
+
+def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[str, Any]):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    config = {
+        "BRIDGE_ENV": "development",
+        "BRIDGE_API_TOKENS": API_TOKEN,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": database_url,
+        **overrides,
+    }
+    app = create_app(config, resolver=resolver)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture
+def resolver() -> StaticResolver:
+    """The address guard's resolver for the ``app`` fixture; add names with ``resolver.table``."""
+    return StaticResolver({"hooks.example.test": ["93.184.216.34"]})
+
+
+@pytest.fixture
+def app_factory(tmp_path, resolver):
+    """``app_factory(**overrides)``: a migrated app on its own SQLite file (same file per test)."""
+
+    def make(**overrides: Any):
+        url = overrides.pop("DATABASE_URL", f"sqlite:///{tmp_path}/bridge.db")
+        return _migrated_app(url, resolver, overrides)
+
+    return make
+
+
+@pytest.fixture
+def app(app_factory):
+    """A migrated development app on SQLite, token ``API_TOKEN``, hosts resolved by ``resolver``."""
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def auth_headers() -> dict[str, str]:
+    """Headers carrying the test API token."""
+    return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[str, str]]:
+    """A migrated PostgreSQL template database for this test session: (admin URL, name)."""
+    from tests import dbtools
+
+    admin_url = dbtools.postgres_admin_url()
+    name = dbtools.create_database(admin_url)
+    try:
+        template_app = _migrated_app(dbtools.with_database(admin_url, name), StaticResolver(), {})
+        with template_app.app_context():
+            from app.db import db
+
+            db.engine.dispose()  # a template database must have no open connections
+        yield admin_url, name
+    finally:
+        dbtools.drop_database(admin_url, name)
+
+
+@pytest.fixture
+def postgres_url(postgres_template) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (copied from the template)."""
+    from tests import dbtools
+
+    admin_url, template = postgres_template
+    name = dbtools.create_database(admin_url, template=template)
+    try:
+        yield dbtools.with_database(admin_url, name)
+    finally:
+        dbtools.drop_database(admin_url, name)

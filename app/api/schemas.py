@@ -1,0 +1,200 @@
+"""Request schemas of the API (pydantic v2). They validate input and generate the OpenAPI document.
+
+Outbound URLs are checked against the address guard inside validation, with the resolver and the
+``BRIDGE_ALLOW_PRIVATE_URLS`` switch passed as validation context (``ValidationSettings``), so every
+problem of a body comes back in one ``errors`` list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
+
+SUBSCRIBABLE_EVENTS = (
+    "analysis.completed",
+    "analysis.failed",
+    "analysis.cancelled",
+    "analysis.status_changed",
+    "watch.expired",
+    "watch.error",
+)
+DEFAULT_EVENTS = (
+    "analysis.completed",
+    "analysis.failed",
+    "analysis.cancelled",
+    "watch.expired",
+    "watch.error",
+)
+MIN_TIMEOUT_SECONDS = 60
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
+MAX_TARGETS = 10
+MAX_LABELS = 20
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+
+EventName = Literal[
+    "analysis.completed",
+    "analysis.failed",
+    "analysis.cancelled",
+    "analysis.status_changed",
+    "watch.expired",
+    "watch.error",
+]
+ApiGeneration = Literal["video-assets", "assets", "index"]
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """What URL validation needs from the running bridge (passed as pydantic context)."""
+
+    resolver: Resolver = system_resolver
+    allow_private: bool = False
+
+
+def _id_to_text(value: Any) -> Any:
+    # Ids may be JSON numbers; they are stored as text. Booleans and floats are not ids.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+UpstreamId = Annotated[
+    str,
+    BeforeValidator(_id_to_text),
+    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$"),
+    Field(description="1 to 128 characters of [A-Za-z0-9._-]; a JSON number is accepted too"),
+]
+NoControlText = r"^[^\x00-\x1f\x7f]*$"
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NoControlText)]
+LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=NoControlText)]
+OutboundUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    Field(description="http(s) URL of a globally routable host"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _checked_url(url: str, info: ValidationInfo) -> str:
+    settings = (
+        info.context if isinstance(info.context, ValidationSettings) else ValidationSettings()
+    )
+    try:
+        check_url(url, resolver=settings.resolver, allow_private=settings.allow_private)
+    except BlockedAddress as exc:
+        raise ValueError(str(exc)) from None
+    return url
+
+
+class WebhookTargetIn(_Strict):
+    """A signed HTTP webhook (Standard Webhooks). Without ``secret`` one is generated and shown once."""
+
+    type: Literal["webhook"]
+    url: OutboundUrl
+    secret: str | None = Field(
+        default=None, description="whsec_ followed by the base64 of 24 to 64 random bytes"
+    )
+
+    _url = field_validator("url")(_checked_url)
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(SECRET_PREFIX):
+            raise ValueError("must start with whsec_")
+        try:
+            raw = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be whsec_ followed by standard base64") from None
+        if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
+            raise ValueError(f"must encode {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
+        return value
+
+
+class SlackTargetIn(_Strict):
+    """A Slack channel, posted to with the bridge's bot token (``SLACK_BOT_TOKEN``)."""
+
+    type: Literal["slack"]
+    channel: Annotated[
+        str,
+        StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$"),
+        Field(description="channel id (C0123456789) or name"),
+    ]
+
+
+class SlackWebhookTargetIn(_Strict):
+    """A Slack incoming webhook (or a Slack-compatible one): one message per event."""
+
+    type: Literal["slack_webhook"]
+    url: OutboundUrl
+
+    _url = field_validator("url")(_checked_url)
+
+
+TargetIn = Annotated[
+    WebhookTargetIn | SlackTargetIn | SlackWebhookTargetIn, Field(discriminator="type")
+]
+
+
+class WatchCreate(_Strict):
+    """Body of ``POST /api/v1/watches``."""
+
+    workspace: UpstreamId
+    project_id: UpstreamId
+    asset_id: UpstreamId
+    api: ApiGeneration | None = Field(
+        default=None, description="status endpoint generation; MI_DEFAULT_API when absent"
+    )
+    targets: list[TargetIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TARGETS,
+        description="1 to 10 targets; BRIDGE_DEFAULT_TARGETS when absent",
+    )
+    events: list[EventName] = Field(default=list(DEFAULT_EVENTS), min_length=1)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    timeout_seconds: float | None = Field(
+        default=None,
+        ge=MIN_TIMEOUT_SECONDS,
+        le=MAX_TIMEOUT_SECONDS,
+        allow_inf_nan=False,
+        description="deadline after registration; BRIDGE_WATCH_TIMEOUT when absent",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _unique_events(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class DefaultTargets(_Strict):
+    """``BRIDGE_DEFAULT_TARGETS``: like a registration's targets, but webhooks need a secret."""
+
+    targets: list[TargetIn] = Field(min_length=1, max_length=MAX_TARGETS)
+
+    @field_validator("targets")
+    @classmethod
+    def _webhooks_carry_secrets(cls, value: list[Any]) -> list[Any]:
+        for target in value:
+            if isinstance(target, WebhookTargetIn) and target.secret is None:
+                raise ValueError("default webhook targets must carry their own secret")
+        return value

@@ -1,0 +1,169 @@
+"""``/api/v1/watches``: register, list, read and stop watches."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Response, g, request, url_for
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import current_clock, current_default_targets, current_settings, current_validation
+from app.api import idempotency
+from app.api.blueprint import api, fail, json_body
+from app.api.problems import validation_errors
+from app.api.schemas import WatchCreate
+from app.api.serializers import deliveries_by_watch, load_watches, watch_json
+from app.db import db
+from app.models import Watch
+from app.watches import states
+from app.watches.registration import register_watch, stop_watch
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+WATCH_ID = re.compile(r"^wch_[0-9A-Z]{26}$")
+
+
+@api.post("/watches")
+def create_watch() -> Response:
+    """Register an asset to watch (201), or replay the answer to a repeated ``Idempotency-Key``."""
+    payload, _raw = json_body()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not idempotency.valid_key(key):
+        fail(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    request_model = _validated(payload)
+    if key is None:
+        return _register(request_model)
+    return _register_once(request_model, key, idempotency.request_hash(payload))
+
+
+def _validated(payload: object) -> WatchCreate:
+    if not isinstance(payload, dict):
+        fail(
+            422,
+            "the body must be a JSON object",
+            [{"pointer": "#", "detail": "expected an object"}],
+        )
+    try:
+        model = WatchCreate.model_validate(payload, context=current_validation())
+    except ValidationError as exc:
+        fail(422, "the watch is invalid", validation_errors(exc, payload))
+    if model.targets is None and not current_default_targets():
+        fail(422, "the watch is invalid", [{"pointer": "#/targets", "detail": "required"}])
+    return model
+
+
+def _register(model: WatchCreate) -> Response:
+    session = db.session
+    registration = register_watch(
+        session, model, current_settings(), current_default_targets(), current_clock()
+    )
+    body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
+    session.commit()
+    return _created(body)
+
+
+def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
+    session = db.session
+    fingerprint = g.token_fingerprint
+    now = current_clock()
+    try:
+        stored = idempotency.find_answer(session, fingerprint, key, digest, now)
+        if stored is None:
+            row = idempotency.reserve(session, fingerprint, key, digest, now)
+            registration = register_watch(
+                session, model, current_settings(), current_default_targets(), now
+            )
+            body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
+            row.status_code, row.body = 201, json.dumps(body)
+            row.location = _location(body["id"])
+            session.commit()
+            return _created(body)
+    except idempotency.KeyReused:
+        session.rollback()
+        fail(409, "this Idempotency-Key was used with a different request body")
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        session.rollback()
+        stored = idempotency.find_answer(session, fingerprint, key, digest, now)
+        if stored is None:
+            raise
+    response = Response(stored.body, status=stored.status_code, mimetype="application/json")
+    if stored.location:
+        response.headers["Location"] = stored.location
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _location(watch_id: str) -> str:
+    return url_for("api.get_watch", watch_id=watch_id)
+
+
+def _created(body: dict) -> Response:
+    response = Response(json.dumps(body), status=201, mimetype="application/json")
+    response.headers["Location"] = _location(body["id"])
+    return response
+
+
+@api.get("/watches")
+def list_watches() -> Response:
+    """Watches, newest first, filtered by state, workspace and project; cursor-paginated."""
+    args = request.args
+    statement = select(Watch).order_by(Watch.id.desc())
+    state = args.get("state")
+    if state is not None:
+        if state not in states.ALL:
+            fail(400, f"state must be one of {', '.join(states.ALL)}")
+        statement = statement.where(Watch.state == state)
+    for name in ("workspace", "project_id"):
+        if args.get(name):
+            statement = statement.where(getattr(Watch, name) == args[name])
+    cursor = args.get("cursor")
+    if cursor:
+        if not WATCH_ID.match(cursor):
+            fail(400, "cursor is not one this API returned")
+        statement = statement.where(Watch.id < cursor)
+    limit = _limit(args.get("limit"))
+    watches = load_watches(db.session, statement.limit(limit + 1))
+    page, more = watches[:limit], len(watches) > limit
+    deliveries = deliveries_by_watch(db.session, [w.id for w in page])
+    items = [watch_json(w, deliveries.get(w.id, ())) for w in page]
+    return _json({"items": items, "next_cursor": page[-1].id if more else None})
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        fail(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _find(watch_id: str) -> Watch:
+    watches = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    if not watches:
+        fail(404, f"no watch {watch_id}")
+    return watches[0]
+
+
+@api.get("/watches/<watch_id>")
+def get_watch(watch_id: str) -> Response:
+    """One watch with its status history and deliveries."""
+    watch = _find(watch_id)
+    deliveries = deliveries_by_watch(db.session, [watch.id])
+    return _json(watch_json(watch, deliveries.get(watch.id, ())))
+
+
+@api.delete("/watches/<watch_id>")
+def delete_watch(watch_id: str) -> Response:
+    """Stop watching (``stopped``); an ended watch answers 200 unchanged."""
+    watch = _find(watch_id)
+    stop_watch(db.session, watch, current_clock())
+    db.session.commit()
+    deliveries = deliveries_by_watch(db.session, [watch.id])
+    return _json(watch_json(watch, deliveries.get(watch.id, ())))
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")

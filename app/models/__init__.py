@@ -1,0 +1,22 @@
+"""The bridge's tables (SQLAlchemy 2 declarative). The database is the only coordinator."""
+
+from app.models.base import Base, new_id, utcnow
+from app.models.operations import BridgeState, IdempotencyKey, WorkerHeartbeat
+from app.models.outbox import Delivery, DeliveryAttempt, Event
+from app.models.watches import Asset, StatusChange, Target, Watch
+
+__all__ = [
+    "Asset",
+    "Base",
+    "BridgeState",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "IdempotencyKey",
+    "StatusChange",
+    "Target",
+    "Watch",
+    "WorkerHeartbeat",
+    "new_id",
+    "utcnow",
+]

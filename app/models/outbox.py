@@ -1,0 +1,77 @@
+"""The transactional outbox: events, one delivery per (event, target), and each delivery attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, PublicId, new_id, utcnow
+
+
+class Event(Base):
+    """Something a watch's targets are told about. ``body`` is the exact JSON sent on every attempt.
+
+    ``seq`` orders the feed; ``dedupe_key`` makes "one event per (watch, observed change)" a
+    database constraint rather than a hope.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("watch_id", "dedupe_key"),)
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(PublicId, unique=True, default=lambda: new_id("evt"))
+    watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """One event to one target, sent until it succeeds, runs out of attempts or its target is disabled.
+
+    ``seq`` gives the per-target order: a later delivery waits until earlier ones were attempted once.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "target_id"),
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_deliveries_target_seq", "target_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(PublicId, unique=True, default=lambda: new_id("dlv"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    target_id: Mapped[str] = mapped_column(ForeignKey("targets.id"))
+    watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    event: Mapped[Event] = relationship()
+    attempts: Mapped[list[DeliveryAttempt]] = relationship(
+        order_by="DeliveryAttempt.pk", cascade="all, delete-orphan"
+    )
+
+
+class DeliveryAttempt(Base):
+    """One try at sending a delivery, as the receiver answered it."""
+
+    __tablename__ = "delivery_attempts"
+
+    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    delivery_seq: Mapped[int] = mapped_column(ForeignKey("deliveries.seq"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None]
+    response_excerpt: Mapped[str | None] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(Text)

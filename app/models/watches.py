@@ -1,0 +1,122 @@
+"""Watches, the upstream assets they share, their targets and their status history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, PublicId, new_id, utcnow
+
+ID_LENGTH = 128
+
+
+class Asset(Base):
+    """One upstream asset in one endpoint generation: the unit that is polled (once, for all watches).
+
+    ``next_poll_at`` is null while no active watch needs the asset. A worker owns a poll while
+    ``lease_expires_at`` is in the future; the lease, not any process, is the lock.
+    """
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("workspace", "project_id", "asset_id", "api"),
+        Index("ix_assets_due", "next_poll_at"),
+    )
+
+    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    workspace: Mapped[str] = mapped_column(String(ID_LENGTH))
+    project_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    asset_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    api: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    index_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_poll_at: Mapped[datetime | None]
+    interval: Mapped[float] = mapped_column(default=0.0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    poll_count: Mapped[int] = mapped_column(default=0)
+    consecutive_errors: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Watch(Base):
+    """A user's request to be told when one asset's analysis ends."""
+
+    __tablename__ = "watches"
+    __table_args__ = (
+        Index("ix_watches_state_id", "state", "id"),
+        Index("ix_watches_coordinates", "workspace", "project_id", "asset_id"),
+    )
+
+    id: Mapped[str] = mapped_column(PublicId, primary_key=True, default=lambda: new_id("wch"))
+    state: Mapped[str] = mapped_column(String(16), default="watching")
+    workspace: Mapped[str] = mapped_column(String(ID_LENGTH))
+    project_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    asset_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    api: Mapped[str] = mapped_column(String(16))
+    asset_pk: Mapped[int | None] = mapped_column(ForeignKey("assets.pk"), index=True)
+    status: Mapped[str | None] = mapped_column(String(64))
+    index_id: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    events: Mapped[list[str]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deadline_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    poll_count: Mapped[int] = mapped_column(default=0)
+
+    asset: Mapped[Asset | None] = relationship()
+    targets: Mapped[list[Target]] = relationship(
+        back_populates="watch", order_by="Target.position", cascade="all, delete-orphan"
+    )
+    history: Mapped[list[StatusChange]] = relationship(
+        order_by="StatusChange.pk", cascade="all, delete-orphan"
+    )
+
+
+class Target(Base):
+    """Where one watch's notifications go: a webhook, a Slack channel or a Slack incoming webhook."""
+
+    __tablename__ = "targets"
+
+    id: Mapped[str] = mapped_column(PublicId, primary_key=True, default=lambda: new_id("tgt"))
+    watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    type: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(255))
+    # Standard Webhooks secret (whsec_...): needed in clear to sign, never returned after creation.
+    secret: Mapped[str | None] = mapped_column(String(128))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    disabled_at: Mapped[datetime | None]
+    # The Slack message that follows this watch in this channel, kept so edits survive restarts.
+    slack_channel_id: Mapped[str | None] = mapped_column(String(64))
+    slack_ts: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    watch: Mapped[Watch] = relationship(back_populates="targets")
+
+
+class StatusChange(Base):
+    """One observed status (or generation) change of one watch, counted from its registration."""
+
+    __tablename__ = "status_history"
+
+    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
+    status: Mapped[str | None] = mapped_column(String(64))
+    api: Mapped[str] = mapped_column(String(16))
+    index_id: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,95 @@
+"""Registering and stopping watches: the domain logic behind ``POST``/``DELETE /api/v1/watches``."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.api.schemas import MAX_SECRET_BYTES, SECRET_PREFIX, WatchCreate, WebhookTargetIn
+from app.config import Settings
+from app.models import Target, Watch
+from app.watches import states
+from app.watches.assets import get_or_create_asset, schedule_promptly, unschedule_if_unwatched
+
+GENERATED_SECRET_BYTES = 32
+assert GENERATED_SECRET_BYTES <= MAX_SECRET_BYTES
+
+
+@dataclass
+class Registration:
+    """A new watch and the secrets generated for it (shown once, in the 201 response)."""
+
+    watch: Watch
+    generated_secrets: dict[str, str] = field(default_factory=dict)
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_SECRET_BYTES)).decode()
+
+
+def register_watch(
+    session: Session, request: WatchCreate, settings: Settings, default_targets: list, now: datetime
+) -> Registration:
+    """Add a watch, its targets and (if new) its asset row; the asset becomes due now.
+
+    ``default_targets`` (validated ``BRIDGE_DEFAULT_TARGETS``) are used when the request names none.
+    The caller commits.
+    """
+    api = request.api or settings.mi_default_api
+    timeout = request.timeout_seconds or settings.bridge_watch_timeout
+    asset = get_or_create_asset(
+        session, request.workspace, request.project_id, request.asset_id, api, now
+    )
+    watch = Watch(
+        state=states.WATCHING,
+        workspace=request.workspace,
+        project_id=request.project_id,
+        asset_id=request.asset_id,
+        api=api,
+        asset_pk=asset.pk,
+        labels=dict(request.labels),
+        events=list(request.events),
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + timedelta(seconds=timeout),
+        poll_count=0,
+    )
+    registration = Registration(watch)
+    for position, spec in enumerate(request.targets or default_targets):
+        target = Target(position=position, type=spec.type, created_at=now)
+        if spec.type == "slack":
+            target.channel = spec.channel
+        else:
+            target.url = spec.url
+        if isinstance(spec, WebhookTargetIn):
+            target.secret = spec.secret or generate_secret()
+        watch.targets.append(target)
+    session.add(watch)
+    session.flush()  # assigns target ids
+    for target, spec in zip(watch.targets, request.targets or default_targets, strict=True):
+        if isinstance(spec, WebhookTargetIn) and spec.secret is None:
+            registration.generated_secrets[target.id] = target.secret or ""
+    schedule_promptly(asset, now)
+    return registration
+
+
+def stop_watch(session: Session, watch: Watch, now: datetime) -> bool:
+    """End a watching watch as ``stopped`` (no events after this); False if it had already ended.
+
+    Events created before the stop are still delivered. The caller commits.
+    """
+    if watch.state != states.WATCHING:
+        return False
+    watch.state = states.STOPPED
+    watch.reason = states.REASON_STOPPED
+    watch.finished_at = now
+    watch.updated_at = now
+    session.flush()
+    if watch.asset is not None:
+        unschedule_if_unwatched(session, watch.asset)
+    return True
