@@ -16,6 +16,7 @@ from app.config import ConfigError
 from app.demo import demo_command
 from app.simulator.cli import simulator_command
 from app.upstream.cli import upstream_status_command
+from app.worker.cli import poll_once_command, worker_command
 
 cli = FlaskGroup(
     create_app=create_app,
@@ -25,6 +26,8 @@ cli = FlaskGroup(
 cli.add_command(simulator_command, "simulator")
 cli.add_command(upstream_status_command, "upstream-status")
 cli.add_command(demo_command, "demo")
+cli.add_command(worker_command)
+cli.add_command(poll_once_command)
 
 
 def main() -> None:

@@ -198,7 +198,9 @@ class StaticResolver:
 def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[str, Any]):
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app import _utcnow, create_app
+
+    clock = overrides.pop("_clock", _utcnow)
 
     config = {
         "BRIDGE_ENV": "development",
@@ -207,7 +209,7 @@ def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[s
         "DATABASE_URL": database_url,
         **overrides,
     }
-    app = create_app(config, resolver=resolver)
+    app = create_app(config, resolver=resolver, clock=clock)
     with app.app_context():
         upgrade()
     return app
@@ -277,3 +279,115 @@ def postgres_url(postgres_template) -> Iterator[str]:
         yield dbtools.with_database(admin_url, name)
     finally:
         dbtools.drop_database(admin_url, name)
+
+
+# --- the bridge against the simulator, driven tick by tick ----------------------------------------
+
+
+class FakeClock:
+    """The scheduling clock of the app under test: stands still until ``advance`` moves it.
+
+    Wire timestamps (signatures) never use it: they always come from the real clock.
+    """
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime.now(UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+class Bridge:
+    """An app wired to the ``simulator`` fixture, a fake clock and a worker runtime (one per test)."""
+
+    def __init__(self, app, clock: FakeClock, simulator, control: SimControl) -> None:
+        import random
+
+        from app.worker.runtime import WorkerRuntime
+
+        self.app, self.clock, self.simulator, self.control = app, clock, simulator, control
+        self.client = app.test_client()
+        self.runtime = WorkerRuntime.from_app(app, rng=random.Random(7))
+
+    def register(self, asset_id: str, **fields: Any) -> dict[str, Any]:
+        """POST a watch of (ws, 1, asset_id) with a webhook target unless told otherwise."""
+        body = {
+            "workspace": "ws",
+            "project_id": "1",
+            "asset_id": asset_id,
+            "targets": [{"type": "webhook", "url": "https://hooks.example.test/in"}],
+            **fields,
+        }
+        response = self.client.post(
+            "/api/v1/watches", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def watch(self, watch_id: str) -> dict[str, Any]:
+        response = self.client.get(
+            f"/api/v1/watches/{watch_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        assert response.status_code == 200
+        return response.json
+
+    def set_status(self, asset_id: str, status: str, **extra: Any) -> None:
+        response = self.control.put(f"/assets/ws/1/{asset_id}", json={"status": status, **extra})
+        assert response.status_code in (200, 201), response.text
+
+    def fault(self, **spec: Any) -> None:
+        response = self.control.post("/faults", json=spec)
+        assert response.status_code == 201, response.text
+
+    def tick(self, advance: float = 0.0):
+        """Move the clock by ``advance`` seconds, then run one poll tick; returns its report."""
+        from app.worker.polling import poll_once
+
+        self.clock.advance(advance)
+        return poll_once(self.runtime)
+
+    def upstream_requests(self) -> int:
+        return self.control.get("/stats").json()["requests"]
+
+    def events(self, watch_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"limit": 500, **({"watch_id": watch_id} if watch_id else {})}
+        response = self.client.get(
+            "/api/v1/events", query_string=params, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        return response.json["items"]
+
+    def db(self):
+        """An app context whose ``db.session`` reads the bridge's database."""
+        return self.app.app_context()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def bridge(app_factory, clock, simulator, sim_control) -> Iterator[Bridge]:
+    """The bridge on SQLite, polling the simulator (1 s base interval, 8 s cap), tick by tick."""
+    from app import create_app  # noqa: F401  (app_factory builds it)
+
+    app = app_factory(
+        MI_API_URL=simulator.url,
+        NCP_ACCESS_KEY=TEST_ACCESS_KEY,
+        NCP_SECRET_KEY=TEST_SECRET_KEY,
+        BRIDGE_POLL_INTERVAL="1",
+        BRIDGE_POLL_MAX_INTERVAL="8",
+        BRIDGE_LEASE_SECONDS="5",
+        MI_DEFAULT_API="index",
+        _clock=clock,
+    )
+    bridge = Bridge(app, clock, simulator, sim_control)
+    yield bridge
+    bridge.runtime.close()

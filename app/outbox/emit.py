@@ -1,0 +1,50 @@
+"""Writing events and their deliveries inside the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.models import Delivery, Event, Watch, new_id
+from app.outbox.envelopes import Analysis, event_body
+
+
+def emit_event(
+    session: Session,
+    watch: Watch,
+    event_type: str,
+    dedupe_key: str,
+    analysis: Analysis,
+    now: datetime,
+    detected_at: datetime | None = None,
+) -> Event:
+    """Add one event of ``watch`` and a due delivery to each of its targets (the caller commits).
+
+    ``dedupe_key`` is unique per watch: writing the same change twice fails the transaction instead
+    of notifying twice.
+    """
+    event_id = new_id("evt")
+    event = Event(
+        id=event_id,
+        watch_id=watch.id,
+        type=event_type,
+        dedupe_key=dedupe_key,
+        body=event_body(event_id, event_type, watch, analysis, now, detected_at),
+        created_at=now,
+    )
+    session.add(event)
+    for target in watch.targets:
+        session.add(
+            Delivery(
+                event_id=event_id,
+                target_id=target.id,
+                watch_id=watch.id,
+                state="pending",
+                attempt_count=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return event

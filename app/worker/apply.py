@@ -1,0 +1,213 @@
+"""Applying one asset's poll to the database: history, events, watch ends, and the next poll time.
+
+Runs inside the tick's apply transaction; only the holder of the claim's lease token applies, so a
+result that arrives after its lease was retaken by another worker changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.models import Asset, StatusChange, Watch
+from app.outbox.emit import emit_event
+from app.outbox.envelopes import Analysis
+from app.upstream.outcomes import PollOutcome, PollResult
+from app.watches import states
+from app.watches.assets import get_or_create_asset
+from app.watches.backoff import PollPacing, error_interval, jittered, next_interval
+from app.watches.observations import observe
+from app.worker import bridge_state
+from app.worker.claims import ClaimedAsset
+
+MAX_RATE_LIMIT_PAUSE = timedelta(hours=1)
+DEFAULT_RATE_LIMIT_PAUSE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class PollChain:
+    """Every request made for one claimed asset in one tick: the last one is the answer.
+
+    More than one request means the generations before the last answered 404/410.
+    """
+
+    requests: tuple[tuple[str, PollResult], ...]
+
+    @property
+    def generation(self) -> str:
+        return self.requests[-1][0]
+
+    @property
+    def result(self) -> PollResult:
+        return self.requests[-1][1]
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What applying needs besides the rows: the claim, the clock, pacing and randomness."""
+
+    token: str
+    claimed_at: datetime
+    now: datetime
+    pacing: PollPacing
+    rng: random.Random
+
+
+def apply_poll(session: Session, claim: ClaimedAsset, chain: PollChain, ctx: ApplyContext) -> bool:
+    """Apply ``chain`` to the asset of ``claim``; False (nothing changed) if the lease was lost."""
+    asset = session.get(Asset, claim.pk, with_for_update=True, populate_existing=True)
+    if asset is None or asset.lease_owner != ctx.token:
+        return False
+    asset.lease_owner = asset.lease_expires_at = None
+    asset.poll_count += len(chain.requests)
+    asset.last_polled_at = ctx.now
+    watches = _active_watches(session, asset.pk)
+    polled = [w for w in watches if w.created_at <= ctx.claimed_at]
+    for watch in polled:
+        watch.poll_count += len(chain.requests)
+        watch.last_polled_at = ctx.now
+    answered = asset
+    if chain.generation != asset.api:
+        answered = _move_to_generation(session, asset, polled, chain.generation, ctx.now)
+    result = chain.result
+    if result.outcome is PollOutcome.STATUS:
+        _apply_status(session, answered, polled, result, moved=answered is not asset, ctx=ctx)
+    elif result.outcome in (PollOutcome.NOT_FOUND, PollOutcome.PERMANENT):
+        _end_in_error(session, polled, result, ctx.now)
+        answered.last_error = result.detail
+    else:
+        _apply_trouble(session, answered, result, ctx)
+    for row in {asset, answered}:
+        _schedule(session, row, ctx)
+    return True
+
+
+def _active_watches(session: Session, asset_pk: int) -> list[Watch]:
+    return list(
+        session.scalars(
+            select(Watch)
+            .where(Watch.asset_pk == asset_pk, Watch.state == states.WATCHING)
+            .options(selectinload(Watch.targets))
+            .order_by(Watch.id)
+        )
+    )
+
+
+def _move_to_generation(
+    session: Session, asset: Asset, watches: list[Watch], generation: str, now: datetime
+) -> Asset:
+    """Move ``watches`` to their asset's row in ``generation`` (its predecessors answered 404/410)."""
+    successor = get_or_create_asset(
+        session, asset.workspace, asset.project_id, asset.asset_id, generation, now
+    )
+    for watch in watches:
+        watch.api = generation
+        watch.asset_pk = successor.pk
+        watch.reason = states.REASON_GENERATION_GONE
+        watch.updated_at = now
+    session.flush()
+    return successor
+
+
+def _apply_status(
+    session: Session,
+    asset: Asset,
+    watches: list[Watch],
+    result: PollResult,
+    *,
+    moved: bool,
+    ctx: ApplyContext,
+) -> None:
+    now = ctx.now
+    status = result.status or ""
+    changed = asset.status != status or asset.interval <= 0
+    asset.status, asset.message, asset.index_id = status, result.message, result.index_id
+    asset.consecutive_errors = 0
+    asset.last_error = None
+    bridge_state.record_upstream_auth(session, bridge_state.OK, None, now)
+    for watch in watches:
+        first = watch.status is None  # every observation sets it: None means never observed
+        decision = observe(watch.status, first, status, frozenset(watch.events))
+        changed = changed or decision.record
+        if decision.record or moved:
+            session.add(
+                StatusChange(
+                    watch_id=watch.id,
+                    status=status,
+                    api=watch.api,
+                    index_id=result.index_id,
+                    message=result.message,
+                    observed_at=now,
+                )
+            )
+        previous = watch.status
+        watch.status, watch.message = status, result.message
+        if result.index_id is not None:
+            watch.index_id = result.index_id
+        if decision.record:
+            watch.updated_at = now
+        if decision.end_state:
+            _finish(watch, decision.end_state, None, now)
+        analysis = Analysis(status, previous, watch.index_id, result.message)
+        for event_type in decision.events:
+            emit_event(
+                session, watch, event_type, f"p{watch.poll_count}:{event_type}", analysis, now
+            )
+    asset.interval = next_interval(asset.interval, ctx.pacing, changed=changed)
+
+
+def _end_in_error(
+    session: Session, watches: list[Watch], result: PollResult, now: datetime
+) -> None:
+    """Permanent trouble of these watches: 404 from the last generation, or another 4xx."""
+    not_found = result.outcome is PollOutcome.NOT_FOUND
+    reason = states.REASON_ASSET_NOT_FOUND if not_found else states.REASON_UPSTREAM_REJECTED
+    message = result.message or result.detail
+    for watch in watches:
+        _finish(watch, states.ERROR, reason, now)
+        watch.message = message
+        if "watch.error" in watch.events:
+            analysis = Analysis(watch.status, watch.status, watch.index_id, message)
+            emit_event(session, watch, "watch.error", "error", analysis, now)
+
+
+def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: ApplyContext) -> None:
+    """Transient errors, 429 and 401: watches keep watching; the bridge slows down."""
+    asset.last_error = result.detail
+    if result.outcome is PollOutcome.RATE_LIMITED:
+        pause = DEFAULT_RATE_LIMIT_PAUSE
+        if result.retry_after is not None:
+            pause = min(MAX_RATE_LIMIT_PAUSE, timedelta(seconds=result.retry_after))
+        bridge_state.pause_polling_until(session, ctx.now + pause)
+        asset.interval = max(asset.interval, ctx.pacing.base, pause.total_seconds())
+    elif result.outcome is PollOutcome.AUTH:
+        detail = result.message or result.detail
+        bridge_state.record_upstream_auth(session, bridge_state.FAILING, detail, ctx.now)
+        asset.interval = ctx.pacing.cap  # retry slowly: a credentials problem needs a human
+    else:
+        asset.consecutive_errors += 1
+        asset.interval = error_interval(asset.interval, ctx.pacing)
+
+
+def _finish(watch: Watch, state: str, reason: str | None, now: datetime) -> None:
+    watch.state = state
+    if reason is not None:
+        watch.reason = reason
+    watch.finished_at = now
+    watch.updated_at = now
+
+
+def _schedule(session: Session, asset: Asset, ctx: ApplyContext) -> None:
+    """Next poll: now for a watch that joined during the poll, else after the interval, or never."""
+    session.flush()
+    waiting = _active_watches(session, asset.pk)
+    if not waiting:
+        asset.next_poll_at = None
+    elif any(w.created_at > ctx.claimed_at for w in waiting):
+        asset.next_poll_at = ctx.now
+    else:
+        asset.next_poll_at = ctx.now + timedelta(seconds=jittered(asset.interval, ctx.rng))

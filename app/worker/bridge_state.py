@@ -1,0 +1,52 @@
+"""Bridge-wide health in the ``bridge_state`` row: upstream and Slack credentials, rate-limit pause."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import BridgeState
+
+ROW_ID = 1
+OK, FAILING, UNKNOWN = "ok", "failing", "unknown"
+
+
+def bridge_state(session: Session) -> BridgeState:
+    """The single state row, created on first use."""
+    row = session.get(BridgeState, ROW_ID)
+    if row is not None:
+        return row
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(BridgeState)
+        .values(id=ROW_ID, upstream_auth=UNKNOWN, slack_auth=UNKNOWN)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return session.get(BridgeState, ROW_ID, populate_existing=True)  # type: ignore[return-value]
+
+
+def record_upstream_auth(session: Session, value: str, detail: str | None, now: datetime) -> None:
+    """Set the upstream credential health; writes only when it changes."""
+    row = bridge_state(session)
+    if row.upstream_auth != value:
+        row.upstream_auth = value
+        row.upstream_auth_detail = detail
+        row.upstream_auth_changed_at = now
+
+
+def pause_polling_until(session: Session, until: datetime) -> None:
+    """Pause every worker's polling until ``until`` (extends, never shortens, a pause)."""
+    row = bridge_state(session)
+    if row.rate_limited_until is None or row.rate_limited_until < until:
+        row.rate_limited_until = until
+
+
+def polling_paused_until(session: Session, now: datetime) -> datetime | None:
+    """The end of the current rate-limit pause, or None when polling may go on."""
+    row = session.get(BridgeState, ROW_ID)
+    if row is None or row.rate_limited_until is None or row.rate_limited_until <= now:
+        return None
+    return row.rate_limited_until

@@ -1,0 +1,70 @@
+"""Leases on due assets: the database decides which worker polls what.
+
+PostgreSQL claims with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint rows without
+waiting; SQLite serialises writers (``BEGIN IMMEDIATE``) and the conditional ``UPDATE`` re-checks the
+lease. Each claim carries a token unique to that claim: only its holder may apply the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Asset
+
+
+@dataclass(frozen=True)
+class ClaimedAsset:
+    """A snapshot of a claimed asset row, safe to use outside the session while polling."""
+
+    pk: int
+    workspace: str
+    project_id: str
+    asset_id: str
+    api: str
+    interval: float
+    status: str | None
+
+
+def claim_due_assets(
+    session: Session, token: str, now: datetime, lease_seconds: float, limit: int
+) -> list[ClaimedAsset]:
+    """Lease up to ``limit`` due assets to ``token`` (earliest due first). The caller commits."""
+    lease_free = or_(Asset.lease_expires_at.is_(None), Asset.lease_expires_at < now)
+    due = (
+        select(Asset.pk)
+        .where(Asset.next_poll_at <= now, lease_free)
+        .order_by(Asset.next_poll_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Asset)
+        .where(Asset.pk.in_(due.scalar_subquery()), lease_free)
+        .values(lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(
+            Asset.pk,
+            Asset.workspace,
+            Asset.project_id,
+            Asset.asset_id,
+            Asset.api,
+            Asset.interval,
+            Asset.status,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [ClaimedAsset(*row) for row in session.execute(statement)]
+
+
+def release(session: Session, token: str, pks: list[int]) -> None:
+    """Give back leases still held by ``token`` (work not done; the rows stay due)."""
+    if pks:
+        session.execute(
+            update(Asset)
+            .where(Asset.pk.in_(pks), Asset.lease_owner == token)
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,37 @@
+"""``mi-bridge worker`` and ``mi-bridge poll-once``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.worker.heartbeat import beat
+from app.worker.polling import poll_once
+from app.worker.runtime import WorkerRuntime
+from app.worker.scheduler import run_worker
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Run the worker: poll due watches and deliver notifications until SIGTERM."""
+    logging.basicConfig(level=current_app.config["MI_BRIDGE_SETTINGS"].log_level)
+    run_worker(WorkerRuntime.from_app(current_app._get_current_object()))  # type: ignore[attr-defined]
+
+
+@click.command("poll-once")
+@with_appcontext
+def poll_once_command() -> None:
+    """Run one poll tick now and print what it did (JSON)."""
+    runtime = WorkerRuntime.from_app(current_app._get_current_object(), kind="cli")  # type: ignore[attr-defined]
+    try:
+        report = poll_once(runtime)
+        beat(runtime)
+    finally:
+        runtime.close()
+    click.echo(json.dumps(asdict(report)))

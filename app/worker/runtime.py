@@ -1,0 +1,92 @@
+"""Everything a worker process (or an embedded scheduler) shares between its ticks."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import Flask
+
+from app import _SERVICES, SETTINGS_KEY
+from app.config import Settings
+from app.upstream.client import MediaIntelligenceClient
+from app.watches.backoff import PollPacing
+from app.worker.counters import WorkerCounters
+from app.worker.ratelimit import RateLimiter
+
+#: Concurrent requests to Media Intelligence per worker process.
+POLL_CONCURRENCY = 16
+
+
+def new_worker_id(kind: str) -> str:
+    """``host:pid:random``: unique per process start, readable in the heartbeat table."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{kind}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerRuntime:
+    """One worker's app, clients, limits, counters and stop flag. Build with ``from_app``."""
+
+    app: Flask
+    settings: Settings
+    client: MediaIntelligenceClient
+    worker_id: str
+    kind: str
+    clock: Callable[[], datetime]
+    rng: random.Random
+    limiter: RateLimiter
+    counters: WorkerCounters = field(default_factory=WorkerCounters)
+    stop: threading.Event = field(default_factory=threading.Event)
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(POLL_CONCURRENCY, thread_name_prefix="poll")
+    )
+    tick_lock: threading.Lock = field(default_factory=threading.Lock)
+    claim_seq: int = 0
+
+    @classmethod
+    def from_app(
+        cls, app: Flask, kind: str = "worker", rng: random.Random | None = None
+    ) -> WorkerRuntime:
+        """A runtime for ``app``'s settings and clock (upstream credentials may be empty)."""
+        settings: Settings = app.config[SETTINGS_KEY]
+        secret = settings.ncp_secret_key.get_secret_value() if settings.ncp_secret_key else ""
+        client = MediaIntelligenceClient(
+            settings.mi_api_url,
+            settings.ncp_access_key or "",
+            secret,
+            pool_size=POLL_CONCURRENCY,
+        )
+        return cls(
+            app=app,
+            settings=settings,
+            client=client,
+            worker_id=new_worker_id(kind),
+            kind=kind,
+            clock=app.extensions[_SERVICES]["clock"],
+            rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+            limiter=RateLimiter(settings.mi_max_rps),
+        )
+
+    @property
+    def pacing(self) -> PollPacing:
+        return PollPacing(
+            self.settings.bridge_poll_interval, self.settings.bridge_poll_max_interval
+        )
+
+    def next_claim_token(self) -> str:
+        """A token naming one claim of this worker (lease owner column)."""
+        self.claim_seq += 1
+        return f"{self.worker_id[-20:]}#{self.claim_seq}"
+
+    def close(self) -> None:
+        """Stop threads and release connections."""
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()

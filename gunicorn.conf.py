@@ -1,0 +1,44 @@
+"""Gunicorn settings for the ``web`` process (Heroku conventions).
+
+Binds ``0.0.0.0:$PORT`` (default 5000) with ``WEB_CONCURRENCY`` workers. The bridge's configuration is
+validated when gunicorn reads this file, before any worker forks: a bad variable stops gunicorn with
+one line naming it. With ``BRIDGE_EMBEDDED_WORKER=true`` each gunicorn worker also runs the worker's
+scheduler, started after the fork (leases coordinate the copies).
+"""
+
+import os
+import sys
+
+from app.config import ConfigError, load_settings
+
+try:
+    _settings = load_settings()
+except ConfigError as exc:
+    print(f"mi-bridge: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
+keepalive = 5
+accesslog = None  # the app logs requests itself, without secrets
+
+
+def on_starting(server):
+    """Log what this deployment runs with (the configuration was validated on load)."""
+    server.log.info(
+        "mi-bridge web: env=%s embedded_worker=%s database=%s",
+        _settings.bridge_env,
+        _settings.bridge_embedded_worker,
+        _settings.sqlalchemy_url.split(":", 1)[0],
+    )
+
+
+def post_worker_init(worker):
+    """Start the embedded scheduler in this gunicorn worker (after the fork) when configured."""
+    if _settings.bridge_embedded_worker:
+        from app.worker.embedded import start_embedded_worker
+
+        start_embedded_worker(worker.wsgi)
