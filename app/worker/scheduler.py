@@ -61,7 +61,10 @@ def run_worker(runtime: WorkerRuntime) -> None:
     scheduler.start()
     if runtime.tick_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
         runtime.tick_lock.release()
-    runtime.close()
+    try:
+        beat(runtime)  # the final counters, so /metrics misses nothing this worker did
+    finally:
+        runtime.close()
     log.info("worker %s stopped", runtime.worker_id)
 
 
