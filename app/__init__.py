@@ -55,10 +55,16 @@ def create_app(
     from app.api.schemas import ValidationSettings
 
     validation = ValidationSettings(resolver, settings.bridge_allow_private_urls)
+    from app.notify.registry import NotifierContext
+    from app.outbound.http import guarded_session
+
     app.extensions[_SERVICES] = {
         "clock": clock,
         "validation": validation,
         "default_targets": _default_targets(settings, validation),
+        "notifier": NotifierContext(
+            http=guarded_session(resolver, settings.bridge_allow_private_urls)
+        ),
     }
 
     from app.db import init_db
@@ -69,7 +75,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.api import feed, watches  # noqa: F401  (routes register on import)
+    from app.api import deliveries, feed, watches  # noqa: F401  (routes register on import)
     from app.api.blueprint import api, install_error_handlers
     from app.api.docs import docs
     from app.web.health import health
@@ -115,6 +121,11 @@ def current_validation() -> Any:
 def current_default_targets() -> list[Any]:
     """Validated ``BRIDGE_DEFAULT_TARGETS`` (empty when unset)."""
     return current_app.extensions[_SERVICES]["default_targets"]
+
+
+def current_notifier() -> Any:
+    """The ``NotifierContext`` (guarded HTTP session, Slack clients) of the application."""
+    return current_app.extensions[_SERVICES]["notifier"]
 
 
 def _instance_path(settings: Settings) -> str:

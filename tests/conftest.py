@@ -374,10 +374,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def bridge(app_factory, clock, simulator, sim_control) -> Iterator[Bridge]:
-    """The bridge on SQLite, polling the simulator (1 s base interval, 8 s cap), tick by tick."""
-    from app import create_app  # noqa: F401  (app_factory builds it)
+def bridge_overrides() -> dict[str, Any]:
+    """Extra configuration for the ``bridge`` fixture (override this fixture in a test module)."""
+    return {}
 
+
+@pytest.fixture
+def bridge(app_factory, clock, simulator, sim_control, bridge_overrides) -> Iterator[Bridge]:
+    """The bridge on SQLite, polling the simulator (1 s base interval, 8 s cap), tick by tick."""
     app = app_factory(
         MI_API_URL=simulator.url,
         NCP_ACCESS_KEY=TEST_ACCESS_KEY,
@@ -387,7 +391,30 @@ def bridge(app_factory, clock, simulator, sim_control) -> Iterator[Bridge]:
         BRIDGE_LEASE_SECONDS="5",
         MI_DEFAULT_API="index",
         _clock=clock,
+        **bridge_overrides,
     )
     bridge = Bridge(app, clock, simulator, sim_control)
     yield bridge
     bridge.runtime.close()
+
+
+@pytest.fixture
+def receiver():
+    """A real webhook receiver on 127.0.0.1 (``tests/receiver.py``)."""
+    from tests.receiver import Receiver
+
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def deliver(bridge):
+    """``deliver(advance=0)``: move the bridge's clock, then run one delivery tick."""
+    from app.worker.delivery import deliver_once
+
+    def tick(advance: float = 0.0):
+        bridge.clock.advance(advance)
+        return deliver_once(bridge.runtime)
+
+    return tick

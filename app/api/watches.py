@@ -23,6 +23,7 @@ from app.watches.registration import register_watch, stop_watch
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 WATCH_ID = re.compile(r"^wch_[0-9A-Z]{26}$")
+KEY_REUSED = "this Idempotency-Key was used with a different request body"
 
 
 @api.post("/watches")
@@ -82,11 +83,15 @@ def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
             return _created(body)
     except idempotency.KeyReused:
         session.rollback()
-        fail(409, "this Idempotency-Key was used with a different request body")
+        fail(409, KEY_REUSED)
     except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
+        # A concurrent request with the same key committed first: answer as it did, or 409 when
+        # its body was another one.
         session.rollback()
-        stored = idempotency.find_answer(session, fingerprint, key, digest, now)
+        try:
+            stored = idempotency.find_answer(session, fingerprint, key, digest, now)
+        except idempotency.KeyReused:
+            fail(409, KEY_REUSED)
         if stored is None:
             raise
     response = Response(stored.body, status=stored.status_code, mimetype="application/json")
@@ -140,7 +145,7 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def _find(watch_id: str) -> Watch:
+def find_watch(watch_id: str) -> Watch:
     watches = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
     if not watches:
         fail(404, f"no watch {watch_id}")
@@ -150,7 +155,7 @@ def _find(watch_id: str) -> Watch:
 @api.get("/watches/<watch_id>")
 def get_watch(watch_id: str) -> Response:
     """One watch with its status history and deliveries."""
-    watch = _find(watch_id)
+    watch = find_watch(watch_id)
     deliveries = deliveries_by_watch(db.session, [watch.id])
     return _json(watch_json(watch, deliveries.get(watch.id, ())))
 
@@ -158,7 +163,7 @@ def get_watch(watch_id: str) -> Response:
 @api.delete("/watches/<watch_id>")
 def delete_watch(watch_id: str) -> Response:
     """Stop watching (``stopped``); an ended watch answers 200 unchanged."""
-    watch = _find(watch_id)
+    watch = find_watch(watch_id)
     stop_watch(db.session, watch, current_clock())
     db.session.commit()
     deliveries = deliveries_by_watch(db.session, [watch.id])

@@ -50,6 +50,8 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempt_count: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
+    #: Set by the first attempt; later deliveries to the same target wait until this is set.
+    first_attempted_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(512))

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
@@ -31,6 +32,19 @@ def poll_once_command() -> None:
     runtime = WorkerRuntime.from_app(current_app._get_current_object(), kind="cli")  # type: ignore[attr-defined]
     try:
         report = poll_once(runtime)
+        beat(runtime)
+    finally:
+        runtime.close()
+    click.echo(json.dumps(asdict(report)))
+
+
+@click.command("deliver-once")
+@with_appcontext
+def deliver_once_command() -> None:
+    """Run one delivery tick now and print what it did (JSON)."""
+    runtime = WorkerRuntime.from_app(current_app._get_current_object(), kind="cli")  # type: ignore[attr-defined]
+    try:
+        report = deliver_once(runtime)
         beat(runtime)
     finally:
         runtime.close()

@@ -16,6 +16,7 @@ from flask import Flask
 
 from app import _SERVICES, SETTINGS_KEY
 from app.config import Settings
+from app.notify.registry import NotifierContext
 from app.upstream.client import MediaIntelligenceClient
 from app.watches.backoff import PollPacing
 from app.worker.counters import WorkerCounters
@@ -23,6 +24,8 @@ from app.worker.ratelimit import RateLimiter
 
 #: Concurrent requests to Media Intelligence per worker process.
 POLL_CONCURRENCY = 16
+#: Concurrent notification sends per worker process.
+DELIVERY_CONCURRENCY = 8
 
 
 def new_worker_id(kind: str) -> str:
@@ -46,6 +49,9 @@ class WorkerRuntime:
     stop: threading.Event = field(default_factory=threading.Event)
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(POLL_CONCURRENCY, thread_name_prefix="poll")
+    )
+    delivery_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(DELIVERY_CONCURRENCY, thread_name_prefix="send")
     )
     tick_lock: threading.Lock = field(default_factory=threading.Lock)
     claim_seq: int = 0
@@ -75,6 +81,10 @@ class WorkerRuntime:
         )
 
     @property
+    def notifier_context(self) -> NotifierContext:
+        return self.app.extensions[_SERVICES]["notifier"]
+
+    @property
     def pacing(self) -> PollPacing:
         return PollPacing(
             self.settings.bridge_poll_interval, self.settings.bridge_poll_max_interval
@@ -89,4 +99,5 @@ class WorkerRuntime:
         """Stop threads and release connections."""
         self.stop.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.delivery_pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
@@ -32,6 +33,10 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     scheduler.add_job(
         poll_once, "interval", seconds=TICK_SECONDS, id="poll", args=[runtime],
+        next_run_time=now, **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        deliver_once, "interval", seconds=TICK_SECONDS, id="deliver", args=[runtime],
         next_run_time=now, **common,
     )  # fmt: skip
     scheduler.add_job(

@@ -168,6 +168,7 @@ def upgrade():
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('attempt_count', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', app.models.base.UTCDateTime(), nullable=True),
+    sa.Column('first_attempted_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('lease_expires_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.String(length=512), nullable=True),

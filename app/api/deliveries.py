@@ -1,0 +1,110 @@
+"""Deliveries in the API: send a test to a watch's targets, list deliveries, retry a dead one."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app import current_clock, current_notifier
+from app.api.blueprint import api, fail
+from app.api.serializers import delivery_json
+from app.api.watches import find_watch
+from app.db import db
+from app.models import Delivery, Event, Target
+from app.outbox.attempts import DEAD, FAILED, PENDING
+from app.outbox.testing import send_test
+
+DELIVERY_STATES = (PENDING, "succeeded", FAILED, DEAD)
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+
+@api.post("/watches/<watch_id>/test")
+def test_watch(watch_id: str) -> Response:
+    """Send a ``bridge.test`` event to every target of the watch now; answer each real outcome."""
+    watch = find_watch(watch_id)
+    event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock())
+    db.session.commit()
+    body = {
+        "event_id": event_id,
+        "results": [
+            {
+                "target_id": outcome.target_id,
+                "type": outcome.target_type,
+                "delivery_id": outcome.delivery_id,
+                "ok": outcome.result.outcome.value == "succeeded",
+                "outcome": outcome.result.outcome.value,
+                "status_code": outcome.result.status_code,
+                "duration_ms": outcome.result.duration_ms,
+                "error": outcome.result.error,
+            }
+            for outcome in outcomes
+        ],
+    }
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@api.get("/deliveries")
+def list_deliveries() -> Response:
+    """Deliveries with their attempts, newest first, filtered by state, watch and target."""
+    args = request.args
+    statement = (
+        select(Delivery, Event.type)
+        .join(Event, Event.id == Delivery.event_id)
+        .options(selectinload(Delivery.attempts))
+        .order_by(Delivery.seq.desc())
+    )
+    state = args.get("state")
+    if state is not None:
+        if state not in DELIVERY_STATES:
+            fail(400, f"state must be one of {', '.join(DELIVERY_STATES)}")
+        statement = statement.where(Delivery.state == state)
+    if args.get("watch_id"):
+        statement = statement.where(Delivery.watch_id == args["watch_id"])
+    if args.get("target_id"):
+        statement = statement.where(Delivery.target_id == args["target_id"])
+    cursor = args.get("cursor")
+    if cursor:
+        if not cursor.isdigit():
+            fail(400, "cursor is not one this API returned")
+        statement = statement.where(Delivery.seq < int(cursor))
+    limit_text = args.get("limit", str(DEFAULT_LIMIT))
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        fail(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    limit = int(limit_text)
+    rows = db.session.execute(statement.limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = str(page[-1][0].seq) if len(rows) > limit else None
+    items = [delivery_json(delivery, event_type) for delivery, event_type in page]
+    return Response(
+        json.dumps({"items": items, "next_cursor": next_cursor}), mimetype="application/json"
+    )
+
+
+@api.post("/deliveries/<delivery_id>/retry")
+def retry_delivery(delivery_id: str) -> tuple[Response, int]:
+    """Send a ``dead`` or ``failed`` delivery again (202), with the same ``webhook-id``.
+
+    A fresh retry schedule starts; a target disabled by an earlier answer is re-enabled, since
+    an operator asked to send to it. ``409`` for a delivery still pending or already succeeded.
+    """
+    delivery = db.session.scalars(
+        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+    ).one_or_none()
+    if delivery is None:
+        fail(404, f"no delivery {delivery_id}")
+    if delivery.state not in (DEAD, FAILED):
+        fail(409, f"the delivery is {delivery.state}; only dead or failed ones can be retried")
+    now = current_clock()
+    delivery.state, delivery.attempt_count = PENDING, 0
+    delivery.next_attempt_at, delivery.updated_at = now, now
+    target = db.session.get(Target, delivery.target_id)
+    if target is not None and target.disabled:
+        target.disabled, target.disabled_reason, target.disabled_at = False, None, None
+    db.session.commit()
+    event_type = db.session.scalar(select(Event.type).where(Event.id == delivery.event_id))
+    return Response(
+        json.dumps(delivery_json(delivery, event_type or "")), mimetype="application/json"
+    ), 202

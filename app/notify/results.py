@@ -1,0 +1,57 @@
+"""What one delivery attempt came to, as a value the outbox decides on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class DeliveryOutcome(StrEnum):
+    """The decision a result asks of the outbox."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # a failed attempt: next one by the retry schedule, dead after the last
+    THROTTLED = "throttled"  # 429/503 with Retry-After: wait it out, the attempt is not used up
+    DISABLE_TARGET = "disable_target"  # the target is gone (410, channel_not_found...): failed
+    REFUSED = "refused"  # the connect-time address check refused the destination: failed
+    HOLD = "hold"  # a bridge-wide credentials problem: keep it, try later, disable nothing
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """One attempt. ``error`` and ``excerpt`` are short and secret-free (they are stored and shown)."""
+
+    outcome: DeliveryOutcome
+    status_code: int | None = None
+    duration_ms: int = 0
+    excerpt: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    #: Columns of the target to update (e.g. the Slack message ts to edit later).
+    target_updates: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventSnapshot:
+    """The parts of an event row a notifier needs (detached from the session)."""
+
+    id: str
+    type: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TargetSnapshot:
+    """The parts of a target row a notifier needs (detached from the session)."""
+
+    id: str
+    type: str
+    url: str | None
+    channel: str | None
+    secret: str | None
+    disabled: bool
+    slack_channel_id: str | None = None
+    slack_ts: str | None = None

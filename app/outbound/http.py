@@ -1,0 +1,107 @@
+"""Outbound HTTP for notifications: a requests session that checks the address it actually connects to.
+
+Registration already refused URLs that resolve to private addresses, but DNS can change before a
+notification is sent. Here every new connection resolves the host itself, refuses it if any address
+is not globally routable (unless ``BRIDGE_ALLOW_PRIVATE_URLS``), and connects to the checked address,
+so a rebinding name cannot slip through between check and connect. Redirects are never followed and
+proxy variables from the environment are ignored (a proxy would connect on our behalf, unchecked).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.util import connection
+
+from app.outbound.addresses import Resolver, blocked_reason
+
+
+class AddressRefused(NewConnectionError):
+    """The destination resolved to an address the bridge must not contact."""
+
+
+class _GuardMixin:
+    """Resolve, check, then connect to the checked address (used by both HTTP and HTTPS)."""
+
+    guard_resolver: Resolver
+    guard_allow_private: bool
+
+    def _new_conn(self) -> socket.socket:
+        host, port = self._dns_host, self.port  # type: ignore[attr-defined]
+        try:
+            addresses = list(self.guard_resolver(host, port))
+        except (socket.gaierror, UnicodeError) as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[attr-defined,arg-type]
+        if not self.guard_allow_private:
+            for address in addresses:
+                reason = blocked_reason(address)
+                if reason:
+                    raise AddressRefused(self, f"refused: {host} resolves to a {reason}")  # type: ignore[arg-type]
+        last_error: OSError | None = None
+        for address in addresses:
+            try:
+                return connection.create_connection(
+                    (address, port),
+                    self.timeout,  # type: ignore[attr-defined]
+                    source_address=self.source_address,  # type: ignore[attr-defined]
+                    socket_options=self.socket_options,  # type: ignore[attr-defined]
+                )
+            except OSError as exc:
+                last_error = exc
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")  # type: ignore[arg-type]
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """An adapter whose pools use guarded connection classes."""
+
+    def __init__(self, resolver: Resolver, allow_private: bool, **kwargs: Any) -> None:
+        attrs = {"guard_resolver": staticmethod(resolver), "guard_allow_private": allow_private}
+        http_conn = type("GuardedHTTPConnection", (_GuardMixin, HTTPConnection), attrs)
+        https_conn = type("GuardedHTTPSConnection", (_GuardMixin, HTTPSConnection), attrs)
+        self._pool_classes = {
+            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type(
+                "GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}
+            ),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+
+def guarded_session(
+    resolver: Resolver, allow_private: bool, pool_size: int = 16
+) -> requests.Session:
+    """A session for notifications: connect-time address checks, no proxies from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = _GuardedAdapter(resolver, allow_private, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def refused_reason(exc: BaseException) -> str | None:
+    """The guard's refusal inside a requests exception chain, or None if it was something else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, AddressRefused):
+            return str(current).split(": ", 1)[-1]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return None

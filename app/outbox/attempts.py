@@ -1,0 +1,97 @@
+"""Recording a delivery attempt and deciding what happens next (per the contract's Events section)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.models import Delivery, DeliveryAttempt, Target
+from app.notify.results import DeliveryOutcome, DeliveryResult
+
+PENDING, SUCCEEDED, FAILED, DEAD = "pending", "succeeded", "failed", "dead"
+MAX_THROTTLE_WAIT = timedelta(hours=1)  # a Retry-After is honoured up to an hour
+HOLD_WAIT = timedelta(seconds=60)  # bridge-wide credentials trouble: look again in a minute
+JITTER = 0.1
+
+
+def record_attempt(
+    session: Session,
+    delivery: Delivery,
+    target: Target,
+    result: DeliveryResult,
+    now: datetime,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+) -> None:
+    """Store ``result`` as an attempt of ``delivery`` and move the delivery (and target) on."""
+    session.add(
+        DeliveryAttempt(
+            delivery_seq=delivery.seq,
+            at=now,
+            duration_ms=result.duration_ms,
+            outcome=result.outcome.value,
+            status_code=result.status_code,
+            response_excerpt=result.excerpt,
+            error=result.error,
+        )
+    )
+    if delivery.first_attempted_at is None:
+        delivery.first_attempted_at = now
+    delivery.lease_owner = delivery.lease_expires_at = None
+    delivery.updated_at = now
+    delivery.last_error = result.error
+    for column, value in result.target_updates.items():
+        setattr(target, column, value)
+    _decide(delivery, target, result, now, schedule, rng)
+
+
+def _decide(
+    delivery: Delivery,
+    target: Target,
+    result: DeliveryResult,
+    now: datetime,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+) -> None:
+    outcome = result.outcome
+    if outcome is DeliveryOutcome.SUCCEEDED:
+        delivery.attempt_count += 1
+        delivery.state, delivery.next_attempt_at = SUCCEEDED, None
+    elif outcome is DeliveryOutcome.THROTTLED:
+        wait = min(MAX_THROTTLE_WAIT, timedelta(seconds=result.retry_after or 0))
+        delivery.next_attempt_at = now + wait
+    elif outcome is DeliveryOutcome.HOLD:
+        delivery.next_attempt_at = now + HOLD_WAIT
+    elif outcome is DeliveryOutcome.DISABLE_TARGET:
+        delivery.attempt_count += 1
+        disable_target(target, result.error or "disabled by the receiver", now)
+        delivery.state, delivery.next_attempt_at = FAILED, None
+    elif outcome is DeliveryOutcome.REFUSED:
+        delivery.attempt_count += 1
+        delivery.state, delivery.next_attempt_at = FAILED, None
+    else:
+        delivery.attempt_count += 1
+        if delivery.attempt_count > len(schedule):
+            delivery.state, delivery.next_attempt_at = DEAD, None
+        else:
+            delay = schedule[delivery.attempt_count - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+
+
+def disable_target(target: Target, reason: str, now: datetime) -> None:
+    """Stop sending to ``target``: later deliveries to it end ``failed`` without a request."""
+    if not target.disabled:
+        target.disabled = True
+        target.disabled_reason = reason[:255]
+        target.disabled_at = now
+
+
+def fail_for_disabled_target(delivery: Delivery, target: Target, now: datetime) -> None:
+    """End a delivery whose target is disabled, sending nothing."""
+    delivery.state = FAILED
+    delivery.next_attempt_at = None
+    delivery.lease_owner = delivery.lease_expires_at = None
+    delivery.last_error = f"target disabled: {target.disabled_reason or 'disabled'}"[:512]
+    delivery.updated_at = now
