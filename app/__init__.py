@@ -56,6 +56,7 @@ def create_app(
 
     validation = ValidationSettings(resolver, settings.bridge_allow_private_urls)
     from app.notify.registry import NotifierContext
+    from app.notify.slack import make_client as make_slack_client
     from app.outbound.http import guarded_session
 
     app.extensions[_SERVICES] = {
@@ -63,7 +64,12 @@ def create_app(
         "validation": validation,
         "default_targets": _default_targets(settings, validation),
         "notifier": NotifierContext(
-            http=guarded_session(resolver, settings.bridge_allow_private_urls)
+            http=guarded_session(resolver, settings.bridge_allow_private_urls),
+            slack=make_slack_client(
+                settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+                settings.slack_api_url,
+            ),
+            public_url=settings.bridge_public_url,
         ),
     }
 

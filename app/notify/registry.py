@@ -6,16 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
+from slack_sdk import WebClient
 
-from app.notify import webhook
+from app.notify import slack, slack_webhook, webhook
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 
 
 @dataclass
 class NotifierContext:
-    """What notifiers share: the guarded HTTP session (and, later, Slack clients)."""
+    """What notifiers share: the guarded HTTP session, the Slack Web API client, the public URL."""
 
     http: requests.Session
+    slack: WebClient | None = None
+    public_url: str | None = None
 
 
 Sender = Callable[[NotifierContext, EventSnapshot, TargetSnapshot], DeliveryResult]
@@ -27,8 +30,22 @@ def _send_webhook(
     return webhook.send(ctx.http, event, target)
 
 
+def _send_slack(
+    ctx: NotifierContext, event: EventSnapshot, target: TargetSnapshot
+) -> DeliveryResult:
+    return slack.send(ctx.slack, event, target, ctx.public_url)
+
+
+def _send_slack_webhook(
+    ctx: NotifierContext, event: EventSnapshot, target: TargetSnapshot
+) -> DeliveryResult:
+    return slack_webhook.send(ctx.http, event, target, ctx.public_url)
+
+
 NOTIFIERS: dict[str, Sender] = {
     "webhook": _send_webhook,
+    "slack": _send_slack,
+    "slack_webhook": _send_slack_webhook,
 }
 
 

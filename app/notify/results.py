@@ -31,6 +31,8 @@ class DeliveryResult:
     retry_after: float | None = None
     #: Columns of the target to update (e.g. the Slack message ts to edit later).
     target_updates: dict[str, Any] = field(default_factory=dict)
+    #: What this attempt says about the bridge's Slack token ("ok", "failing"), if anything.
+    slack_auth: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,15 @@ def record_upstream_auth(session: Session, value: str, detail: str | None, now: 
         row.upstream_auth_changed_at = now
 
 
+def record_slack_auth(session: Session, value: str, detail: str | None, now: datetime) -> None:
+    """Set the Slack token health; writes only when it changes."""
+    row = bridge_state(session)
+    if row.slack_auth != value:
+        row.slack_auth = value
+        row.slack_auth_detail = detail if value != OK else None
+        row.slack_auth_changed_at = now
+
+
 def pause_polling_until(session: Session, until: datetime) -> None:
     """Pause every worker's polling until ``until`` (extends, never shortens, a pause)."""
     row = bridge_state(session)

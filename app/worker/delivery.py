@@ -19,6 +19,7 @@ from app.models import Delivery, Event, Target
 from app.notify.registry import NOTIFIERS, NotifierContext, sender_for
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbox.attempts import PENDING, fail_for_disabled_target, record_attempt
+from app.worker import bridge_state
 from app.worker.runtime import WorkerRuntime
 
 BATCH_SIZE = 32
@@ -168,5 +169,7 @@ def apply_results(
             fail_for_disabled_target(delivery, target, now)
             continue
         record_attempt(session, delivery, target, result, now, schedule, rng)
+        if result.slack_auth is not None:
+            bridge_state.record_slack_auth(session, result.slack_auth, result.error, now)
         if count is not None:
             count(result.outcome.value, claim.target.type)

@@ -1,0 +1,122 @@
+"""Slack notifier (``slack`` targets): one message per watch per channel that follows the analysis.
+
+The first event a watch sends to a channel posts the message (``chat.postMessage``) and its ``ts`` is
+stored on the target; later events edit it (``chat.update``); a terminal outcome is also posted as a
+thread reply broadcast to the channel so people are notified. Errors per the contract's Slack table.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
+from app.upstream.outcomes import now_utc, parse_retry_after
+
+TIMEOUT_SECONDS = 15
+# https://api.slack.com/methods/chat.postMessage#errors: these mean "this channel, never again".
+DISABLING_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+# Token trouble is the whole bridge's, not this target's: hold deliveries, disable nothing.
+CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "account_inactive"})
+
+
+def make_client(token: str | None, base_url: str) -> WebClient | None:
+    """A WebClient for ``SLACK_API_URL`` whose own retries cover connection errors only.
+
+    429 and 5xx come back to the outbox as values, so no worker sleeps past its lease.
+    """
+    if not token:
+        return None
+    return WebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=TIMEOUT_SECONDS,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+    )
+
+
+def send(
+    client: WebClient | None, event: EventSnapshot, target: TargetSnapshot, public_url: str | None
+) -> DeliveryResult:
+    """Post or edit the watch's message in the target's channel for one event."""
+    if client is None:
+        return DeliveryResult(
+            DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth="failing"
+        )
+    message = build_message(event.body, public_url)
+    started = time.monotonic()
+    updates: dict[str, Any] = {}
+    try:
+        if event.type == "bridge.test":
+            _post(client, target.channel or "", message)
+        else:
+            _post_or_update(client, target, message, updates)
+            if event.type in TERMINAL_TYPES:
+                _post(client, updates["slack_channel_id"], message, thread_ts=updates["slack_ts"])
+    except SlackApiError as exc:
+        return _api_error(exc, _ms(started), updates)
+    except SlackClientError as exc:
+        return DeliveryResult(
+            DeliveryOutcome.RETRY, duration_ms=_ms(started), error=f"Slack client: {exc}"[:300],
+            target_updates=updates,
+        )  # fmt: skip
+    return DeliveryResult(
+        DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=_ms(started),
+        target_updates=updates, slack_auth="ok",
+    )  # fmt: skip
+
+
+def _post_or_update(
+    client: WebClient, target: TargetSnapshot, message: SlackMessage, updates: dict[str, Any]
+) -> None:
+    """Edit the watch's message, or post it first; ``updates`` gets the ts to store."""
+    if target.slack_ts and target.slack_channel_id:
+        try:
+            client.chat_update(
+                channel=target.slack_channel_id, ts=target.slack_ts,
+                text=message.text, blocks=message.blocks,
+            )  # fmt: skip
+            updates.update(slack_channel_id=target.slack_channel_id, slack_ts=target.slack_ts)
+            return
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+            # Someone deleted the message: post a new one and follow that instead.
+    response = _post(client, target.channel or "", message)
+    updates.update(slack_channel_id=response["channel"], slack_ts=response["ts"])
+
+
+def _post(
+    client: WebClient, channel: str, message: SlackMessage, thread_ts: str | None = None
+) -> Any:
+    extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": True} if thread_ts else {}
+    return client.chat_postMessage(
+        channel=channel, text=message.text, blocks=message.blocks, **extra
+    )
+
+
+def _api_error(exc: SlackApiError, duration_ms: int, updates: dict[str, Any]) -> DeliveryResult:
+    response = exc.response
+    status = response.status_code
+    error = str(response.get("error") or f"HTTP {status}")
+    common: dict[str, Any] = {
+        "status_code": status, "duration_ms": duration_ms, "error": f"Slack: {error}",
+        "target_updates": updates,
+    }  # fmt: skip
+    if error in DISABLING_ERRORS:
+        return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, **common)
+    if error in CREDENTIAL_ERRORS:
+        return DeliveryResult(DeliveryOutcome.HOLD, slack_auth="failing", **common)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now_utc())
+    if (status == 429 or status >= 500) and retry_after is not None:
+        return DeliveryResult(DeliveryOutcome.THROTTLED, retry_after=retry_after, **common)
+    return DeliveryResult(DeliveryOutcome.RETRY, **common)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
