@@ -13,8 +13,9 @@ from app.api.blueprint import api, fail
 from app.api.serializers import delivery_json
 from app.api.watches import find_watch
 from app.db import db
-from app.models import Delivery, Event, Target
+from app.models import Delivery, Event
 from app.outbox.attempts import DEAD, FAILED, PENDING
+from app.outbox.retries import NotRetryable, retry_delivery
 from app.outbox.testing import send_test
 
 DELIVERY_STATES = (PENDING, "succeeded", FAILED, DEAD)
@@ -95,14 +96,10 @@ def retry_delivery(delivery_id: str) -> tuple[Response, int]:
     ).one_or_none()
     if delivery is None:
         fail(404, f"no delivery {delivery_id}")
-    if delivery.state not in (DEAD, FAILED):
-        fail(409, f"the delivery is {delivery.state}; only dead or failed ones can be retried")
-    now = current_clock()
-    delivery.state, delivery.attempt_count = PENDING, 0
-    delivery.next_attempt_at, delivery.updated_at = now, now
-    target = db.session.get(Target, delivery.target_id)
-    if target is not None and target.disabled:
-        target.disabled, target.disabled_reason, target.disabled_at = False, None, None
+    try:
+        retry_delivery(db.session, delivery, current_clock())
+    except NotRetryable as exc:
+        fail(409, str(exc))
     db.session.commit()
     event_type = db.session.scalar(select(Event.type).where(Event.id == delivery.event_id))
     return Response(
