@@ -15,7 +15,7 @@ from app.api.watches import find_watch
 from app.db import db
 from app.models import Delivery, Event
 from app.outbox.attempts import DEAD, FAILED, PENDING
-from app.outbox.retries import NotRetryable, retry_delivery
+from app.outbox import retries
 from app.outbox.testing import send_test
 
 DELIVERY_STATES = (PENDING, "succeeded", FAILED, DEAD)
@@ -97,8 +97,8 @@ def retry_delivery(delivery_id: str) -> tuple[Response, int]:
     if delivery is None:
         fail(404, f"no delivery {delivery_id}")
     try:
-        retry_delivery(db.session, delivery, current_clock())
-    except NotRetryable as exc:
+        retries.retry_delivery(db.session, delivery, current_clock())
+    except retries.NotRetryable as exc:
         fail(409, str(exc))
     db.session.commit()
     event_type = db.session.scalar(select(Event.type).where(Event.id == delivery.event_id))
