@@ -14,8 +14,8 @@ from app.api.serializers import delivery_json
 from app.api.watches import find_watch
 from app.db import db
 from app.models import Delivery, Event
-from app.outbox.attempts import DEAD, FAILED, PENDING
 from app.outbox import retries
+from app.outbox.attempts import DEAD, FAILED, PENDING
 from app.outbox.testing import send_test
 
 DELIVERY_STATES = (PENDING, "succeeded", FAILED, DEAD)
