@@ -10,13 +10,15 @@ import sys
 
 import click
 from flask.cli import FlaskGroup
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app import create_app
 from app.config import ConfigError
 from app.demo import demo_command
 from app.simulator.cli import simulator_command
 from app.upstream.cli import upstream_status_command
-from app.worker.cli import poll_once_command, worker_command
+from app.watches.cli import watch_group
+from app.worker.cli import deliver_once_command, poll_once_command, worker_command
 
 cli = FlaskGroup(
     create_app=create_app,
@@ -26,8 +28,10 @@ cli = FlaskGroup(
 cli.add_command(simulator_command, "simulator")
 cli.add_command(upstream_status_command, "upstream-status")
 cli.add_command(demo_command, "demo")
+cli.add_command(watch_group)
 cli.add_command(worker_command)
 cli.add_command(poll_once_command)
+cli.add_command(deliver_once_command)
 
 
 def main() -> None:
@@ -37,3 +41,15 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(f"mi-bridge: {exc}", err=True)
         sys.exit(2)
+    except (OperationalError, ProgrammingError) as exc:
+        if not _schema_missing(exc):
+            raise
+        click.echo(
+            "mi-bridge: the database has no schema yet: run `mi-bridge db upgrade`", err=True
+        )
+        sys.exit(1)
+
+
+def _schema_missing(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)

@@ -418,3 +418,14 @@ def deliver(bridge):
         return deliver_once(bridge.runtime)
 
     return tick
+
+
+@pytest.fixture
+def fake_slack():
+    """A started fake Slack on 127.0.0.1 (``tests/fake_slack.py``): token ``tests.fake_slack.TOKEN``,
+    channel "general" = C0GENERAL; stopped after the test."""
+    from tests.fake_slack import FakeSlack
+
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()

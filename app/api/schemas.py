@@ -174,6 +174,7 @@ class WatchCreate(_Strict):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     timeout_seconds: float | None = Field(
         default=None,
+        strict=True,  # a JSON number, not a string that looks like one
         ge=MIN_TIMEOUT_SECONDS,
         le=MAX_TIMEOUT_SECONDS,
         allow_inf_nan=False,
@@ -198,3 +199,33 @@ class DefaultTargets(_Strict):
             if isinstance(target, WebhookTargetIn) and target.secret is None:
                 raise ValueError("default webhook targets must carry their own secret")
         return value
+
+
+class InvalidWatch(ValueError):
+    """A registration that cannot be accepted; ``errors`` are ``{"pointer", "detail"}`` items."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+def validate_watch(
+    payload: Any, context: ValidationSettings, has_default_targets: bool
+) -> WatchCreate:
+    """The one validation of a registration, for the API, the CLI and the dashboard alike.
+
+    Raises ``InvalidWatch`` listing every problem with its JSON pointer into ``payload``.
+    """
+    from pydantic import ValidationError
+
+    from app.api.problems import validation_errors
+
+    if not isinstance(payload, dict):
+        raise InvalidWatch([{"pointer": "#", "detail": "expected an object"}])
+    try:
+        model = WatchCreate.model_validate(payload, context=context)
+    except ValidationError as exc:
+        raise InvalidWatch(validation_errors(exc, payload)) from None
+    if model.targets is None and not has_default_targets:
+        raise InvalidWatch([{"pointer": "#/targets", "detail": "required"}])
+    return model

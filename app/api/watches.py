@@ -6,15 +6,13 @@ import json
 import re
 
 from flask import Response, g, request, url_for
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import current_clock, current_default_targets, current_settings, current_validation
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
-from app.api.problems import validation_errors
-from app.api.schemas import WatchCreate
+from app.api.schemas import InvalidWatch, WatchCreate, validate_watch
 from app.api.serializers import deliveries_by_watch, load_watches, watch_json
 from app.db import db
 from app.models import Watch
@@ -40,19 +38,10 @@ def create_watch() -> Response:
 
 
 def _validated(payload: object) -> WatchCreate:
-    if not isinstance(payload, dict):
-        fail(
-            422,
-            "the body must be a JSON object",
-            [{"pointer": "#", "detail": "expected an object"}],
-        )
     try:
-        model = WatchCreate.model_validate(payload, context=current_validation())
-    except ValidationError as exc:
-        fail(422, "the watch is invalid", validation_errors(exc, payload))
-    if model.targets is None and not current_default_targets():
-        fail(422, "the watch is invalid", [{"pointer": "#/targets", "detail": "required"}])
-    return model
+        return validate_watch(payload, current_validation(), bool(current_default_targets()))
+    except InvalidWatch as exc:
+        fail(422, "the watch is invalid", exc.errors)
 
 
 def _register(model: WatchCreate) -> Response:

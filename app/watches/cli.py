@@ -1,0 +1,293 @@
+"""``mi-bridge watch add|list|show|stop``: manage watches on the database directly, like the worker.
+
+Input is validated by the API's own schema and registered by the API's own domain functions, so a
+command line registration is refused, accepted and shaped exactly as ``POST /api/v1/watches`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, NoReturn, get_args
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from app import current_clock, current_default_targets, current_settings, current_validation
+from app.api.schemas import (
+    SUBSCRIBABLE_EVENTS,
+    ApiGeneration,
+    InvalidWatch,
+    WatchCreate,
+    validate_watch,
+)
+from app.api.serializers import deliveries_by_watch, load_watches, watch_json
+from app.db import db
+from app.models import Watch
+from app.watches import cli_output, states
+from app.watches.registration import register_watch, stop_watch
+
+DEFAULT_LIST_LIMIT = 50
+#: Exit status of a command ended by SIGINT (128 + 2), as shells report it.
+EXIT_INTERRUPTED = 130
+INVALID_INPUT = 2
+
+
+@click.group("watch")
+def watch_group() -> None:
+    """Register, list, show and stop watches (on the database, without the web process)."""
+
+
+def _parse_labels(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+        if key in labels:
+            raise click.BadParameter(f"label {key!r} is given twice")
+        labels[key] = text
+    return labels
+
+
+def _payload(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``POST /api/v1/watches`` body these options describe (absent options stay absent)."""
+    webhooks, secret = options["webhook"], options["webhook_secret"]
+    if secret is not None and len(webhooks) != 1:
+        raise click.UsageError("--webhook-secret needs exactly one --webhook to belong to")
+    targets: list[dict[str, Any]] = [{"type": "webhook", "url": url} for url in webhooks]
+    if secret is not None:
+        targets[0]["secret"] = secret
+    targets += [{"type": "slack", "channel": channel} for channel in options["slack"]]
+    targets += [{"type": "slack_webhook", "url": url} for url in options["slack_webhook"]]
+    payload: dict[str, Any] = {
+        "workspace": options["workspace"],
+        "project_id": options["project_id"],
+        "asset_id": options["asset_id"],
+    }
+    optional = {
+        "api": options["api"],
+        "targets": targets or None,
+        "events": list(options["event"]) or None,
+        "labels": options["label"] or None,
+        "timeout_seconds": options["timeout"],
+    }
+    payload.update({name: value for name, value in optional.items() if value is not None})
+    return payload
+
+
+def _refuse(errors: list[dict[str, str]]) -> NoReturn:
+    for error in errors:
+        click.echo(f"{error['pointer']}: {error['detail']}", err=True)
+    sys.exit(INVALID_INPUT)
+
+
+def _validated(payload: dict[str, Any]) -> WatchCreate:
+    """The registration, or exit 2 with the API's 422 errors, one ``#/pointer: detail`` a line."""
+    try:
+        return validate_watch(payload, current_validation(), bool(current_default_targets()))
+    except InvalidWatch as exc:
+        _refuse(exc.errors)
+
+
+def _echo_json(body: Any) -> None:
+    click.echo(json.dumps(body))
+
+
+@watch_group.command("add")
+@click.argument("workspace")
+@click.argument("project_id")
+@click.argument("asset_id")
+@click.option(
+    "--api",
+    type=click.Choice(get_args(ApiGeneration)),
+    default=None,
+    help="Status endpoint generation (default: MI_DEFAULT_API).",
+)
+@click.option("--webhook", multiple=True, metavar="URL", help="A signed webhook target.")
+@click.option(
+    "--webhook-secret",
+    metavar="SECRET",
+    help="whsec_... secret of the single --webhook (default: generated, shown once).",
+)
+@click.option("--slack", multiple=True, metavar="CHANNEL", help="A Slack channel target.")
+@click.option("--slack-webhook", multiple=True, metavar="URL", help="A Slack incoming webhook.")
+@click.option(
+    "--label",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_labels,
+    help="A label sent with every notification.",
+)
+@click.option(
+    "--event",
+    multiple=True,
+    metavar="NAME",
+    # Checked by the schema, not by click, so that a bad name is reported like the API's 422.
+    help=f"An event to notify: {', '.join(SUBSCRIBABLE_EVENTS)}"
+    " (default: all but analysis.status_changed).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Deadline after registration (default: BRIDGE_WATCH_TIMEOUT).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the watch as JSON (with --wait, again when it ends; progress goes to stderr).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Follow the watch until it ends: exit 0 if completed, 1 otherwise."
+)
+@click.option(
+    "--wait-interval",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between database reads while following.",
+)
+@with_appcontext
+def add_command(**options: Any) -> None:
+    """Watch one asset: WORKSPACE PROJECT_ID ASSET_ID.
+
+    Targets are numbered in the order webhooks, Slack channels, Slack webhooks (as in error
+    pointers such as #/targets/1/url). Invalid input exits 2 with one "#/pointer: detail" line
+    per problem, the same messages as the API's 422.
+    """
+    model = _validated(_payload(options))
+    session = db.session
+    registration = register_watch(
+        session, model, current_settings(), current_default_targets(), current_clock()
+    )
+    body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
+    session.commit()
+    started = time.monotonic()
+    if options["as_json"]:
+        _echo_json(body)
+    else:
+        click.echo("\n".join(cli_output.registration_summary(body)))
+    if options["wait"]:
+        sys.exit(_wait(body["id"], options["wait_interval"], options["as_json"], started))
+
+
+def _progress(watch_id: str) -> cli_output.Progress | None:
+    """The watch as the database has it now (None if it is gone); leaves no transaction open."""
+    try:
+        watch = db.session.get(Watch, watch_id, populate_existing=True)
+        if watch is None:
+            return None
+        return cli_output.Progress(watch.state, watch.status, watch.api, watch.poll_count)
+    finally:
+        # A read opens a transaction (BEGIN IMMEDIATE on SQLite): end it before sleeping.
+        db.session.rollback()
+
+
+def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
+    """Follow a watch until it ends: 0 if it completed, 1 for any other end, 130 on Ctrl-C."""
+    stream = click.get_text_stream("stderr" if as_json else "stdout")
+    line = cli_output.StatusLine(stream)
+    try:
+        while True:
+            progress = _progress(watch_id)
+            if progress is None:
+                line.finish()
+                click.echo(f"{watch_id} no longer exists", err=True)
+                return 1
+            line.show(progress, time.monotonic() - started)
+            if progress.state in states.ENDED:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        db.session.rollback()
+        line.finish()
+        click.echo(
+            f"Stopped following {watch_id}; it is still watching"
+            f" (mi-bridge watch stop {watch_id} ends it).",
+            err=True,
+        )
+        return EXIT_INTERRUPTED
+    line.finish()
+    body = _watch_body(_find(watch_id))
+    click.echo(cli_output.end_summary(body), err=as_json)
+    if as_json:
+        _echo_json(body)
+    return 0 if body["state"] == states.COMPLETED else 1
+
+
+def _find(watch_id: str) -> Watch:
+    """The watch with this id, or exit 1 saying there is none."""
+    watches = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    if not watches:
+        raise click.ClickException(f"no watch {watch_id}")
+    return watches[0]
+
+
+def _watch_body(watch: Watch) -> dict[str, Any]:
+    deliveries = deliveries_by_watch(db.session, [watch.id])
+    return watch_json(watch, deliveries.get(watch.id, ()))
+
+
+@watch_group.command("list")
+@click.option("--state", type=click.Choice(states.ALL), help="Only watches in this state.")
+@click.option("--workspace", help="Only watches of this workspace.")
+@click.option("--project-id", help="Only watches of this project.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIST_LIMIT,
+    show_default=True,
+    help="At most this many watches, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"items": [...]} as the API does.')
+@with_appcontext
+def list_command(
+    state: str | None, workspace: str | None, project_id: str | None, limit: int, as_json: bool
+) -> None:
+    """List watches, newest first."""
+    statement = select(Watch).order_by(Watch.id.desc()).limit(limit)
+    filters = {"state": state, "workspace": workspace, "project_id": project_id}
+    for name, value in filters.items():
+        if value is not None:
+            statement = statement.where(getattr(Watch, name) == value)
+    watches = load_watches(db.session, statement)
+    if as_json:
+        deliveries = deliveries_by_watch(db.session, [w.id for w in watches])
+        _echo_json({"items": [watch_json(w, deliveries.get(w.id, ())) for w in watches]})
+    elif not watches:
+        click.echo("No watches match.")
+    else:
+        click.echo("\n".join(cli_output.watch_table([watch_json(w) for w in watches])))
+
+
+@watch_group.command("show")
+@click.argument("watch_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the watch as the API shows it.")
+@with_appcontext
+def show_command(watch_id: str, as_json: bool) -> None:
+    """Show one watch with its status history and deliveries (exit 1 if there is none)."""
+    body = _watch_body(_find(watch_id))
+    if as_json:
+        _echo_json(body)
+    else:
+        click.echo("\n".join(cli_output.watch_detail(body)))
+
+
+@watch_group.command("stop")
+@click.argument("watch_id")
+@with_appcontext
+def stop_command(watch_id: str) -> None:
+    """Stop watching (state stopped, no events after this); an ended watch is left as it is."""
+    watch = _find(watch_id)
+    if stop_watch(db.session, watch, current_clock()):
+        db.session.commit()
+        click.echo(f"Stopped {watch_id}.")
+    else:
+        click.echo(f"{watch_id} had already ended ({watch.state}); nothing changed.")
