@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import ConfigError, Settings, load_settings
+from app.logs import configure_logging, install_request_ids
 from app.outbound.addresses import Resolver, system_resolver
 
 SETTINGS_KEY = "MI_BRIDGE_SETTINGS"
@@ -33,13 +33,15 @@ def create_app(
     *,
     resolver: Resolver = system_resolver,
     clock: Clock = _utcnow,
+    connect_resolver: Resolver | None = None,
 ) -> Flask:
     """Build the web application.
 
     ``config`` is either ready ``Settings`` or a mapping of variable names that override the
     environment (defaults < .env < environment < mapping). ``resolver`` (host names to addresses,
     for the outbound address guard) and ``clock`` (scheduling time, never wire time) are injectable
-    for tests. Raises ``ConfigError`` for bad values.
+    for tests; ``connect_resolver`` (default: ``resolver``) is the one used when notifications
+    connect. Raises ``ConfigError`` for bad values.
     """
     settings = config if isinstance(config, Settings) else load_settings(config)
     app = Flask(__name__, template_folder="../templates", instance_path=_instance_path(settings))
@@ -50,7 +52,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # Behind Heroku's router (or any one reverse proxy) trust exactly one X-Forwarded-* hop.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
-    logging.getLogger("app").setLevel(settings.log_level)
+    configure_logging(settings)
+    install_request_ids(app)
 
     from app.api.schemas import ValidationSettings
 
@@ -64,7 +67,7 @@ def create_app(
         "validation": validation,
         "default_targets": _default_targets(settings, validation),
         "notifier": NotifierContext(
-            http=guarded_session(resolver, settings.bridge_allow_private_urls),
+            http=guarded_session(connect_resolver or resolver, settings.bridge_allow_private_urls),
             slack=make_slack_client(
                 settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
                 settings.slack_api_url,
@@ -85,8 +88,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.blueprint import api, install_error_handlers
     from app.api.docs import docs
     from app.web.health import health
+    from app.web.metrics import metrics
 
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     app.register_blueprint(docs)
     app.register_blueprint(api)
     install_error_handlers(app)

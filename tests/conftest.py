@@ -195,6 +195,23 @@ class StaticResolver:
         return list(self.table[host])
 
 
+class LoopbackOnly:
+    """The resolver notifications connect with in tests: names that resolve to anything but
+    loopback fail to resolve, so no test can ever send a request off this machine."""
+
+    def __init__(self, resolver: StaticResolver) -> None:
+        self.resolver = resolver
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        import ipaddress
+        import socket
+
+        addresses = self.resolver(host, port)
+        if not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests connect to 127.0.0.1 only, not {host}")
+        return addresses
+
+
 def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[str, Any]):
     from flask_migrate import upgrade
 
@@ -209,7 +226,9 @@ def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[s
         "DATABASE_URL": database_url,
         **overrides,
     }
-    app = create_app(config, resolver=resolver, clock=clock)
+    app = create_app(
+        config, resolver=resolver, clock=clock, connect_resolver=LoopbackOnly(resolver)
+    )
     with app.app_context():
         upgrade()
     return app

@@ -74,6 +74,8 @@ class Watch(Base):
     finished_at: Mapped[datetime | None]
     last_polled_at: Mapped[datetime | None]
     poll_count: Mapped[int] = mapped_column(default=0)
+    #: For an analysis that ended: when it was seen minus the poll before (or the registration).
+    detection_lag_seconds: Mapped[float | None]
 
     asset: Mapped[Asset | None] = relationship()
     targets: Mapped[list[Target]] = relationship(

@@ -63,6 +63,7 @@ def apply_poll(session: Session, claim: ClaimedAsset, chain: PollChain, ctx: App
     if asset is None or asset.lease_owner != ctx.token:
         return False
     asset.lease_owner = asset.lease_expires_at = None
+    previous_poll = asset.last_polled_at
     asset.poll_count += len(chain.requests)
     asset.last_polled_at = ctx.now
     watches = _active_watches(session, asset.pk)
@@ -75,7 +76,10 @@ def apply_poll(session: Session, claim: ClaimedAsset, chain: PollChain, ctx: App
         answered = _move_to_generation(session, asset, polled, chain.generation, ctx.now)
     result = chain.result
     if result.outcome is PollOutcome.STATUS:
-        _apply_status(session, answered, polled, result, moved=answered is not asset, ctx=ctx)
+        _apply_status(
+            session, answered, polled, result, moved=answered is not asset, ctx=ctx,
+            previous_poll=previous_poll,
+        )  # fmt: skip
     elif result.outcome in (PollOutcome.NOT_FOUND, PollOutcome.PERMANENT):
         _end_in_error(session, polled, result, ctx.now)
         answered.last_error = result.detail
@@ -121,6 +125,7 @@ def _apply_status(
     *,
     moved: bool,
     ctx: ApplyContext,
+    previous_poll: datetime | None,
 ) -> None:
     now = ctx.now
     status = result.status or ""
@@ -152,6 +157,8 @@ def _apply_status(
             watch.updated_at = now
         if decision.end_state:
             _finish(watch, decision.end_state, None, now)
+            seen_before = max(filter(None, (previous_poll, watch.created_at)))
+            watch.detection_lag_seconds = max(0.0, (now - seen_before).total_seconds())
         analysis = Analysis(status, previous, watch.index_id, result.message)
         for event_type in decision.events:
             emit_event(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict
 
 import click
@@ -21,7 +20,6 @@ from app.worker.scheduler import run_worker
 @with_appcontext
 def worker_command() -> None:
     """Run the worker: poll due watches and deliver notifications until SIGTERM."""
-    logging.basicConfig(level=current_app.config["MI_BRIDGE_SETTINGS"].log_level)
     run_worker(WorkerRuntime.from_app(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 

@@ -104,6 +104,7 @@ def upgrade():
     sa.Column('finished_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('last_polled_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('poll_count', sa.Integer(), nullable=False),
+    sa.Column('detection_lag_seconds', sa.Double(), nullable=True),
     sa.ForeignKeyConstraint(['asset_pk'], ['assets.pk'], name=op.f('fk_watches_asset_pk_assets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_watches'))
     )

@@ -1,0 +1,140 @@
+"""``/metrics`` (bearer token): Prometheus text for the whole bridge, every worker included.
+
+Workers persist cumulative counters in their heartbeat rows; this endpoint sums them and adds gauges
+derived from the database at scrape time, so any web process reports the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from flask import Blueprint, Response, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import case, func, select
+
+from app import current_clock, current_settings
+from app.api.auth import bearer_token, token_matches
+from app.api.problems import problem
+from app.db import db
+from app.models import Delivery, Watch, WorkerHeartbeat
+from app.watches import states
+from app.worker.counters import DURATION_BUCKETS
+
+metrics = Blueprint("metrics", __name__)
+ALIVE_WITHIN = timedelta(seconds=30)
+LAG_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class BridgeCollector(Collector):
+    """Reads heartbeats and tables once per scrape."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        session = db.session
+        beats = session.execute(
+            select(WorkerHeartbeat.counters, WorkerHeartbeat.last_seen_at)
+        ).all()
+        yield from _worker_counters([counters or {} for counters, _ in beats])
+        alive = sum(1 for _, seen in beats if self.now - seen <= ALIVE_WITHIN)
+        yield GaugeMetricFamily(
+            "mi_bridge_workers_alive", "Workers seen in the last 30 s", value=alive
+        )
+        yield from _database_gauges(self.now)
+
+
+def _worker_counters(all_counters: list[dict]) -> Iterator[Metric]:
+    polls: dict[str, float] = defaultdict(float)
+    deliveries: dict[tuple[str, str], float] = defaultdict(float)
+    buckets = [0.0] * len(DURATION_BUCKETS)
+    count = total = 0.0
+    for counters in all_counters:
+        for outcome, value in counters.get("polls", {}).items():
+            polls[outcome] += value
+        for key, value in counters.get("deliveries", {}).items():
+            outcome, _, target_type = key.partition("|")
+            deliveries[(outcome, target_type)] += value
+        duration = counters.get("poll_duration", {})
+        for index, (_bound, value) in enumerate(duration.get("buckets", [])[: len(buckets)]):
+            buckets[index] += value
+        count += duration.get("count", 0)
+        total += duration.get("sum", 0.0)
+    poll_family = CounterMetricFamily(
+        "mi_bridge_polls", "Requests to Media Intelligence by outcome", labels=["outcome"]
+    )
+    for outcome, value in sorted(polls.items()):
+        poll_family.add_metric([outcome], value)
+    yield poll_family
+    delivery_family = CounterMetricFamily(
+        "mi_bridge_deliveries", "Delivery attempts by outcome and target type",
+        labels=["outcome", "target_type"],
+    )  # fmt: skip
+    for (outcome, target_type), value in sorted(deliveries.items()):
+        delivery_family.add_metric([outcome, target_type], value)
+    yield delivery_family
+    histogram = [
+        (str(bound), value) for bound, value in zip(DURATION_BUCKETS, buckets, strict=True)
+    ]
+    yield HistogramMetricFamily(
+        "mi_bridge_poll_duration_seconds", "Duration of requests to Media Intelligence",
+        buckets=[*histogram, ("+Inf", count)], sum_value=total,
+    )  # fmt: skip
+
+
+def _database_gauges(now: datetime) -> Iterator[Metric]:
+    session = db.session
+    watches = GaugeMetricFamily("mi_bridge_watches", "Watches by state", labels=["state"])
+    counts = dict(session.execute(select(Watch.state, func.count()).group_by(Watch.state)).all())
+    for state in states.ALL:
+        watches.add_metric([state], counts.get(state, 0))
+    yield watches
+    pending = select(func.count(), func.min(Delivery.next_attempt_at)).where(
+        Delivery.state == "pending"
+    )
+    depth, oldest = session.execute(pending).one()
+    yield GaugeMetricFamily("mi_bridge_delivery_queue_depth", "Pending deliveries", value=depth)
+    overdue = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+    yield GaugeMetricFamily(
+        "mi_bridge_delivery_oldest_due_seconds", "How long the oldest pending delivery is overdue",
+        value=overdue,
+    )  # fmt: skip
+    yield _detection_lag_histogram()
+
+
+def _detection_lag_histogram() -> Metric:
+    """Buckets counted in SQL: one query however many watches ended."""
+    lag = Watch.detection_lag_seconds
+    columns = [func.sum(case((lag <= bound, 1), else_=0)) for bound in LAG_BUCKETS]
+    row = db.session.execute(
+        select(func.count(lag), func.coalesce(func.sum(lag), 0.0), *columns).where(lag.is_not(None))
+    ).one()
+    count, total, counts = row[0], row[1], row[2:]
+    buckets = [(str(bound), value or 0) for bound, value in zip(LAG_BUCKETS, counts, strict=True)]
+    return HistogramMetricFamily(
+        "mi_bridge_detection_lag_seconds",
+        "Time from the poll before a terminal status to the poll that saw it",
+        buckets=[*buckets, ("+Inf", count)], sum_value=total,
+    )  # fmt: skip
+
+
+@metrics.get("/metrics")
+def metrics_view() -> Response:
+    """Prometheus text format; needs a bearer token like the API."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None or not token_matches(token, current_settings().api_tokens()):
+        return problem(
+            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(current_clock()))
+    return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")
