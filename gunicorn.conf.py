@@ -24,6 +24,7 @@ timeout = 30
 graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
 keepalive = 5
 accesslog = None  # the app logs requests itself, without secrets
+control_socket_disable = True  # gunicorn 27's control socket would be shared by every app on a host
 
 
 def on_starting(server):

@@ -73,6 +73,9 @@ def install_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response | HTTPException:
         if not request.path.startswith("/api/"):
             return exc
+        refused = _authenticate()  # everything under /api/ needs a token, unknown paths included
+        if refused is not None:
+            return refused
         status = exc.code or 500
         if isinstance(exc, RequestEntityTooLarge):
             return problem(413, "the body is larger than 64 KiB")

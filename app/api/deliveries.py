@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app import current_clock, current_notifier
 from app.api.blueprint import api, fail
+from app.api.params import bounded_int, sequence_cursor
 from app.api.serializers import delivery_json
 from app.api.watches import find_watch
 from app.db import db
@@ -66,15 +67,10 @@ def list_deliveries() -> Response:
         statement = statement.where(Delivery.watch_id == args["watch_id"])
     if args.get("target_id"):
         statement = statement.where(Delivery.target_id == args["target_id"])
-    cursor = args.get("cursor")
-    if cursor:
-        if not cursor.isdigit():
-            fail(400, "cursor is not one this API returned")
-        statement = statement.where(Delivery.seq < int(cursor))
-    limit_text = args.get("limit", str(DEFAULT_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-        fail(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
-    limit = int(limit_text)
+    cursor = sequence_cursor(args.get("cursor"), "cursor")
+    if cursor is not None:
+        statement = statement.where(Delivery.seq < cursor)
+    limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     rows = db.session.execute(statement.limit(limit + 1)).all()
     page = rows[:limit]
     next_cursor = str(page[-1][0].seq) if len(rows) > limit else None

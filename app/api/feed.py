@@ -7,7 +7,8 @@ import json
 from flask import Response, request
 from sqlalchemy import select
 
-from app.api.blueprint import api, fail
+from app.api.blueprint import api
+from app.api.params import bounded_int, sequence_cursor
 from app.api.serializers import event_json
 from app.db import db
 from app.models import Event
@@ -23,18 +24,14 @@ def list_events() -> Response:
     """
     args = request.args
     statement = select(Event).where(Event.type != "bridge.test").order_by(Event.seq)
-    after = args.get("after")
-    if after:
-        if not after.isdigit():
-            fail(400, "after must be a cursor this API returned")
-        statement = statement.where(Event.seq > int(after))
+    after = sequence_cursor(args.get("after"), "after")
+    if after is not None:
+        statement = statement.where(Event.seq > after)
     if args.get("watch_id"):
         statement = statement.where(Event.watch_id == args["watch_id"])
-    limit_text = args.get("limit", str(DEFAULT_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-        fail(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
-    events = db.session.scalars(statement.limit(int(limit_text))).all()
+    limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    events = db.session.scalars(statement.limit(limit)).all()
     items = [event_json(event) for event in events]
-    next_cursor = items[-1]["cursor"] if items else after
+    next_cursor = items[-1]["cursor"] if items else (str(after) if after is not None else None)
     body = {"items": items, "next_cursor": next_cursor}
     return Response(json.dumps(body), mimetype="application/json")

@@ -4,6 +4,7 @@ except a generated webhook secret in the 201 response."""
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,6 +16,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.models import Delivery, Event, Target, Watch
 
+#: A path segment short enough to be an id rather than a credential (Slack's T.../B... ids).
+_SHORT_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
+
 
 def rfc3339(value: datetime | None) -> str | None:
     """RFC 3339 UTC with a ``Z`` and millisecond precision."""
@@ -24,10 +28,21 @@ def rfc3339(value: datetime | None) -> str | None:
 
 
 def mask_slack_webhook(url: str) -> str:
-    """Hide the credential in an incoming-webhook URL: its last path segment becomes ``****``."""
+    """Hide the credential in an incoming-webhook URL: the path from its last segment, or from its
+    first long one, becomes ``****`` (query and fragment are dropped).
+
+    Slack's ``/services/T000/B000/<secret>`` keeps its short workspace and app ids visible;
+    Slack-compatible tools carry their key elsewhere (Mattermost ``/hooks/<key>``, Discord
+    ``/api/webhooks/<id>/<token>/slack``), so a long segment hides everything after it too.
+    """
     parts = urlsplit(url)
-    head, _, _tail = parts.path.rpartition("/")
-    return urlunsplit((parts.scheme, parts.netloc, f"{head}/****", "", ""))
+    segments = [segment for segment in parts.path.split("/") if segment]
+    shown: list[str] = []
+    for segment in segments[:-1]:
+        if not _SHORT_SEGMENT.match(segment):
+            break
+        shown.append(segment)
+    return urlunsplit((parts.scheme, parts.netloc, "/".join(["", *shown, "****"]), "", ""))
 
 
 def target_json(target: Target, generated_secret: str | None = None) -> dict[str, Any]:

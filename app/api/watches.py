@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from app import current_clock, current_default_targets, current_settings, current_validation
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
+from app.api.params import bounded_int
 from app.api.schemas import InvalidWatch, WatchCreate, validate_watch
 from app.api.serializers import deliveries_by_watch, load_watches, watch_json
 from app.db import db
@@ -118,20 +119,12 @@ def list_watches() -> Response:
         if not WATCH_ID.match(cursor):
             fail(400, "cursor is not one this API returned")
         statement = statement.where(Watch.id < cursor)
-    limit = _limit(args.get("limit"))
+    limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     watches = load_watches(db.session, statement.limit(limit + 1))
     page, more = watches[:limit], len(watches) > limit
     deliveries = deliveries_by_watch(db.session, [w.id for w in page])
     items = [watch_json(w, deliveries.get(w.id, ())) for w in page]
     return _json({"items": items, "next_cursor": page[-1].id if more else None})
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        fail(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(value)
 
 
 def find_watch(watch_id: str) -> Watch:

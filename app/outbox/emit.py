@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, Event, Watch, new_id
@@ -24,6 +25,7 @@ def emit_event(
     ``dedupe_key`` is unique per watch: writing the same change twice fails the transaction instead
     of notifying twice.
     """
+    _serialise_event_commits(session)
     event_id = new_id("evt")
     event = Event(
         id=event_id,
@@ -48,3 +50,24 @@ def emit_event(
             )
         )
     return event
+
+
+#: Advisory lock key (PostgreSQL) held by a transaction from its first event until it commits.
+EVENTS_LOCK_KEY = 0x6D69_6272  # "mibr"
+
+
+def _serialise_event_commits(session: Session) -> None:
+    """Make event ``seq`` order the commit order, so a feed consumer tailing by cursor never skips.
+
+    Without it, a transaction holding seq 1 could commit after another committed seq 2 that a
+    consumer already read past. On PostgreSQL each event-writing transaction takes one advisory
+    transaction lock before its first event; SQLite serialises writers already (BEGIN IMMEDIATE).
+    """
+    session = getattr(session, "registry", lambda: session)()  # a scoped_session's own Session
+    transaction = session.get_transaction()
+    if session.get_bind().dialect.name != "postgresql" or transaction is None:
+        return
+    if session.info.get("events_lock_held_by") is transaction:
+        return
+    session.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK_KEY)))
+    session.info["events_lock_held_by"] = transaction

@@ -47,9 +47,18 @@ class MediaIntelligenceClient:
         self._session.mount("https://", adapter)
 
     def get_status(
-        self, workspace: str, project_id: str, asset_id: str, generation: Generation
+        self,
+        workspace: str,
+        project_id: str,
+        asset_id: str,
+        generation: Generation,
+        *,
+        budget: float | None = None,
     ) -> PollResult:
-        """GET one asset's analysis status from ``generation``'s endpoint and classify the answer."""
+        """GET one asset's analysis status from ``generation``'s endpoint and classify the answer.
+
+        ``budget`` (seconds) caps both timeouts, so a poll never outlives the lease it runs under.
+        """
         url = self.base_url + status_path(generation, workspace, project_id, asset_id)
         prepared = self._session.prepare_request(requests.Request("GET", url))
         # Sign the request target exactly as it goes on the wire (path plus query, if any).
@@ -59,8 +68,11 @@ class MediaIntelligenceClient:
         prepared.headers["Content-Type"] = "application/json"
         prepared.headers["User-Agent"] = USER_AGENT
         started = time.monotonic()
+        timeout = self._timeout
+        if budget is not None:
+            timeout = (min(timeout[0], budget), min(timeout[1], budget))
         try:
-            result = self._send(prepared)
+            result = self._send(prepared, timeout)
         except requests.Timeout:
             result = PollResult(PollOutcome.TRANSIENT, detail="timeout")
         except requests.ConnectionError as exc:
@@ -69,9 +81,9 @@ class MediaIntelligenceClient:
             result = PollResult(PollOutcome.TRANSIENT, detail=f"request failed: {_short(exc)}")
         return _with_duration(result, time.monotonic() - started)
 
-    def _send(self, prepared: requests.PreparedRequest) -> PollResult:
+    def _send(self, prepared: requests.PreparedRequest, timeout: tuple[float, float]) -> PollResult:
         with self._session.send(
-            prepared, timeout=self._timeout, allow_redirects=False, stream=True
+            prepared, timeout=timeout, allow_redirects=False, stream=True
         ) as response:
             body = _read_capped(response)
             if body is None:

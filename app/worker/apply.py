@@ -85,8 +85,12 @@ def apply_poll(session: Session, claim: ClaimedAsset, chain: PollChain, ctx: App
         answered.last_error = result.detail
     else:
         _apply_trouble(session, answered, result, ctx)
-    for row in {asset, answered}:
-        _schedule(session, row, ctx)
+    _schedule(
+        asset, [w for w in watches if w.state == states.WATCHING and w.asset_pk == asset.pk], ctx
+    )
+    if answered is not asset:
+        session.flush()
+        _schedule(answered, _active_watches(session, answered.pk), ctx)
     return True
 
 
@@ -208,10 +212,11 @@ def _finish(watch: Watch, state: str, reason: str | None, now: datetime) -> None
     watch.updated_at = now
 
 
-def _schedule(session: Session, asset: Asset, ctx: ApplyContext) -> None:
-    """Next poll: now for a watch that joined during the poll, else after the interval, or never."""
-    session.flush()
-    waiting = _active_watches(session, asset.pk)
+def _schedule(asset: Asset, waiting: list[Watch], ctx: ApplyContext) -> None:
+    """Next poll: now for a watch that joined during the poll, else after the interval, or never.
+
+    ``waiting`` are the watches of ``asset`` still watching after this poll was applied.
+    """
     if not waiting:
         asset.next_poll_at = None
     elif any(w.created_at > ctx.claimed_at for w in waiting):

@@ -68,3 +68,17 @@ def release(session: Session, token: str, pks: list[int]) -> None:
             .values(lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def lock_held(session: Session, token: str, pks: list[int]) -> set[int]:
+    """Lock, at the start of the apply transaction, every row of the batch still leased to ``token``.
+
+    Once locked (PostgreSQL; SQLite serialises writers anyway) no other worker can claim them while
+    the batch is applied, however long that takes; rows whose lease was retaken are left alone.
+    """
+    if not pks:
+        return set()
+    statement = (
+        select(Asset.pk).where(Asset.pk.in_(pks), Asset.lease_owner == token).with_for_update()
+    )
+    return set(session.scalars(statement))

@@ -121,7 +121,7 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
 def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
     """One delivery tick: one batch, sent concurrently, applied in one transaction."""
     report = DeliveryReport()
-    with runtime.app.app_context():
+    with runtime.delivery_lock, runtime.app.app_context():
         session = db.session
         token = runtime.next_claim_token()
         claims = claim_due_deliveries(

@@ -18,7 +18,7 @@ from app.upstream.generations import Generation, successor
 from app.upstream.outcomes import PollOutcome
 from app.worker import bridge_state
 from app.worker.apply import ApplyContext, PollChain, apply_poll
-from app.worker.claims import ClaimedAsset, claim_due_assets, release
+from app.worker.claims import ClaimedAsset, claim_due_assets, lock_held, release
 from app.worker.expiry import expire_due_watches
 from app.worker.runtime import POLL_CONCURRENCY, WorkerRuntime
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = POLL_CONCURRENCY * 4
 #: A tick keeps claiming batches while work is due, for at most this long.
 TICK_BUDGET_SECONDS = 5.0
+#: Requests may use this share of the remaining lease; the rest is left for applying the batch.
+LEASE_SHARE_FOR_REQUESTS = 0.5
+#: Below this many seconds of budget a request is not worth sending.
+MIN_REQUEST_BUDGET = 0.05
 
 
 @dataclass
@@ -70,11 +74,13 @@ def _poll_batch(runtime: WorkerRuntime, report: PollReport) -> int:
     if not claims:
         return 0
     report.claimed += len(claims)
-    chains = dict(_poll_all(runtime, claims, threading.Event()))
+    lease_ends = time.monotonic() + runtime.settings.bridge_lease_seconds
+    chains = dict(_poll_all(runtime, claims, threading.Event(), lease_ends))
     ctx = ApplyContext(token, claimed_at, runtime.clock(), runtime.pacing, runtime.rng)
+    held = lock_held(session, token, sorted(chains))
     for claim in claims:
         chain = chains.get(claim.pk)
-        if chain is not None and apply_poll(session, claim, chain, ctx):
+        if chain is not None and claim.pk in held and apply_poll(session, claim, chain, ctx):
             report.applied += 1
     release(session, token, [c.pk for c in claims if c.pk not in chains])
     session.commit()
@@ -84,14 +90,18 @@ def _poll_batch(runtime: WorkerRuntime, report: PollReport) -> int:
 
 
 def _poll_all(
-    runtime: WorkerRuntime, claims: list[ClaimedAsset], throttled: threading.Event
+    runtime: WorkerRuntime,
+    claims: list[ClaimedAsset],
+    throttled: threading.Event,
+    lease_ends: float,
 ) -> Iterator[tuple[int, PollChain]]:
     """Poll each claim (with generation fallback); yields only those actually polled.
 
     After a 429 no further request of the batch is sent: the rest are released, still due.
     """
     futures: list[tuple[int, Future[PollChain | None]]] = [
-        (claim.pk, runtime.pool.submit(_poll_one, runtime, claim, throttled)) for claim in claims
+        (claim.pk, runtime.pool.submit(_poll_one, runtime, claim, throttled, lease_ends))
+        for claim in claims
     ]
     for pk, future in futures:
         chain = future.result()
@@ -100,16 +110,23 @@ def _poll_all(
 
 
 def _poll_one(
-    runtime: WorkerRuntime, claim: ClaimedAsset, throttled: threading.Event
+    runtime: WorkerRuntime, claim: ClaimedAsset, throttled: threading.Event, lease_ends: float
 ) -> PollChain | None:
-    """Ask the claim's generation, falling forward on 404/410; None if stopped before asking."""
+    """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
+
+    Each request must end well inside the lease (its timeouts are capped by what is left, less a
+    margin for applying): a request that could outlive it is not sent, and the claim is released.
+    """
     generation: Generation | None = Generation(claim.api)
     requests = []
     while generation is not None:
-        if throttled.is_set() or not runtime.limiter.acquire(runtime.stop):
+        budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
+        if budget < MIN_REQUEST_BUDGET or throttled.is_set():
+            break
+        if not runtime.limiter.acquire(runtime.stop):
             break
         result = runtime.client.get_status(
-            claim.workspace, claim.project_id, claim.asset_id, generation
+            claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
         )
         runtime.counters.poll(result.outcome.value, result.duration)
         requests.append((generation.value, result))

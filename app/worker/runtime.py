@@ -54,6 +54,7 @@ class WorkerRuntime:
         default_factory=lambda: ThreadPoolExecutor(DELIVERY_CONCURRENCY, thread_name_prefix="send")
     )
     tick_lock: threading.Lock = field(default_factory=threading.Lock)
+    delivery_lock: threading.Lock = field(default_factory=threading.Lock)
     claim_seq: int = 0
 
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,8 +65,10 @@ def run_worker(runtime: WorkerRuntime) -> None:
     signal.signal(signal.SIGINT, request_stop)
     log.info("worker %s started", runtime.worker_id)
     scheduler.start()
-    if runtime.tick_lock.acquire(timeout=SHUTDOWN_GRACE_SECONDS):
-        runtime.tick_lock.release()
+    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+    for lock in (runtime.tick_lock, runtime.delivery_lock):  # in-flight ticks finish first
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            lock.release()
     try:
         beat(runtime)  # the final counters, so /metrics misses nothing this worker did
     finally:
