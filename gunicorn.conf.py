@@ -24,7 +24,31 @@ timeout = 30
 graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
 keepalive = 5
 accesslog = None  # the app logs requests itself, without secrets
-control_socket_disable = True  # gunicorn 27's control socket would be shared by every app on a host
+control_socket_disable = True
+if not _settings.development:
+    # gunicorn's own lines (start, stop, worker boots) as JSON too, like the app's in production.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        },
+    }  # gunicorn 27's control socket would be shared by every app on a host
 
 
 def on_starting(server):

@@ -87,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api import deliveries, feed, watches  # noqa: F401  (routes register on import)
     from app.api.blueprint import api, install_error_handlers
     from app.api.docs import docs
+    from app.dashboard import init_dashboard
     from app.web.health import health
     from app.web.metrics import metrics
 
@@ -94,6 +95,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(metrics)
     app.register_blueprint(docs)
     app.register_blueprint(api)
+    init_dashboard(app)  # the dashboard blueprint, its CSRF protection and session cookie policy
     install_error_handlers(app)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import atexit
 import threading
 
+from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
+from app.worker.heartbeat import beat
 from app.worker.runtime import WorkerRuntime
 from app.worker.scheduler import start_background
 
-_started: dict[int, WorkerRuntime] = {}
+_started: dict[int, tuple[WorkerRuntime, BaseScheduler]] = {}
 _lock = threading.Lock()
 
 
@@ -22,15 +24,23 @@ def start_embedded_worker(app: Flask) -> WorkerRuntime:
     """Start the embedded scheduler for ``app`` (idempotent per app); stops at interpreter exit."""
     with _lock:
         if id(app) in _started:
-            return _started[id(app)]
+            return _started[id(app)][0]
         runtime = WorkerRuntime.from_app(app, kind="embedded")
-        scheduler = start_background(runtime)
+        _started[id(app)] = (runtime, start_background(runtime))
+    atexit.register(stop_embedded_worker, app)
+    return runtime
 
-        def stop() -> None:
-            runtime.stop.set()
-            scheduler.shutdown(wait=True)
-            runtime.close()
 
-        atexit.register(stop)
-        _started[id(app)] = runtime
-        return runtime
+def stop_embedded_worker(app: Flask) -> None:
+    """Stop the embedded scheduler of ``app`` (in-flight ticks finish, a last heartbeat is written)."""
+    with _lock:
+        started = _started.pop(id(app), None)
+    if started is None:
+        return
+    runtime, scheduler = started
+    runtime.stop.set()
+    scheduler.shutdown(wait=True)
+    try:
+        beat(runtime)
+    finally:
+        runtime.close()

@@ -1,0 +1,86 @@
+"""The dashboard: watches, deliveries and bridge health in the browser, for users and on-call engineers.
+
+It reads the same rows as the API and acts through the same domain functions (``register_watch``,
+``stop_watch``, ``send_test``, ``retry_delivery``). Sign-in is with one of ``BRIDGE_API_TOKENS``; the
+session cookie is HttpOnly, SameSite=Lax and Secure whenever the request came over HTTPS (one
+``X-Forwarded-Proto`` hop is trusted through ProxyFix). Every form carries a Flask-WTF CSRF token; the
+API blueprint is exempt, since it authenticates with bearer tokens and never with the cookie.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Flask, Response, has_request_context, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+dashboard = Blueprint("dashboard", __name__)
+csrf = CSRFProtect()
+
+#: How long a dashboard sign-in lasts (and its CSRF tokens with it).
+SESSION_LIFETIME = timedelta(hours=12)
+
+#: Everything comes from this origin: the stylesheet and script are ours, nothing inline.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+class DashboardSessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose ``Secure`` flag follows the request's scheme.
+
+    Behind a TLS-terminating proxy ``request.is_secure`` is true through ProxyFix, so the cookie is
+    never sent back over plain HTTP; local plain-HTTP use (development, tests) still works.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """True when the current request arrived over HTTPS (directly or through the proxy)."""
+        if has_request_context() and request.is_secure:
+            return True
+        return super().get_cookie_secure(app)
+
+
+def init_dashboard(app: Flask) -> None:
+    """Attach the dashboard to ``app``: session cookie policy, CSRF protection, routes, filters."""
+    from app.api.blueprint import api
+    from app.dashboard import (  # noqa: F401  (routes register on import)
+        actions,
+        attention,
+        auth,
+        formatting,
+        health,
+        registering,
+        watch_views,
+    )
+
+    app.config["SESSION_COOKIE_NAME"] = "mi_bridge_session"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
+    app.config["WTF_CSRF_TIME_LIMIT"] = int(SESSION_LIFETIME.total_seconds())
+    app.session_interface = DashboardSessionInterface()
+    csrf.init_app(app)
+    csrf.exempt(api)
+    formatting.install_filters(app)
+    app.register_blueprint(dashboard)
+    app.register_error_handler(CSRFError, _csrf_refused)
+
+
+@dashboard.after_request
+def _page_headers(response: Response) -> Response:
+    """Same-origin-only CSP, no sniffing, no caching of pages that show operational data."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _csrf_refused(exc: CSRFError) -> tuple[Response, int]:
+    """A form post without a valid CSRF token: 400 with a page that says what to do."""
+    body = render_template("dashboard/csrf_error.html", reason=exc.description)
+    response = Response(body, mimetype="text/html")
+    return _page_headers(response), 400

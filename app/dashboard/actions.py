@@ -1,0 +1,105 @@
+"""What the dashboard's buttons do: stop a watch, send it a test, retry an ended delivery.
+
+Each acts through the same domain function as the API, then redirects (POST/redirect/GET) to a page
+whose flash messages say what really happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, flash, redirect, request, url_for
+from sqlalchemy import select
+
+from app import current_clock, current_notifier
+from app.api.serializers import load_watches, target_json
+from app.dashboard import dashboard
+from app.dashboard.auth import safe_next
+from app.dashboard.formatting import duration, excerpt
+from app.db import db
+from app.models import Delivery, Watch
+from app.notify.results import DeliveryOutcome
+from app.outbox import retries
+from app.outbox.testing import TestOutcome, send_test
+from app.watches.registration import stop_watch
+
+
+def _watch_or_404(watch_id: str) -> Watch:
+    found = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    if not found:
+        abort(404)
+    return found[0]
+
+
+def _back_to_watch(watch_id: str) -> Response:
+    return redirect(url_for("dashboard.watch", watch_id=watch_id))
+
+
+@dashboard.post("/watches/<watch_id>/stop")
+def stop(watch_id: str) -> Response:
+    """Stop watching (state ``stopped``); an ended watch is left as it is, and the page says so."""
+    watch = _watch_or_404(watch_id)
+    if stop_watch(db.session, watch, current_clock()):
+        db.session.commit()
+        flash("Stopped: no events will be sent for this watch from now on.", "success")
+    else:
+        db.session.rollback()
+        flash(f"Nothing to stop: this watch already ended ({watch.state}).", "info")
+    return _back_to_watch(watch_id)
+
+
+def target_label(target: dict[str, Any]) -> str:
+    """A target as a person names it: its type and where it points (credentials masked)."""
+    where = target.get("channel") or target.get("url") or target["id"]
+    return f"{target['type'].replace('_', ' ')} {where}"
+
+
+def test_message(outcome: TestOutcome, target: dict[str, Any]) -> tuple[str, str]:
+    """The flash message and category saying what one target answered to a test."""
+    result = outcome.result
+    answer = f"HTTP {result.status_code}" if result.status_code else "no HTTP answer"
+    text = f"{target_label(target)}: {answer} in {duration(result.duration_ms / 1000)}"
+    if result.outcome is DeliveryOutcome.SUCCEEDED:
+        return f"Test delivered to {text}.", "success"
+    detail = excerpt(result.error or result.excerpt or result.outcome.value)
+    return f"Test failed for {text}: {detail}", "error"
+
+
+@dashboard.post("/watches/<watch_id>/test")
+def test(watch_id: str) -> Response:
+    """Send ``bridge.test`` to every target now (disabled ones too) and report each real outcome."""
+    watch = _watch_or_404(watch_id)
+    targets = {target.id: target_json(target) for target in watch.targets}
+    _event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock())
+    db.session.commit()
+    if not outcomes:
+        flash("This watch has no targets to test.", "info")
+    for outcome in outcomes:
+        flash(*test_message(outcome, targets[outcome.target_id]))
+    return _back_to_watch(watch_id)
+
+
+@dashboard.post("/deliveries/<delivery_id>/retry")
+def retry(delivery_id: str) -> Response:
+    """Send a ``dead`` or ``failed`` delivery again (same ``webhook-id``); then back to ``next``."""
+    delivery = db.session.scalars(
+        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+    ).one_or_none()
+    if delivery is None:
+        abort(404)
+    back = safe_next(request.form.get("next")) or url_for(
+        "dashboard.watch", watch_id=delivery.watch_id
+    )
+    try:
+        retries.retry_delivery(db.session, delivery, current_clock())
+    except retries.NotRetryable as exc:
+        db.session.rollback()
+        flash(f"Not retried: {exc}.", "error")
+        return redirect(back)
+    db.session.commit()
+    flash(
+        f"Delivery {delivery_id} is queued again: a worker sends it within a few seconds, "
+        "and its attempt appears below.",
+        "success",
+    )
+    return redirect(back)

@@ -1,0 +1,58 @@
+"""How the dashboard writes times, durations and excerpts (Jinja filters; pure functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Flask
+
+from app.api.serializers import rfc3339
+
+EXCERPT_CHARACTERS = 200
+
+
+def when(value: datetime | None) -> str:
+    """``2026-11-25 12:00:03 UTC``, or an em dash for no time."""
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def clock_time(value: datetime | None) -> str:
+    """``12:00:03`` (UTC), for timelines where the date is shown once."""
+    return "—" if value is None else value.strftime("%H:%M:%S")
+
+
+def duration(value: timedelta | float | None) -> str:
+    """A human duration: ``350 ms``, ``4.2 s``, ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    seconds = max(seconds, 0.0)
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def excerpt(value: str | None, limit: int = EXCERPT_CHARACTERS) -> str:
+    """At most ``limit`` characters of ``value`` on one line, with an ellipsis when cut."""
+    if not value:
+        return ""
+    text = " ".join(value.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def install_filters(app: Flask) -> None:
+    """Make the filters above available to every template as ``when``, ``duration``..."""
+    app.add_template_filter(when, "when")
+    app.add_template_filter(clock_time, "clock_time")
+    app.add_template_filter(duration, "duration")
+    app.add_template_filter(excerpt, "excerpt")
+    app.add_template_filter(rfc3339, "rfc3339")

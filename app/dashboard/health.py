@@ -1,0 +1,85 @@
+"""The bridge health banner: what an on-call engineer must know before reading anything else.
+
+The rules are ``/readyz``'s (``app.web.health``): a worker not seen for 30 s, upstream and Slack
+credential health, and a rate-limit pause from the upstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import has_request_context
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import current_clock
+from app.dashboard import dashboard
+from app.dashboard.auth import signed_in
+from app.db import db
+from app.models import BridgeState, WorkerHeartbeat
+from app.web.health import WORKER_STALE_AFTER
+from app.worker.bridge_state import FAILING, ROW_ID
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One bridge-wide problem: a short title, what it means, and (optionally) a time it refers to."""
+
+    key: str
+    title: str
+    detail: str
+    at: datetime | None = None
+    remaining: timedelta | None = None
+
+
+def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
+    """Every current bridge-wide problem, most severe first; empty when all is well."""
+    alerts: list[Alert] = []
+    state = session.get(BridgeState, ROW_ID)
+    last_seen = session.scalar(select(func.max(WorkerHeartbeat.last_seen_at)))
+    if last_seen is None:
+        alerts.append(Alert("worker", "No worker has been seen", "Nothing is polled or delivered."))
+    elif now - last_seen > WORKER_STALE_AFTER:
+        detail = "Polling and deliveries stop while no worker runs. Last seen:"
+        alerts.append(Alert("worker", "No worker seen for over 30 s", detail, last_seen))
+    if state is not None and state.upstream_auth == FAILING:
+        detail = state.upstream_auth_detail or "the API Gateway answers 401"
+        alerts.append(
+            Alert(
+                "upstream_auth",
+                "Media Intelligence rejects the bridge's credentials (or its clock)",
+                f"Watches keep watching but learn nothing: {detail}. Since:",
+                state.upstream_auth_changed_at,
+            )
+        )
+    if state is not None and state.slack_auth == FAILING:
+        detail = state.slack_auth_detail or "Slack refuses the bot token"
+        alerts.append(
+            Alert(
+                "slack_auth",
+                "Slack rejects the bridge's bot token",
+                f"Slack deliveries are held and retried: {detail}. Since:",
+                state.slack_auth_changed_at,
+            )
+        )
+    until = state.rate_limited_until if state is not None else None
+    if until is not None and until > now:
+        alerts.append(
+            Alert(
+                "rate_limited",
+                "Media Intelligence is rate-limiting the bridge",
+                "Polling is paused until",
+                until,
+                until - now,
+            )
+        )
+    return alerts
+
+
+@dashboard.context_processor
+def _health() -> dict[str, list[Alert]]:
+    """``alerts`` for the banner of every dashboard page a signed-in user sees."""
+    if not has_request_context() or not signed_in():
+        return {"alerts": []}
+    return {"alerts": bridge_alerts(db.session, current_clock())}

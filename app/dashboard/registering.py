@@ -1,0 +1,81 @@
+"""``/watches/new``: register a watch through a form, validated exactly as ``POST /api/v1/watches``.
+
+The form becomes the API's JSON body, ``WatchCreate`` validates it with the same context, and its
+errors come back field by field with the API's own messages. A generated webhook secret is shown
+once, on the page that answers the successful post; it is never shown again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, render_template, request
+from pydantic import ValidationError
+
+from app import current_clock, current_default_targets, current_settings, current_validation
+from app.api.problems import validation_errors
+from app.api.schemas import SUBSCRIBABLE_EVENTS, WatchCreate
+from app.api.serializers import target_json
+from app.dashboard import dashboard
+from app.dashboard.watch_form import (
+    API_CHOICES,
+    WatchForm,
+    add_api_errors,
+    blank_form,
+    read_form,
+)
+from app.db import db
+from app.watches.registration import register_watch
+
+
+def validate(form: WatchForm) -> WatchCreate | None:
+    """The validated registration, or None with the API's errors filed under the form's fields.
+
+    A missing target list is reported together with the schema's errors (the API reports it once
+    the rest is valid), so the form shows every problem at once.
+    """
+    model, errors = None, []
+    try:
+        model = WatchCreate.model_validate(form.body, context=current_validation())
+    except ValidationError as exc:
+        errors = validation_errors(exc, form.body)
+    if "targets" not in form.body and not current_default_targets():
+        errors.append({"pointer": "#/targets", "detail": "required"})
+    add_api_errors(form, errors)
+    return None if form.errors else model
+
+
+def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
+    context: dict[str, Any] = {
+        "form": form,
+        "events": SUBSCRIBABLE_EVENTS,
+        "apis": API_CHOICES,
+        "default_api": current_settings().mi_default_api,
+        "has_default_targets": bool(current_default_targets()),
+        "default_timeout": current_settings().bridge_watch_timeout,
+    }
+    return render_template("dashboard/new.html", **context), status
+
+
+@dashboard.route("/watches/new", methods=["GET", "POST"])
+def new_watch() -> tuple[str, int] | Response:
+    """The registration form; a valid post registers the watch and shows it, with any generated
+    secret, once. Invalid posts answer 422 with every problem next to its field."""
+    if request.method == "GET":
+        return _form_page(blank_form())
+    form = read_form(request.form, request.form.getlist("events"))
+    model = validate(form)
+    if model is None:
+        return _form_page(form, 422)
+    registration = register_watch(
+        db.session, model, current_settings(), current_default_targets(), current_clock()
+    )
+    watch = registration.watch
+    secrets = [
+        (target_json(target), registration.generated_secrets[target.id])
+        for target in watch.targets
+        if target.id in registration.generated_secrets
+    ]
+    db.session.commit()
+    html = render_template("dashboard/created.html", watch=watch, secrets=secrets)
+    return Response(html, status=201, mimetype="text/html")

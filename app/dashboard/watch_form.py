@@ -1,0 +1,144 @@
+"""The registration form as the API's JSON: build the body from form fields, and map the API's
+field errors (JSON pointers) back to the fields, so the form says exactly what the API would.
+
+Pure functions of the submitted fields; the view validates with ``WatchCreate`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.api.schemas import DEFAULT_EVENTS
+
+#: Text fields of the form, copied into the body under the same name when not empty.
+TEXT_FIELDS = ("workspace", "project_id", "asset_id")
+#: Target fields in the order their targets are added to the body, with the body key they fill.
+TARGET_FIELDS = (
+    ("webhook", (("webhook_url", "url"), ("webhook_secret", "secret"))),
+    ("slack", (("slack_channel", "channel"),)),
+    ("slack_webhook", (("slack_webhook_url", "url"),)),
+)
+API_CHOICES = ("video-assets", "assets", "index")
+FORM_ERRORS = "form"
+
+
+@dataclass
+class WatchForm:
+    """What was typed (to show it again), the API body it makes, and errors per form field."""
+
+    values: dict[str, Any]
+    body: dict[str, Any]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    #: For each target in ``body["targets"]``: the type, to find its fields from a pointer.
+    target_types: list[str] = field(default_factory=list)
+
+    def add_error(self, name: str, message: str) -> None:
+        """File ``message`` under the form field ``name`` (``form`` for the form as a whole)."""
+        self.errors.setdefault(name, []).append(message)
+
+
+def blank_form() -> WatchForm:
+    """The form as first shown: default events ticked, everything else empty."""
+    return WatchForm(values={"events": list(DEFAULT_EVENTS)}, body={})
+
+
+def read_form(form: Mapping[str, Any], events: list[str]) -> WatchForm:
+    """The API body for the submitted fields (``events``: the ticked checkboxes).
+
+    Empty fields are left out of the body, so the API's own "required" and defaults apply. Label
+    lines that are not ``key=value`` are form errors of their own (the API takes an object).
+    """
+    values: dict[str, Any] = {name: str(form.get(name, "")).strip() for name in _all_fields()}
+    values["labels"] = str(form.get("labels", ""))
+    values["events"] = list(events)
+    parsed = WatchForm(values=values, body={})
+    body = parsed.body
+    for name in TEXT_FIELDS:
+        if values[name]:
+            body[name] = values[name]
+    if values["api"]:
+        body["api"] = values["api"]
+    targets = []
+    for target_type, fields in TARGET_FIELDS:
+        if not any(values[name] for name, _key in fields):
+            continue
+        target = {"type": target_type}
+        target.update({key: values[name] for name, key in fields if values[name]})
+        targets.append(target)
+        parsed.target_types.append(target_type)
+    if targets:
+        body["targets"] = targets
+    body["labels"] = _labels(values["labels"], parsed)
+    body["events"] = list(events)
+    if values["timeout_seconds"]:
+        body["timeout_seconds"] = _number(values["timeout_seconds"])
+    return parsed
+
+
+def _all_fields() -> list[str]:
+    names = [*TEXT_FIELDS, "api", "timeout_seconds"]
+    names += [name for _type, fields in TARGET_FIELDS for name, _key in fields]
+    return names
+
+
+def _number(text: str) -> int | float | str:
+    """A number when the text is one (as a JSON client would send it); else the text, which the
+    schema refuses with its own message."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _labels(text: str, parsed: WatchForm) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or not key.strip():
+            parsed.add_error("labels", f"line {number}: write each label as key=value")
+            continue
+        if key.strip() in labels:
+            parsed.add_error("labels", f"line {number}: {key.strip()} is given twice")
+            continue
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def field_for_pointer(pointer: str, target_types: list[str]) -> str:
+    """The form field an API error pointer (``#/targets/1/url``) is about; ``form`` if none."""
+    parts = [_unescape(part) for part in pointer.removeprefix("#").split("/")[1:]]
+    if not parts:
+        return FORM_ERRORS
+    head = parts[0]
+    if head in (*TEXT_FIELDS, "api", "timeout_seconds", "labels", "events"):
+        return head
+    if head != "targets":
+        return FORM_ERRORS
+    if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(target_types):
+        return "targets"
+    fields = dict(TARGET_FIELDS)[target_types[int(parts[1])]]
+    key = parts[2] if len(parts) > 2 else None
+    return next((name for name, body_key in fields if body_key == key), fields[0][0])
+
+
+def add_api_errors(form: WatchForm, errors: list[dict[str, str]]) -> None:
+    """File each API error under its field; a label error names its label."""
+    for error in errors:
+        name = field_for_pointer(error["pointer"], form.target_types)
+        parts = error["pointer"].split("/")
+        detail = error["detail"]
+        if name == "labels" and len(parts) > 2:
+            detail = f"{_unescape(parts[2])}: {detail}"
+        form.add_error(name, detail)
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")

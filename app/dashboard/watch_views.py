@@ -1,0 +1,84 @@
+"""The watch list (``/``) and one watch (``/watches/<id>``), with the fragments their script fetches.
+
+Each page and its fragment render the same partial templates, so the script can swap the regions
+(elements with ``data-region`` and an id) in place. A fragment answers ``X-Live: off`` once nothing
+more can change, and the script stops asking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, render_template, request, url_for
+from sqlalchemy import select
+
+from app import current_clock, current_settings
+from app.api.serializers import load_watches, target_json
+from app.dashboard import dashboard
+from app.dashboard.listing import WatchQuery, list_watches
+from app.dashboard.timeline import detection, events_with_deliveries, phases, still_live
+from app.db import db
+from app.models import Watch
+from app.watches import states
+
+LIVE_HEADER = "X-Live"
+
+
+def _list_context() -> dict[str, Any]:
+    query = WatchQuery.from_args(request.args)
+    page = list_watches(db.session, query)
+    return {"query": query, "listing": page, "states": states.ALL}
+
+
+@dashboard.get("/")
+def watches() -> str:
+    """Watches, newest first: state tabs with counts, search, pages; updates itself."""
+    context = _list_context()
+    live_src = url_for("dashboard.watches_live", **context["query"].args())
+    return render_template("dashboard/watches.html", live_src=live_src, **context)
+
+
+@dashboard.get("/live/watches")
+def watches_live() -> Response:
+    """The list's regions (health, counts, table) for the page's script; same arguments as ``/``."""
+    html = render_template("dashboard/watches_live.html", **_list_context())
+    return Response(html, mimetype="text/html")
+
+
+def _watch_context(watch_id: str) -> dict[str, Any]:
+    found = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    if not found:
+        abort(404)
+    watch = found[0]
+    now = current_clock()
+    events = events_with_deliveries(db.session, watch)
+    return {
+        "watch": watch,
+        "now": now,
+        "phases": phases(watch.created_at, watch.api, watch.history, watch.finished_at, now),
+        "detection": detection(watch, now),
+        "events": events,
+        "targets": {target.id: target_json(target) for target in watch.targets},
+        "live": still_live(watch, events),
+        "public_url": current_settings().bridge_public_url,
+    }
+
+
+@dashboard.get("/watches/<watch_id>")
+def watch(watch_id: str) -> str:
+    """One watch: coordinates, state, timeline, detection, targets, events and deliveries."""
+    context = _watch_context(watch_id)
+    live_src = url_for("dashboard.watch_live", watch_id=watch_id) if context["live"] else None
+    return render_template("dashboard/watch.html", live_src=live_src, **context)
+
+
+@dashboard.get("/watches/<watch_id>/live")
+def watch_live(watch_id: str) -> Response:
+    """The watch page's regions for its script; ``X-Live: off`` once the watch and its
+    deliveries have ended."""
+    context = _watch_context(watch_id)
+    response = Response(
+        render_template("dashboard/watch_live.html", **context), mimetype="text/html"
+    )
+    response.headers[LIVE_HEADER] = "on" if context["live"] else "off"
+    return response

@@ -1,0 +1,185 @@
+"""``mi-bridge demo``: the whole product on one machine, without credentials, in about a minute.
+
+Starts the Media Intelligence simulator, the web app with the embedded worker on a fresh SQLite
+database, the demo's webhook inbox and Slack stand-in (served by the same app), and registers sample
+watches whose assets complete, fail, get cancelled, ride out upstream errors and fall forward from a
+retired endpoint generation. Prints the dashboard URL and the API token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+import click
+import requests
+from flask import Flask
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.demo.samples import PROJECT, RETIRED_GENERATION, SAMPLES, WORKSPACE, Sample
+from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
+from app.notify.webhook import SECRET_PREFIX
+from app.simulator.server import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimulatorServer
+
+INSTANCE = Path("instance/demo")
+
+
+@click.command()
+@click.option(
+    "--for",
+    "run_for",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Run unattended this many seconds at most; exit 1 unless every sample ended as expected.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="Port of the web app (0 picks a free one).",
+)
+@click.option(
+    "--simulator-port",
+    type=click.IntRange(0, 65535),
+    default=8090,
+    show_default=True,
+    help="Port of the Media Intelligence simulator (0 picks a free one).",
+)
+def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
+    """Run the simulator, the bridge and its stand-ins locally, with sample watches."""
+    simulator = SimulatorServer(
+        port=simulator_port, access_key=DEMO_ACCESS_KEY, secret_key=DEMO_SECRET_KEY
+    )
+    simulator.start()
+    token = secrets.token_urlsafe(18)
+    web = make_server("127.0.0.1", port, None, threaded=True)  # type: ignore[arg-type]
+    base_url = f"http://127.0.0.1:{web.server_port}"
+    webhook_secret = (
+        SECRET_PREFIX + secrets.token_urlsafe(32).replace("-", "A").replace("_", "B")[:43] + "="
+    )
+    config = DemoConfig(webhook_secret, fail_first={"analysis.failed"})
+    app = _demo_app(simulator.url, base_url, token, config)
+    web.app = app
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=web.serve_forever, name="demo-web", daemon=True).start()
+    from app.worker.embedded import start_embedded_worker, stop_embedded_worker
+
+    start_embedded_worker(app)
+    try:
+        _seed_simulator(simulator.url)
+        watch_ids = _register(base_url, token, webhook_secret)
+        _banner(base_url, simulator.url, token)
+        ok = _follow(app, watch_ids, stop, run_for)
+    except KeyboardInterrupt:
+        ok = None
+    finally:
+        stop_embedded_worker(app)
+        web.shutdown()
+        simulator.stop()
+    if run_for is not None:
+        if not ok:
+            raise click.ClickException("not every sample watch reached its expected end in time")
+        click.echo(
+            f"All {len(SAMPLES)} sample watches reached their expected ends; notifications delivered."
+        )
+
+
+def _demo_app(simulator_url: str, base_url: str, token: str, config: DemoConfig) -> Flask:
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    for leftover in INSTANCE.glob("mi-bridge.db*"):
+        leftover.unlink()  # every demo starts from an empty database
+    app = create_app({
+        "BRIDGE_ENV": "development", "SECRET_KEY": secrets.token_hex(32), "BRIDGE_API_TOKENS": token,
+        "DATABASE_URL": f"sqlite:///{(INSTANCE / 'mi-bridge.db').resolve()}",
+        "MI_API_URL": simulator_url, "NCP_ACCESS_KEY": DEMO_ACCESS_KEY, "NCP_SECRET_KEY": DEMO_SECRET_KEY,
+        "MI_DEFAULT_API": "index", "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SLACK_API_URL": f"{base_url}/demo/slack/api/",
+        "BRIDGE_PUBLIC_URL": base_url, "BRIDGE_ALLOW_PRIVATE_URLS": "true",
+        "BRIDGE_POLL_INTERVAL": "1", "BRIDGE_POLL_MAX_INTERVAL": "4", "BRIDGE_RETRY_SCHEDULE": "1,2,5,10",
+        "BRIDGE_LEASE_SECONDS": "20", "LOG_LEVEL": "WARNING",
+    })  # fmt: skip
+    install_standins(app, config)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def _seed_simulator(simulator_url: str) -> None:
+    """Shape the simulated assets through the simulator's public control API."""
+    with requests.Session() as http:
+        generation, status = RETIRED_GENERATION
+        http.put(f"{simulator_url}/_sim/generations/{generation}",
+                 json={"enabled": False, "status_code": status}, timeout=5).raise_for_status()  # fmt: skip
+        for sample in SAMPLES:
+            path = f"{simulator_url}/_sim/assets/{WORKSPACE}/{PROJECT}/{sample.asset_id}"
+            http.put(path, json=sample.schedule, timeout=5).raise_for_status()
+            for fault in sample.faults:
+                body = {**fault, "asset_id": sample.asset_id}
+                http.post(f"{simulator_url}/_sim/faults", json=body, timeout=5).raise_for_status()
+
+
+def _register(base_url: str, token: str, webhook_secret: str) -> dict[str, Sample]:
+    """Register one watch per sample through the bridge's own API, as a user would."""
+    headers = {"Authorization": f"Bearer {token}"}
+    watch_ids: dict[str, Sample] = {}
+    with requests.Session() as http:
+        for sample in SAMPLES:
+            body = {
+                "workspace": WORKSPACE, "project_id": PROJECT, "asset_id": sample.asset_id,
+                "api": sample.api, "labels": sample.labels,
+                "events": ["analysis.completed", "analysis.failed", "analysis.cancelled",
+                           "analysis.status_changed", "watch.expired", "watch.error"],
+                "targets": [
+                    {"type": "webhook", "url": f"{base_url}/demo/inbox/main", "secret": webhook_secret},
+                    {"type": "slack", "channel": "demo-analyses"},
+                ],
+            }  # fmt: skip
+            response = http.post(
+                f"{base_url}/api/v1/watches", json=body, headers=headers, timeout=10
+            )
+            response.raise_for_status()
+            watch_ids[response.json()["id"]] = sample
+    return watch_ids
+
+
+def _banner(base_url: str, simulator_url: str, token: str) -> None:
+    click.echo(f"""
+mi-bridge demo is running.
+
+  Dashboard      {base_url}/        (sign in with the API token below)
+  API token      {token}
+  Webhook inbox  {base_url}/demo/inbox      Slack stand-in  {base_url}/demo/slack
+  API            {base_url}/api/v1/watches  (docs: {base_url}/docs)
+  Simulator      {simulator_url}/_sim/assets
+
+Sample analyses complete, fail, get cancelled, ride out upstream errors and fall forward from a
+retired endpoint generation over the next minute. Press Ctrl-C to stop.
+""")
+
+
+def _follow(
+    app: Flask, watch_ids: dict[str, Sample], stop: threading.Event, run_for: float | None
+) -> bool:
+    """Print each sample's state changes; True once every sample ended as expected, all delivered."""
+    from app.demo.progress import sample_states
+
+    deadline = None if run_for is None else time.monotonic() + run_for
+    shown: dict[str, str] = {}
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        states, delivered = sample_states(app, list(watch_ids))
+        for watch_id, state in states.items():
+            if shown.get(watch_id) != state:
+                shown[watch_id] = state
+                click.echo(f"  {watch_ids[watch_id].asset_id:<22} {state}")
+        done = all(states.get(w) == s.expected_state for w, s in watch_ids.items())
+        if done and delivered and run_for is not None:
+            return True
+        stop.wait(1.0)
+    return False

@@ -1,0 +1,61 @@
+"""The demo's sample analyses: what the simulator does with each asset and how its watch must end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKSPACE = "demo-workspace"
+PROJECT = "1001"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One simulated asset, its faults, the watch registered for it, and the state it must reach."""
+
+    asset_id: str
+    schedule: dict[str, Any]
+    expected_state: str
+    expected_event: str
+    api: str = "index"
+    faults: tuple[dict[str, Any], ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+SAMPLES = (
+    Sample(
+        "clip-completes",
+        {"wait_seconds": 3, "analyze_seconds": 8, "outcome": "ANALYZE_COMPLETED", "index_id": 4242},
+        "completed", "analysis.completed", labels={"cms_id": "news-0425"},
+    ),
+    Sample(
+        "clip-fails",
+        {"wait_seconds": 2, "analyze_seconds": 10, "outcome": "ANALYZE_FAIL",
+         "message": "영상 파싱 실패 (video parsing failure)"},
+        "failed", "analysis.failed", labels={"cms_id": "drama-0117"},
+    ),
+    Sample(
+        "clip-cancelled",
+        {"wait_seconds": 5, "analyze_seconds": 6, "outcome": "ANALYZE_CANCEL"},
+        "cancelled", "analysis.cancelled",
+    ),
+    Sample(
+        "clip-flaky-upstream",
+        {"wait_seconds": 4, "analyze_seconds": 12, "outcome": "ANALYZE_COMPLETED", "index_id": 4343},
+        "completed", "analysis.completed",
+        faults=(
+            {"kind": "http_error", "status": 503, "count": 3},
+            {"kind": "rate_limit", "retry_after": "2", "count": 1},
+        ),
+        labels={"note": "rides out 503s and a 429"},
+    ),
+    Sample(
+        "clip-legacy-api",
+        {"wait_seconds": 2, "analyze_seconds": 9, "outcome": "ANALYZE_COMPLETED", "index_id": 4444},
+        "completed", "analysis.completed", api="video-assets",
+        labels={"note": "video-assets is retired: falls forward to index"},
+    ),
+)  # fmt: skip
+
+#: The simulator retires the oldest endpoint generation, as NCP will in January 2027.
+RETIRED_GENERATION = ("video-assets", 410)

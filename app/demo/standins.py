@@ -1,0 +1,101 @@
+"""The demo's stand-ins, served by the demo's own web app: a webhook inbox and a Slack Web API.
+
+They let a newcomer see notifications arrive without any account: the inbox verifies each webhook's
+Standard Webhooks signature with the secret the demo registered, and the Slack stand-in answers
+``chat.postMessage`` / ``chat.update`` like Slack and keeps the messages for the dashboard to render.
+Registered only by the demo (``mi-bridge demo``); never part of a normal deployment.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from app.demo.state import DemoState, InboxEntry
+from app.notify.webhook import sign
+
+standins = Blueprint("demo_standins", __name__, url_prefix="/demo")
+STATE_KEY = "mi_bridge_demo"
+SLACK_TOKEN = "xoxb-demo-token"  # noqa: S105 - the stand-in's own token, not a real secret
+
+
+class DemoConfig:
+    """The demo's state plus what the stand-ins check against."""
+
+    def __init__(self, webhook_secret: str, fail_first: set[str]) -> None:
+        self.state = DemoState()
+        self.webhook_secret = webhook_secret
+        #: Event types whose first delivery the inbox answers 503, to show a retry.
+        self.fail_first = set(fail_first)
+
+
+def demo_config() -> DemoConfig:
+    return current_app.extensions[STATE_KEY]
+
+
+def install_standins(app: Flask, config: DemoConfig) -> None:
+    """Mount the stand-ins (CSRF-exempt: machine endpoints) and their dashboard pages on ``app``."""
+    from app.dashboard import csrf
+    from app.demo.views import demo_pages
+
+    app.extensions[STATE_KEY] = config
+    csrf.exempt(standins)
+    app.register_blueprint(standins)
+    app.register_blueprint(demo_pages)
+    app.context_processor(lambda: {"demo_enabled": True})
+
+
+@standins.post("/inbox/<name>")
+def inbox(name: str) -> tuple[Response, int]:
+    """Receive a webhook, verify its signature, keep it; fails chosen first deliveries once."""
+    config = demo_config()
+    body = request.get_data()
+    webhook_id = request.headers.get("webhook-id", "")
+    stamp = request.headers.get("webhook-timestamp", "")
+    expected = (
+        sign(config.webhook_secret, webhook_id, int(stamp or 0), body) if stamp.isdigit() else ""
+    )
+    signatures = request.headers.get("webhook-signature", "").split()
+    verified = any(hmac.compare_digest(expected, given) for given in signatures)
+    payload: dict[str, Any] = json.loads(body or b"{}")
+    event_type = payload.get("type", "?")
+    if event_type in config.fail_first:
+        config.fail_first.discard(event_type)
+        return jsonify(error="the demo inbox fails this first delivery on purpose"), 503
+    config.state.record_webhook(
+        InboxEntry(datetime.now(UTC), webhook_id, event_type, verified, payload)
+    )
+    return jsonify(received=True, verified=verified), 200 if verified else 401
+
+
+@standins.post("/slack/api/<method>")
+def slack_api(method: str) -> Response:
+    """``chat.postMessage``, ``chat.update`` and ``auth.test``, answered as Slack does."""
+    if request.headers.get("Authorization") != f"Bearer {SLACK_TOKEN}":
+        return jsonify(ok=False, error="invalid_auth")
+    body = request.get_json(silent=True) or request.form.to_dict()
+    state = demo_config().state
+    channel, text = body.get("channel"), body.get("text", "")
+    blocks = body.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if method == "auth.test":
+        return jsonify(ok=True, team="mi-bridge demo", user="mi-bridge")
+    if not channel:
+        return jsonify(ok=False, error="channel_not_found")
+    if method == "chat.postMessage":
+        thread_ts = body.get("thread_ts")
+        post = state.post(channel, text, blocks, thread_ts, bool(body.get("reply_broadcast")))
+        if post is None:
+            return jsonify(ok=False, error="thread_not_found")
+        return jsonify(ok=True, channel=channel, ts=post.ts, message={"text": text})
+    if method == "chat.update":
+        post = state.update(channel, body.get("ts", ""), text, blocks)
+        if post is None:
+            return jsonify(ok=False, error="message_not_found")
+        return jsonify(ok=True, channel=channel, ts=post.ts, text=text)
+    return jsonify(ok=False, error="unknown_method")
