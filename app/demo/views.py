@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from app.dashboard.auth import signed_in
 from app.demo.standins import demo_config
 
 demo_pages = Blueprint("demo_pages", __name__, url_prefix="/demo")
+
+_LINK = re.compile(r"<(https?://[^|>\s]+)\|([^>]+)>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+@demo_pages.app_template_filter("slack_mrkdwn")
+def slack_mrkdwn(text: str) -> Markup:
+    """Render the bits of Slack mrkdwn the bridge uses (links, *bold*, `code`, line breaks) as safe HTML.
+
+    Everything else is text: Slack's own entities (&amp; &lt; &gt;) show as the characters they
+    stand for, and those characters are then HTML-escaped, so a label ``<!channel>`` stays literal.
+    """
+    parts: list[str] = []
+    position = 0
+    for match in _LINK.finditer(text):
+        parts.append(_inline(text[position : match.start()]))
+        href, label = html.unescape(match.group(1)), html.unescape(match.group(2))
+        parts.append(f'<a href="{html.escape(href)}">{html.escape(label)}</a>')
+        position = match.end()
+    parts.append(_inline(text[position:]))
+    return Markup("".join(parts))  # noqa: S704 - built from escaped pieces only
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(html.unescape(text))
+    escaped = _CODE.sub(r"<code>\1</code>", escaped)
+    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
+    return escaped.replace("\n", "<br>")
 
 
 @demo_pages.before_request
