@@ -24,12 +24,19 @@ timeout = 30
 graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
 keepalive = 5
 accesslog = None  # the app logs requests itself, without secrets
-control_socket_disable = True
+control_socket_disable = True  # gunicorn 27 would share one control socket between apps
 if not _settings.development:
-    # gunicorn's own lines (start, stop, worker boots) as JSON too, like the app's in production.
+    # gunicorn's own lines (start, stop, worker boots) as JSON and redacted, like the app's. The root
+    # logger is left to the app (configure_logging), so app lines are written once, redacted.
+    from app.logs import configured_secrets
+
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
+        "root": {"level": _settings.log_level, "handlers": []},
+        "filters": {
+            "redact": {"()": "app.logs.RedactingFilter", "secrets": configured_secrets(_settings)}
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
@@ -41,14 +48,15 @@ if not _settings.development:
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["redact"],
                 "stream": "ext://sys.stderr",
             }
         },
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
         },
-    }  # gunicorn 27's control socket would be shared by every app on a host
+    }
 
 
 def on_starting(server):

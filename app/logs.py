@@ -50,6 +50,9 @@ class RedactingFilter(logging.Filter):
         record.msg, record.args = self.redact(message), ()
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
+            # Formatters re-render exc_info when it is set (python-json-logger always does),
+            # which would print the traceback unredacted: leave them only the redacted text.
+            record.exc_info = None
         record.request_id = g.get("request_id") if has_request_context() else None
         return True
 
@@ -83,7 +86,14 @@ def configure_logging(settings: Settings) -> None:
     handler.addFilter(RedactingFilter(configured_secrets(settings)))
     root.addHandler(handler)
     root.setLevel(settings.log_level)
-    for noisy in ("werkzeug", "urllib3", "apscheduler.executors.default", "apscheduler.scheduler"):
+    quiet = (
+        "werkzeug",
+        "urllib3",
+        "alembic",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+    )
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

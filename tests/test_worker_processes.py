@@ -8,17 +8,13 @@ Every process is started from the venv's console scripts with its output in file
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +23,8 @@ from sqlalchemy import func, select
 
 from app.db import db
 from app.models import Asset, Delivery, Event, StatusChange, Watch, WorkerHeartbeat
-from tests.conftest import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
+from tests.processes import AUTH, BIN, REPO, Processes, bridge_env, free_port
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 OUTCOMES = ("ANALYZE_COMPLETED", "ANALYZE_FAIL", "ANALYZE_CANCEL")
 END_STATE = {
     "ANALYZE_COMPLETED": "completed",
@@ -45,80 +38,6 @@ TERMINAL_EVENT = {
 }
 DEFAULT_EVENTS = [*TERMINAL_EVENT.values(), "watch.expired", "watch.error"]
 STATUS_CHANGED = "analysis.status_changed"
-
-
-class Processes:
-    """Processes a test started, each with ``<name>.out``/``<name>.err`` files in ``log_dir``."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.started: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        with (
-            open(self.log_dir / f"{name}.out", "wb") as out,
-            open(self.log_dir / f"{name}.err", "wb") as err,
-        ):
-            proc = subprocess.Popen(
-                args, env=env, cwd=self.log_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-        self.started[name] = proc
-        return proc
-
-    def worker(self, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        return self.start(name, [str(BIN / "mi-bridge"), "worker"], env)
-
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Send ``sig`` (unless it already exited) and wait for the exit code."""
-        proc = self.started[name]
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        return proc.wait(timeout=timeout)
-
-    def output(self, name: str) -> str:
-        return "".join(
-            (self.log_dir / f"{name}.{kind}").read_text(errors="replace") for kind in ("out", "err")
-        )
-
-    def stop_all(self) -> None:
-        """Stop whatever still runs (SIGTERM, then SIGKILL), and show each log's tail."""
-        for name, proc in self.started.items():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            print(f"--- {name} (exit {proc.returncode}), last lines:")
-            print("\n".join(self.output(name).splitlines()[-15:]))
-
-
-def bridge_env(database_url: str, simulator_url: str, **overrides: str) -> dict[str, str]:
-    """A process environment for the bridge against the simulator, with short timings."""
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "DATABASE_URL": database_url,
-        "BRIDGE_ENV": "development",
-        "BRIDGE_API_TOKENS": API_TOKEN,
-        "MI_API_URL": simulator_url,
-        "NCP_ACCESS_KEY": TEST_ACCESS_KEY,
-        "NCP_SECRET_KEY": TEST_SECRET_KEY,
-        "MI_DEFAULT_API": "index",
-        "BRIDGE_POLL_INTERVAL": "0.2",
-        "BRIDGE_POLL_MAX_INTERVAL": "1",
-        "BRIDGE_LEASE_SECONDS": "2",
-        "LOG_LEVEL": "INFO",
-        "BRIDGE_ALLOW_PRIVATE_URLS": "true",  # webhooks go to the test's receiver on 127.0.0.1
-        **overrides,
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def watch_body(asset_id: str, subscribe_changes: bool, hook: str) -> dict[str, Any]:

@@ -83,7 +83,9 @@ LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern
 LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=NoControlText)]
 OutboundUrl = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=2048),
+    # No whitespace or control characters: a URL is sent as-is and stored as text (PostgreSQL
+    # refuses NUL), and spaces or newlines in it only ever mean a mistake or an injection attempt.
+    StringConstraints(min_length=1, max_length=2048, pattern=r"^[^\x00-\x20\x7f]+$"),
     Field(description="http(s) URL of a globally routable host"),
 ]
 

@@ -79,11 +79,9 @@ def send(
     except AddressRefusedError as exc:
         return DeliveryResult(DeliveryOutcome.REFUSED, duration_ms=_ms(started), error=str(exc))
     except (SlackClientError, URLError, OSError) as exc:
-        return DeliveryResult(
-            DeliveryOutcome.RETRY,
-            duration_ms=_ms(started),
-            error=f"{type(exc).__name__}: {exc}"[:300],
-        )
+        # The URL is a credential: name the failure, never echo the exception (it quotes the URL).
+        error = f"{type(exc).__name__}: could not reach the incoming webhook"
+        return DeliveryResult(DeliveryOutcome.RETRY, duration_ms=_ms(started), error=error)
     return classify(response, _ms(started))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Delivery, DeliveryAttempt, Target
 from app.notify.results import DeliveryOutcome, DeliveryResult
 
+log = logging.getLogger(__name__)
 PENDING, SUCCEEDED, FAILED, DEAD = "pending", "succeeded", "failed", "dead"
 MAX_THROTTLE_WAIT = timedelta(hours=1)  # a Retry-After is honoured up to an hour
 HOLD_WAIT = timedelta(seconds=60)  # bridge-wide credentials trouble: look again in a minute
@@ -45,6 +47,12 @@ def record_attempt(
     for column, value in result.target_updates.items():
         setattr(target, column, value)
     _decide(delivery, target, result, now, schedule, rng)
+    if result.outcome is not DeliveryOutcome.SUCCEEDED:
+        # Target ids and types only: URLs can be credentials (slack_webhook) and stay out of logs.
+        log.info(
+            "delivery %s to %s target %s: %s (%s), now %s",
+            delivery.id, target.type, target.id, result.outcome.value, result.error, delivery.state,
+        )  # fmt: skip
 
 
 def _decide(

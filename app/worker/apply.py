@@ -6,6 +6,7 @@ result that arrives after its lease was retaken by another worker changes nothin
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from app.watches.observations import observe
 from app.worker import bridge_state
 from app.worker.claims import ClaimedAsset
 
+log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_PAUSE = timedelta(hours=1)
 DEFAULT_RATE_LIMIT_PAUSE = timedelta(seconds=30)
 
@@ -193,15 +195,18 @@ def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: Appl
         pause = DEFAULT_RATE_LIMIT_PAUSE
         if result.retry_after is not None:
             pause = min(MAX_RATE_LIMIT_PAUSE, timedelta(seconds=result.retry_after))
+        log.warning("upstream rate limit (429): polling paused for %.0f s", pause.total_seconds())
         bridge_state.pause_polling_until(session, ctx.now + pause)
         asset.interval = max(asset.interval, ctx.pacing.base, pause.total_seconds())
     elif result.outcome is PollOutcome.AUTH:
         detail = result.message or result.detail
+        log.warning("upstream authentication failed (%s): check NCP keys and the clock", detail)
         bridge_state.record_upstream_auth(session, bridge_state.FAILING, detail, ctx.now)
         asset.interval = ctx.pacing.cap  # retry slowly: a credentials problem needs a human
     else:
         asset.consecutive_errors += 1
         asset.interval = error_interval(asset.interval, ctx.pacing)
+        log.info("poll of asset %s (%s) failed: %s", asset.asset_id, asset.api, result.detail)
 
 
 def _finish(watch: Watch, state: str, reason: str | None, now: datetime) -> None:
