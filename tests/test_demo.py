@@ -30,3 +30,24 @@ def test_demo_runs_unattended_and_every_sample_reaches_its_end(tmp_path):
         assert any(line.split() == [asset_id, state] for line in lines), asset_id
     assert "API token" in result.stdout
     assert (tmp_path / "instance" / "demo" / "mi-bridge.db").exists()  # under the working directory
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path, wait_until):
+    import signal
+
+    output = tmp_path / "demo.log"
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [MI_BRIDGE, "demo", "--port", "0", "--simulator-port", "0"],
+            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "API token" in output.read_text(), timeout=60, message="the banner")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in output.read_text()

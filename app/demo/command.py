@@ -67,7 +67,8 @@ def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
     app = _demo_app(simulator.url, base_url, token, config)
     web.app = app
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C (even when started in the background)
+        signal.signal(signum, lambda *_: stop.set())
     threading.Thread(target=web.serve_forever, name="demo-web", daemon=True).start()
     from app.worker.embedded import start_embedded_worker, stop_embedded_worker
 
