@@ -89,7 +89,7 @@ def configure_logging(settings: Settings) -> None:
     quiet = (
         "werkzeug",
         "urllib3",
-        "alembic",
+        "alembic.runtime.plugins",
         "apscheduler.executors.default",
         "apscheduler.scheduler",
     )

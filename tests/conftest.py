@@ -10,8 +10,10 @@ condition with a deadline instead of sleeping).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,12 +228,45 @@ def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[s
         "DATABASE_URL": database_url,
         **overrides,
     }
+    fresh_sqlite = (
+        database_url.startswith("sqlite:///")
+        and not Path(database_url.removeprefix("sqlite:///")).exists()
+    )
+    if fresh_sqlite:
+        # Copying a file migrated once per test session is much cheaper than migrating each time.
+        shutil.copyfile(_sqlite_template(), database_url.removeprefix("sqlite:///"))
     app = create_app(
         config, resolver=resolver, clock=clock, connect_resolver=LoopbackOnly(resolver)
     )
-    with app.app_context():
-        upgrade()
+    if not fresh_sqlite:
+        with app.app_context():
+            upgrade()
     return app
+
+
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _sqlite_template() -> Path:
+    """A SQLite database migrated with the real migrations, once per test session."""
+    if "path" not in _TEMPLATE:
+        import tempfile
+
+        from flask_migrate import upgrade
+
+        from app import create_app
+        from app.db import db
+
+        path = Path(tempfile.mkdtemp(prefix="mi-bridge-template-")) / "template.db"
+        app = create_app(
+            {"BRIDGE_ENV": "development", "DATABASE_URL": f"sqlite:///{path}"},
+            resolver=StaticResolver(),
+        )
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        _TEMPLATE["path"] = path
+    return _TEMPLATE["path"]
 
 
 @pytest.fixture
