@@ -18,7 +18,8 @@ Spec = dict[str, Any]
 JSON = "application/json"
 PLANNED_KEY, PLANNED = "x-mi-bridge-status", "planned"
 STRING = {"type": "string"}
-SEQ_CURSOR = {"type": "string", "pattern": "^[0-9]+$"}
+#: A sequence cursor as ``params.sequence_cursor`` parses it; empty means "from the start".
+SEQ_CURSOR = {"type": "string", "pattern": "^([0-9]{1,18})?$"}
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 #: Error answers: component name, what it means, body schema, headers it carries.
@@ -131,7 +132,7 @@ def _watches() -> Spec:
     created["headers"] = {
         name: ref("headers", name) for name in ("Location", "Idempotent-Replayed")
     }
-    cursor = {"type": "string", "pattern": watches.WATCH_ID.pattern}
+    cursor = {"type": "string", "pattern": "^(wch_[0-9A-Z]{26})?$"}  # empty: the first page
     post = operation(
         watches.create_watch,
         {"201": created},

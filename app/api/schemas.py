@@ -66,7 +66,10 @@ class ValidationSettings:
 
 
 def _id_to_text(value: Any) -> Any:
-    # Ids may be JSON numbers; they are stored as text. Booleans and floats are not ids.
+    # Ids may be JSON numbers; they are stored as text. Booleans and fractions are not ids; an
+    # integral float (10.0) is the integer JSON Schema says it is ("integer" in the document).
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value

@@ -28,7 +28,7 @@ WatchId = Annotated[str, StringConstraints(pattern=r"^wch_[0-9A-Z]{26}$")]
 TargetId = Annotated[str, StringConstraints(pattern=r"^tgt_[0-9A-Z]{26}$")]
 DeliveryId = Annotated[str, StringConstraints(pattern=r"^dlv_[0-9A-Z]{26}$")]
 EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9A-Z]{26}$")]
-SeqCursor = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
+SeqCursor = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
 Count = Annotated[int, Field(ge=0)]
 
 # The vocabularies of app.watches.states and the outbox (tests compare them with the code).
