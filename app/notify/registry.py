@@ -19,6 +19,8 @@ class NotifierContext:
     http: requests.Session
     slack: WebClient | None = None
     public_url: str | None = None
+    #: Upper bound (seconds) for one send, set per tick from the delivery lease; None: no bound.
+    budget: float | None = None
 
 
 Sender = Callable[[NotifierContext, EventSnapshot, TargetSnapshot], DeliveryResult]
@@ -27,7 +29,7 @@ Sender = Callable[[NotifierContext, EventSnapshot, TargetSnapshot], DeliveryResu
 def _send_webhook(
     ctx: NotifierContext, event: EventSnapshot, target: TargetSnapshot
 ) -> DeliveryResult:
-    return webhook.send(ctx.http, event, target)
+    return webhook.send(ctx.http, event, target, budget=ctx.budget)
 
 
 def _send_slack(

@@ -56,14 +56,22 @@ def build_payload(event: EventSnapshot, target: TargetSnapshot, timestamp: int) 
     )
 
 
-def send(session: requests.Session, event: EventSnapshot, target: TargetSnapshot) -> DeliveryResult:
-    """POST the event to the target's URL once and classify the answer."""
+def send(
+    session: requests.Session,
+    event: EventSnapshot,
+    target: TargetSnapshot,
+    budget: float | None = None,
+) -> DeliveryResult:
+    """POST the event to the target's URL once and classify the answer.
+
+    ``budget`` caps both timeouts (the caller's lease must outlast the send).
+    """
     payload = build_payload(event, target, int(time.time()))
     started = time.monotonic()
     try:
         response = session.post(
             target.url or "", data=payload.body, headers=payload.headers,
-            timeout=TIMEOUT, allow_redirects=False,
+            timeout=_timeout(budget), allow_redirects=False,
         )  # fmt: skip
     except requests.RequestException as exc:
         elapsed = _ms(started)
@@ -95,6 +103,12 @@ def classify(response: requests.Response, duration_ms: int) -> DeliveryResult:
             DeliveryOutcome.RETRY, error=f"HTTP {status} redirect not followed", **common
         )
     return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status}", **common)
+
+
+def _timeout(budget: float | None) -> tuple[float, float]:
+    if budget is None:
+        return TIMEOUT
+    return (min(TIMEOUT[0], budget), min(TIMEOUT[1], budget))
 
 
 def _ms(started: float) -> int:

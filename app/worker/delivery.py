@@ -6,6 +6,7 @@ been attempted at least once (``first_attempted_at``); dead and failed ones neve
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from app.worker import bridge_state
 from app.worker.runtime import WorkerRuntime
 
 BATCH_SIZE = 32
+SEND_SHARE_OF_LEASE = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,9 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
         report.claimed = len(claims)
         if not claims:
             return report
-        context = runtime.notifier_context
+        # A send must end well inside the lease, or another worker could send it meanwhile.
+        budget = runtime.settings.bridge_lease_seconds * SEND_SHARE_OF_LEASE
+        context = dataclasses.replace(runtime.notifier_context, budget=budget)
         futures = [
             (claim, runtime.delivery_pool.submit(send_claim, context, claim)) for claim in claims
         ]

@@ -17,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
+from app.worker.housekeeping import housekeep
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 600.0
 #: SIGTERM to exit: Heroku kills 30 s after SIGTERM; in-flight polls end within the read timeout.
 SHUTDOWN_GRACE_SECONDS = 25.0
 
@@ -39,6 +41,10 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
     scheduler.add_job(
         deliver_once, "interval", seconds=TICK_SECONDS, id="deliver", args=[runtime],
         next_run_time=now, **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        housekeep, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping", args=[runtime],
+        **common,
     )  # fmt: skip
     scheduler.add_job(
         beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", args=[runtime],
