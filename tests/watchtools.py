@@ -91,7 +91,13 @@ def development_app(database_url: str, resolver: Any, clock: Any = None, **overr
         "DATABASE_URL": database_url,
         **overrides,
     }
-    return create_app(config, resolver=resolver, clock=clock or _utcnow)
+    from tests.conftest import LoopbackOnly, StaticResolver
+
+    resolver = resolver or StaticResolver()
+    # Notifications connect to loopback addresses only, whatever the test registers.
+    return create_app(
+        config, resolver=resolver, clock=clock or _utcnow, connect_resolver=LoopbackOnly(resolver)
+    )
 
 
 def migrated_app(database_url: str, resolver: Any, clock: Any = None, **overrides: Any) -> Flask:
@@ -109,8 +115,10 @@ def sqlite_template(folder: Path) -> Path:
 
     Copying a migrated file is much cheaper than running the migrations for every test.
     """
+    from tests.conftest import _sqlite_template
+
     path = folder / "template.db"
-    dispose(migrated_app(f"sqlite:///{path}", resolver=None))
+    shutil.copyfile(_sqlite_template(), path)  # migrated once per session by the real migrations
     return path
 
 
