@@ -181,3 +181,11 @@ def test_detection_lag_of_an_ended_watch_and_freshness_of_a_watching_one(app, si
     html = signed_in.get(f"/watches/{watching}").get_data(as_text=True)
     assert re.search(r'data-field="since-last-poll">3\.\d s', html)
     assert 'data-field="detection-lag"' not in html
+
+
+def test_search_by_watch_id_matches_its_start_only(app, signed_in):
+    wanted = seed_watch(app, "id-search")
+    seed_watch(app, "other")
+    assert listed(signed_in, q=wanted) == [wanted]
+    assert listed(signed_in, q=wanted[:-3].lower()) == [wanted]  # a prefix, any case
+    assert listed(signed_in, q=wanted[-8:]) == []  # a fragment of the random part is noise

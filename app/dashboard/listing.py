@@ -90,16 +90,18 @@ def list_watches(session: Session, query: WatchQuery, page_size: int = PAGE_SIZE
 
 
 def search_clause(session: Session, search: str) -> ColumnElement[bool] | None:
-    """Watches whose id, workspace, project or asset id contains ``search``, or one of whose label
-    keys or values does (case-insensitive); ``key=value`` matches that label's value. None: all."""
+    """Watches whose workspace, project or asset id contains ``search``, whose id starts with it, or
+    one of whose label keys or values contains it (case-insensitive); ``key=value`` matches that
+    label's value. None: all. (Ids match by prefix only: a fragment of a random id is noise.)"""
     if not search:
         return None
     key, equals, value = search.partition("=")
     if equals and key.strip():
         return _label_exists(session, key.strip(), _contains(value.strip()))
     pattern = _contains(search)
-    columns = (Watch.id, Watch.workspace, Watch.project_id, Watch.asset_id)
+    columns = (Watch.workspace, Watch.project_id, Watch.asset_id)
     return or_(
+        Watch.id.ilike(pattern.removeprefix("%"), escape=_LIKE_ESCAPE),
         *(column.ilike(pattern, escape=_LIKE_ESCAPE) for column in columns),
         _label_exists(session, None, pattern),
     )
