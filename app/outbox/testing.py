@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from app.notify.results import DeliveryOutcome, DeliveryResult
 from app.outbox.attempts import FAILED, SUCCEEDED
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
+from app.outbox.sending import ClaimedDelivery, apply_results, load_claims
 
 #: The contract's budget for the whole test, every target included.
 TEST_BUDGET_SECONDS = 20.0
@@ -39,15 +41,15 @@ def send_test(
     Each attempt is recorded; test deliveries end ``succeeded`` or ``failed`` (never retried). A
     success re-enables a disabled target: the receiver has been fixed. The caller commits.
     """
-    from app.worker.delivery import apply_results, load_claims
-
     analysis = Analysis(watch.status, watch.status, watch.index_id, watch.message)
     event = emit_event(session, watch, "bridge.test", f"test:{now.timestamp()}", analysis, now)
     session.flush()
     claims = load_claims(session, _delivery_seqs(session, event.id))
-    with ThreadPoolExecutor(max_workers=max(1, len(claims))) as pool:
-        futures = {claim: pool.submit(_send, context, claim) for claim in claims}
-        done, _pending = wait(futures.values(), timeout=TEST_BUDGET_SECONDS)
+    bounded = dataclasses.replace(context, budget=TEST_BUDGET_SECONDS - 1)
+    pool = ThreadPoolExecutor(max_workers=max(1, len(claims)), thread_name_prefix="test-send")
+    futures = {claim: pool.submit(_send, bounded, claim) for claim in claims}
+    done, _pending = wait(futures.values(), timeout=TEST_BUDGET_SECONDS)
+    pool.shutdown(wait=False, cancel_futures=True)  # the answer does not wait past the budget
     results = []
     for claim, future in futures.items():
         if future in done:
@@ -68,7 +70,7 @@ def send_test(
     return event.id, outcomes
 
 
-def _send(context: NotifierContext, claim) -> DeliveryResult:
+def _send(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResult:
     sender = sender_for(claim.target.type)
     if sender is None:
         return DeliveryResult(DeliveryOutcome.RETRY, error=f"no notifier for {claim.target.type}")
