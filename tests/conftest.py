@@ -323,6 +323,20 @@ def postgres_template() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
+def pg_app(app_factory, postgres_url):
+    """An in-process app on the test's PostgreSQL database (index API, private URLs allowed for
+    the receiver on 127.0.0.1); its pooled connections are closed before the database is dropped."""
+    from app.db import db
+
+    app = app_factory(
+        DATABASE_URL=postgres_url, MI_DEFAULT_API="index", BRIDGE_ALLOW_PRIVATE_URLS="true"
+    )
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def postgres_url(postgres_template) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test (copied from the template)."""
     from tests import dbtools

@@ -30,12 +30,6 @@ def template(tmp_path_factory):
     return sqlite_template(tmp_path_factory.mktemp("template"))
 
 
-@pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
-
-
 NOT_GLOBAL = [
     "127.0.0.1",  # loopback
     "127.255.255.254",

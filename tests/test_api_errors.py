@@ -4,22 +4,10 @@ import json
 
 import pytest
 
-from tests.watchtools import app_from_template, assert_problem, sqlite_template, watch_body
+from tests.watchtools import assert_problem, watch_body
 
 WATCHES = "/api/v1/watches"
 MISSING = "/api/v1/watches/wch_01JD3Q00000000000000000000"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
 
 
 def post_raw(client, headers, data, content_type="application/json"):

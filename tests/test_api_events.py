@@ -7,22 +7,10 @@ import pytest
 
 from app.db import db
 from app.models import Event, new_id
-from tests.watchtools import app_from_template, assert_problem, sqlite_template, watch_body
+from tests.watchtools import assert_problem, watch_body
 
 EVENTS = "/api/v1/events"
 WATCHES = "/api/v1/watches"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
 
 
 @pytest.fixture

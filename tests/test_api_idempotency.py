@@ -26,12 +26,6 @@ def template(tmp_path_factory):
     return sqlite_template(tmp_path_factory.mktemp("template"))
 
 
-@pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
-
-
 def post(client, body, key, token="test-api-token"):
     headers = {"Authorization": f"Bearer {token}"}
     if key is not None:

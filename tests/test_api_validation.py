@@ -9,28 +9,14 @@ import pytest
 from tests.watchtools import (
     OMIT,
     PUBLIC_HOOK,
-    app_from_template,
     assert_problem,
     parse_time,
     pointers,
     secret_of,
-    sqlite_template,
     watch_body,
 )
 
 WATCHES = "/api/v1/watches"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
 
 
 @pytest.fixture

@@ -58,12 +58,6 @@ def template(tmp_path_factory):
 
 
 @pytest.fixture
-def app(template, tmp_path, resolver):
-    """Like the conftest ``app`` (migrated SQLite, test token), on a copy of ``template``."""
-    return app_from_template(template, tmp_path, resolver)
-
-
-@pytest.fixture
 def clock():
     return FakeClock()
 

@@ -321,17 +321,6 @@ def _through(proxy: TcpProxy, url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}"))
 
 
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An in-process app on the test's PostgreSQL database (directly, not through the proxy)."""
-    app = app_factory(
-        DATABASE_URL=postgres_url, MI_DEFAULT_API="index", BRIDGE_ALLOW_PRIVATE_URLS="true"
-    )
-    yield app
-    with app.app_context():
-        db.engine.dispose()  # no pooled connection outlives the test database
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(120)

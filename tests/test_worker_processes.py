@@ -79,17 +79,6 @@ def sim_schedule(rng: random.Random, wait: float, analyze: float) -> dict[str, A
     }
 
 
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An in-process app on the test's PostgreSQL database: registers watches, reads the rows."""
-    app = app_factory(
-        DATABASE_URL=postgres_url, MI_DEFAULT_API="index", BRIDGE_ALLOW_PRIVATE_URLS="true"
-    )
-    yield app
-    with app.app_context():
-        db.engine.dispose()  # no pooled connection outlives the test database
-
-
 # --- PostgreSQL: two workers, 300 watches ---------------------------------------------------------
 
 
