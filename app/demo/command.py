@@ -23,8 +23,8 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.demo.samples import PROJECT, RETIRED_GENERATION, SAMPLES, WORKSPACE, Sample
 from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
-from app.notify.webhook import SECRET_PREFIX
 from app.simulator.server import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimulatorServer
+from app.watches.registration import generate_secret
 
 INSTANCE = Path("instance/demo")
 
@@ -60,9 +60,7 @@ def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
     token = secrets.token_urlsafe(18)
     web = make_server("127.0.0.1", port, None, threaded=True)  # type: ignore[arg-type]
     base_url = f"http://127.0.0.1:{web.server_port}"
-    webhook_secret = (
-        SECRET_PREFIX + secrets.token_urlsafe(32).replace("-", "A").replace("_", "B")[:43] + "="
-    )
+    webhook_secret = generate_secret()
     config = DemoConfig(webhook_secret, fail_first={"analysis.failed"})
     app = _demo_app(simulator.url, base_url, token, config)
     web.app = app
