@@ -112,14 +112,14 @@ def status_urls(base_url: str, count: int) -> list[str]:
     ]
 
 
-def fresh_postgres() -> str:
-    """Drop and recreate ``mi_bridge_bench``; returns its URL."""
+def fresh_postgres(name: str = PG_BENCH_DB) -> str:
+    """Drop and recreate the database ``name`` (one per benchmark script); returns its URL."""
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-    return PG_BENCH_URL
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    return PG_BENCH_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 def bench_app(database_url: str, far_end: str, **overrides: Any):

@@ -53,6 +53,7 @@ def test_counts_after_polls_and_deliveries(bridge, receiver, deliver):
     assert found[("mi_bridge_polls_total", (("outcome", "transient"),))] == 1
     assert found[("mi_bridge_polls_total", (("outcome", "not_found"),))] == 1
     assert found[("mi_bridge_poll_duration_seconds_count", ())] == 6
+    assert found[("mi_bridge_poll_lateness_seconds_count", ())] == 6  # one per claim: 3 + 2 + 1
     succeeded = (("outcome", "succeeded"), ("target_type", "webhook"))
     retried = (("outcome", "retry"), ("target_type", "webhook"))
     assert found[("mi_bridge_deliveries_total", succeeded)] == 3  # 2 completed + 1 watch.error
@@ -64,3 +65,17 @@ def test_counts_after_polls_and_deliveries(bridge, receiver, deliver):
     assert found[("mi_bridge_workers_alive", ())] == 1
     assert found[("mi_bridge_detection_lag_seconds_count", ())] == 2
     assert found[("mi_bridge_detection_lag_seconds_sum", ())] > 0
+
+
+def test_lateness_histogram_buckets_are_cumulative():
+    from app.worker.counters import LATENESS_BUCKETS, WorkerCounters
+
+    counters = WorkerCounters()
+    counters.claimed_late([-0.5, 0.0, 0.1, 0.3, 1.0, 7.0, 4000.0])
+    lateness = counters.snapshot()["poll_lateness"]
+    cumulative = dict(lateness["buckets"])
+    assert list(cumulative) == list(LATENESS_BUCKETS)
+    # Early claims count as on time; a value equal to a bound falls in that bound's bucket.
+    assert (cumulative[0.1], cumulative[0.25], cumulative[0.5], cumulative[1.0]) == (3, 3, 4, 5)
+    assert (cumulative[10.0], cumulative[300.0], lateness["count"]) == (6, 6, 7)
+    assert lateness["sum"] == pytest.approx(0.1 + 0.3 + 1.0 + 7.0 + 4000.0)

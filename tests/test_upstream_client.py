@@ -6,7 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.upstream.client import MediaIntelligenceClient
+from app.upstream.client import MAX_BODY_BYTES, MediaIntelligenceClient
 from app.upstream.generations import Generation
 from app.upstream.outcomes import PollOutcome
 from app.upstream.statuses import KNOWN
@@ -203,3 +203,17 @@ def test_two_hundred_polls_reuse_a_handful_of_connections(sim_control, sim_clien
 def test_asset_ids_are_path_escaped(sim_control, sim_client):
     put_asset(sim_control, "clip.v2_final-1", status="WAIT_ANALYZE")
     assert poll(sim_client, "clip.v2_final-1").status == "WAIT_ANALYZE"
+
+
+def test_oversized_body_is_transient_and_the_connection_is_not_reused(receiver):
+    from tests.receiver import Answer
+
+    status_json = b'{"code":"0","message":"success","result":{"status":"ANALYZING"}}'
+    receiver.answer(Answer(body=b"x" * (MAX_BODY_BYTES + 10)), Answer(body=status_json))
+    with MediaIntelligenceClient(receiver.url, "ak", "sk") as client:
+        oversized, following = poll(client, "a1"), poll(client, "a1")
+    assert (oversized.outcome, oversized.http_status) == (PollOutcome.TRANSIENT, 200)
+    assert oversized.detail == f"body larger than {MAX_BODY_BYTES} bytes"
+    # The unread rest of the big body did not leak into the next answer.
+    assert (following.outcome, following.status) == (PollOutcome.STATUS, "ANALYZING")
+    assert [r.method for r in receiver.requests] == ["GET", "GET"]

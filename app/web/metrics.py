@@ -27,7 +27,7 @@ from app.api.problems import problem
 from app.db import db
 from app.models import Delivery, Watch, WorkerHeartbeat
 from app.watches import states
-from app.worker.counters import DURATION_BUCKETS
+from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
 
 metrics = Blueprint("metrics", __name__)
 ALIVE_WITHIN = timedelta(seconds=30)
@@ -56,19 +56,12 @@ class BridgeCollector(Collector):
 def _worker_counters(all_counters: list[dict]) -> Iterator[Metric]:
     polls: dict[str, float] = defaultdict(float)
     deliveries: dict[tuple[str, str], float] = defaultdict(float)
-    buckets = [0.0] * len(DURATION_BUCKETS)
-    count = total = 0.0
     for counters in all_counters:
         for outcome, value in counters.get("polls", {}).items():
             polls[outcome] += value
         for key, value in counters.get("deliveries", {}).items():
             outcome, _, target_type = key.partition("|")
             deliveries[(outcome, target_type)] += value
-        duration = counters.get("poll_duration", {})
-        for index, (_bound, value) in enumerate(duration.get("buckets", [])[: len(buckets)]):
-            buckets[index] += value
-        count += duration.get("count", 0)
-        total += duration.get("sum", 0.0)
     poll_family = CounterMetricFamily(
         "mi_bridge_polls", "Requests to Media Intelligence by outcome", labels=["outcome"]
     )
@@ -82,13 +75,31 @@ def _worker_counters(all_counters: list[dict]) -> Iterator[Metric]:
     for (outcome, target_type), value in sorted(deliveries.items()):
         delivery_family.add_metric([outcome, target_type], value)
     yield delivery_family
-    histogram = [
-        (str(bound), value) for bound, value in zip(DURATION_BUCKETS, buckets, strict=True)
-    ]
-    yield HistogramMetricFamily(
+    yield _summed_histogram(
         "mi_bridge_poll_duration_seconds", "Duration of requests to Media Intelligence",
-        buckets=[*histogram, ("+Inf", count)], sum_value=total,
+        DURATION_BUCKETS, [c.get("poll_duration", {}) for c in all_counters],
     )  # fmt: skip
+    yield _summed_histogram(
+        "mi_bridge_poll_lateness_seconds", "How long after its due time an asset was claimed",
+        LATENESS_BUCKETS, [c.get("poll_lateness", {}) for c in all_counters],
+    )  # fmt: skip
+
+
+def _summed_histogram(
+    name: str, documentation: str, bounds: tuple[float, ...], snapshots: list[dict]
+) -> HistogramMetricFamily:
+    """One histogram summed over the workers' cumulative-bucket snapshots."""
+    buckets = [0.0] * len(bounds)
+    count = total = 0.0
+    for snapshot in snapshots:
+        for index, (_bound, value) in enumerate(snapshot.get("buckets", [])[: len(buckets)]):
+            buckets[index] += value
+        count += snapshot.get("count", 0)
+        total += snapshot.get("sum", 0.0)
+    pairs = [(str(bound), value) for bound, value in zip(bounds, buckets, strict=True)]
+    return HistogramMetricFamily(
+        name, documentation, buckets=[*pairs, ("+Inf", count)], sum_value=total
+    )
 
 
 def _database_gauges(now: datetime) -> Iterator[Metric]:

@@ -27,6 +27,7 @@ class ClaimedAsset:
     api: str
     interval: float
     status: str | None
+    due_at: datetime
 
 
 def claim_due_assets(
@@ -53,6 +54,7 @@ def claim_due_assets(
             Asset.api,
             Asset.interval,
             Asset.status,
+            Asset.next_poll_at,
         )
         .execution_options(synchronize_session=False)
     )
@@ -70,15 +72,20 @@ def release(session: Session, token: str, pks: list[int]) -> None:
         )
 
 
-def lock_held(session: Session, token: str, pks: list[int]) -> set[int]:
-    """Lock, at the start of the apply transaction, every row of the batch still leased to ``token``.
+def lock_held(session: Session, token: str, pks: list[int]) -> dict[int, Asset]:
+    """Load and lock, at the start of the apply transaction, the batch's rows still leased to ``token``.
 
-    Once locked (PostgreSQL; SQLite serialises writers anyway) no other worker can claim them while
-    the batch is applied, however long that takes; rows whose lease was retaken are left alone.
+    One query for the whole batch. Once locked (PostgreSQL; SQLite serialises writers anyway) no
+    other worker can claim them while the batch is applied, however long that takes; rows whose
+    lease was retaken are left out. The rows are refreshed from the database (``populate_existing``).
     """
     if not pks:
-        return set()
+        return {}
     statement = (
-        select(Asset.pk).where(Asset.pk.in_(pks), Asset.lease_owner == token).with_for_update()
+        select(Asset)
+        .where(Asset.pk.in_(pks), Asset.lease_owner == token)
+        .order_by(Asset.pk)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    return set(session.scalars(statement))
+    return {asset.pk: asset for asset in session.scalars(statement)}

@@ -2,34 +2,64 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import Counter
 from typing import Any
 
 #: Upper bounds (seconds) of the poll duration histogram's buckets.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Upper bounds (seconds) of the poll lateness histogram: how long after its due time an asset was
+#: claimed. Steadily growing lateness means the workers do not keep up with the watches.
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Histogram:
+    """Cumulative-bucket histogram in the Prometheus sense (not thread-safe: callers lock)."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self._per_bucket = [0] * len(bounds)  # observations in (previous bound, bound]
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        index = bisect.bisect_left(self.bounds, value)
+        if index < len(self.bounds):
+            self._per_bucket[index] += 1
+        self.count += 1
+        self.sum += value
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"buckets": [[bound, cumulative count], ...], "count": n, "sum": s}``."""
+        cumulative, running = [], 0
+        for bound, in_bucket in zip(self.bounds, self._per_bucket, strict=True):
+            running += in_bucket
+            cumulative.append((bound, running))
+        return {"buckets": cumulative, "count": self.count, "sum": self.sum}
 
 
 class WorkerCounters:
-    """Monotonic counters and a poll-duration histogram; thread-safe."""
+    """Monotonic counters and histograms of poll duration and lateness; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._polls: Counter[str] = Counter()
         self._deliveries: Counter[str] = Counter()
-        self._duration_buckets = [0] * len(DURATION_BUCKETS)
-        self._duration_count = 0
-        self._duration_sum = 0.0
+        self._duration = Histogram(DURATION_BUCKETS)
+        self._lateness = Histogram(LATENESS_BUCKETS)
 
     def poll(self, outcome: str, seconds: float) -> None:
         """One request to Media Intelligence, by outcome."""
         with self._lock:
             self._polls[outcome] += 1
-            self._duration_count += 1
-            self._duration_sum += seconds
-            for index, bound in enumerate(DURATION_BUCKETS):
-                if seconds <= bound:
-                    self._duration_buckets[index] += 1
+            self._duration.observe(seconds)
+
+    def claimed_late(self, seconds_list: list[float]) -> None:
+        """Claimed assets, each this many seconds after it was due."""
+        with self._lock:
+            for seconds in seconds_list:
+                self._lateness.observe(max(0.0, seconds))
 
     def delivery(self, outcome: str, target_type: str) -> None:
         """One delivery attempt, by outcome and target type."""
@@ -42,11 +72,8 @@ class WorkerCounters:
             return {
                 "polls": dict(self._polls),
                 "deliveries": dict(self._deliveries),
-                "poll_duration": {
-                    "buckets": list(zip(DURATION_BUCKETS, self._duration_buckets, strict=True)),
-                    "count": self._duration_count,
-                    "sum": self._duration_sum,
-                },
+                "poll_duration": self._duration.snapshot(),
+                "poll_lateness": self._lateness.snapshot(),
             }
 
     def polls_total(self) -> int:

@@ -1,7 +1,9 @@
-"""The poll tick: expire, claim due assets, poll them concurrently, apply the results in one commit.
+"""The poll tick: expire, claim due assets, poll them concurrently, apply the results in batches.
 
 Claims and applies are batched: one transaction claims a batch, the requests run on a bounded thread
-pool with no transaction open, and one transaction applies every result of the batch.
+pool with no transaction open, and one transaction applies every result of the batch. The tick is a
+two-stage pipeline: the next batch is claimed and its requests queued before the current batch is
+applied, so the pool keeps polling while the main thread writes.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
 from app.upstream.generations import Generation, successor
 from app.upstream.outcomes import PollOutcome
 from app.worker import bridge_state
-from app.worker.apply import ApplyContext, PollChain, apply_poll
-from app.worker.claims import ClaimedAsset, claim_due_assets, lock_held, release
+from app.worker.apply import ApplyContext, PollChain, apply_batch
+from app.worker.claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
 from app.worker.runtime import POLL_CONCURRENCY, WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = POLL_CONCURRENCY * 4
+BATCH_SIZE = POLL_CONCURRENCY * 8
 #: A tick keeps claiming batches while work is due, for at most this long.
 TICK_BUDGET_SECONDS = 5.0
 #: Requests may use this share of the remaining lease; the rest is left for applying the batch.
@@ -45,72 +50,110 @@ class PollReport:
     paused: bool = False
 
 
+@dataclass
+class _Batch:
+    """A claimed batch whose requests are queued on the pool."""
+
+    token: str
+    claimed_at: datetime
+    claims: list[ClaimedAsset]
+    futures: list[Future[PollChain | None]] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return len(self.claims) >= BATCH_SIZE
+
+
 def poll_once(runtime: WorkerRuntime) -> PollReport:
     """One poll tick. Never raises for upstream trouble; database errors propagate (next tick retries)."""
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
         started = time.monotonic()
         report.expired = expire_due_watches(db.session, runtime.clock())
-        while not runtime.stop.is_set():
-            if bridge_state.polling_paused_until(db.session, runtime.clock()):
-                report.paused = True
+        # Set by a 429 (or a failed apply): no further request is sent in this tick.
+        halt = threading.Event()
+        batch = _claim_and_send(runtime, report, halt)
+        while batch is not None:
+            following = None
+            if batch.full and time.monotonic() - started <= TICK_BUDGET_SECONDS:
+                following = _claim_and_send(runtime, report, halt)
+            try:
+                _apply(runtime, batch, report)
+            except Exception:
+                halt.set()
                 db.session.rollback()
-                break
-            batch_size = _poll_batch(runtime, report)
-            if batch_size < BATCH_SIZE or time.monotonic() - started > TICK_BUDGET_SECONDS:
-                break
+                if following is not None:
+                    _abandon(runtime, following)
+                raise
+            batch = following
         db.session.remove()
     return report
 
 
-def _poll_batch(runtime: WorkerRuntime, report: PollReport) -> int:
+def _claim_and_send(
+    runtime: WorkerRuntime, report: PollReport, halt: threading.Event
+) -> _Batch | None:
+    """Claim a batch and queue its requests; None when stopped, halted, paused or nothing is due."""
     session = db.session
-    token = runtime.next_claim_token()
-    claimed_at = runtime.clock()
-    claims = claim_due_assets(
-        session, token, claimed_at, runtime.settings.bridge_lease_seconds, BATCH_SIZE
+    if runtime.stop.is_set() or halt.is_set():
+        return None
+    if bridge_state.polling_paused_until(session, runtime.clock()):
+        report.paused = True
+        session.rollback()
+        return None
+    batch = _Batch(runtime.next_claim_token(), runtime.clock(), [])
+    batch.claims = claim_due_assets(
+        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, BATCH_SIZE
     )
     session.commit()
-    if not claims:
-        return 0
-    report.claimed += len(claims)
+    if not batch.claims:
+        return None
+    report.claimed += len(batch.claims)
+    runtime.counters.claimed_late(
+        [(batch.claimed_at - claim.due_at).total_seconds() for claim in batch.claims]
+    )
     lease_ends = time.monotonic() + runtime.settings.bridge_lease_seconds
-    chains = dict(_poll_all(runtime, claims, threading.Event(), lease_ends))
-    ctx = ApplyContext(token, claimed_at, runtime.clock(), runtime.pacing, runtime.rng)
-    held = lock_held(session, token, sorted(chains))
-    for claim in claims:
-        chain = chains.get(claim.pk)
-        if chain is not None and claim.pk in held and apply_poll(session, claim, chain, ctx):
-            report.applied += 1
-    release(session, token, [c.pk for c in claims if c.pk not in chains])
+    batch.futures = [
+        runtime.pool.submit(_poll_one, runtime, claim, halt, lease_ends) for claim in batch.claims
+    ]
+    return batch
+
+
+def _apply(runtime: WorkerRuntime, batch: _Batch, report: PollReport) -> None:
+    """Wait for the batch's requests, apply what was polled, give back the rest; one commit."""
+    session = db.session
+    chains = list(_results(batch))
+    ctx = ApplyContext(batch.token, batch.claimed_at, runtime.clock(), runtime.pacing, runtime.rng)
+    report.applied += apply_batch(session, chains, ctx)
+    polled = {claim.pk for claim, _ in chains}
+    release(session, batch.token, [c.pk for c in batch.claims if c.pk not in polled])
     session.commit()
     report.polled += len(chains)
-    report.requests += sum(len(chain.requests) for chain in chains.values())
-    return len(claims)
+    report.requests += sum(len(chain.requests) for _, chain in chains)
 
 
-def _poll_all(
-    runtime: WorkerRuntime,
-    claims: list[ClaimedAsset],
-    throttled: threading.Event,
-    lease_ends: float,
-) -> Iterator[tuple[int, PollChain]]:
-    """Poll each claim (with generation fallback); yields only those actually polled.
-
-    After a 429 no further request of the batch is sent: the rest are released, still due.
-    """
-    futures: list[tuple[int, Future[PollChain | None]]] = [
-        (claim.pk, runtime.pool.submit(_poll_one, runtime, claim, throttled, lease_ends))
-        for claim in claims
-    ]
-    for pk, future in futures:
+def _results(batch: _Batch) -> Iterator[tuple[ClaimedAsset, PollChain]]:
+    """Each claim with its chain, in claim order; claims that were not polled are left out."""
+    for claim, future in zip(batch.claims, batch.futures, strict=True):
         chain = future.result()
         if chain is not None:
-            yield pk, chain
+            yield claim, chain
+
+
+def _abandon(runtime: WorkerRuntime, batch: _Batch) -> None:
+    """After a failed apply: let the queued requests finish (they send nothing more), free the leases."""
+    for future in batch.futures:
+        future.exception()
+    try:
+        release(db.session, batch.token, [claim.pk for claim in batch.claims])
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("could not release %d claims; their leases will expire", len(batch.claims))
 
 
 def _poll_one(
-    runtime: WorkerRuntime, claim: ClaimedAsset, throttled: threading.Event, lease_ends: float
+    runtime: WorkerRuntime, claim: ClaimedAsset, halt: threading.Event, lease_ends: float
 ) -> PollChain | None:
     """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
 
@@ -121,7 +164,7 @@ def _poll_one(
     requests = []
     while generation is not None:
         budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
-        if budget < MIN_REQUEST_BUDGET or throttled.is_set():
+        if budget < MIN_REQUEST_BUDGET or halt.is_set():
             break
         if not runtime.limiter.acquire(runtime.stop):
             break
@@ -131,7 +174,7 @@ def _poll_one(
         runtime.counters.poll(result.outcome.value, result.duration)
         requests.append((generation.value, result))
         if result.outcome is PollOutcome.RATE_LIMITED:
-            throttled.set()
+            halt.set()
         if result.outcome is not PollOutcome.NOT_FOUND:
             break
         generation = successor(generation)
