@@ -1,8 +1,10 @@
 """When to poll an asset next: pure functions of the last interval, the outcome and a random source.
 
-Polling starts at ``BRIDGE_POLL_INTERVAL``, grows about 1.5x per unchanged poll (with jitter, so
-assets registered together drift apart) up to ``BRIDGE_POLL_MAX_INTERVAL``, returns to the start on
-any change, and backs off twice as fast after transient errors.
+Polling starts at ``BRIDGE_POLL_INTERVAL``, grows about 1.5x per unchanged poll up to
+``BRIDGE_POLL_MAX_INTERVAL``, returns to the start on any change, and backs off twice as fast after
+transient errors. The wait is jittered downwards only (up to 10 % shorter, so assets registered
+together drift apart): the interval is a bound, and a fixed interval of 10 s detects a change
+within 10 s plus a worker tick.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 GROWTH = 1.5
 ERROR_GROWTH = 2.0
-JITTER = 0.1  # +-10 %
+JITTER = 0.1  # up to 10 % shorter, never longer
 
 
 @dataclass(frozen=True)
@@ -36,5 +38,5 @@ def error_interval(previous: float, pacing: PollPacing) -> float:
 
 
 def jittered(interval: float, rng: random.Random) -> float:
-    """``interval`` spread by +-10 %, never below 0.1 s."""
-    return max(0.1, interval * rng.uniform(1 - JITTER, 1 + JITTER))
+    """``interval`` shortened by up to 10 % at random, never below 0.1 s."""
+    return max(0.1, interval * rng.uniform(1 - JITTER, 1))

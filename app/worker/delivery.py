@@ -7,6 +7,7 @@ been attempted at least once (``first_attempted_at``); dead and failed ones neve
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +23,8 @@ from app.worker.runtime import WorkerRuntime
 
 BATCH_SIZE = 32
 SEND_SHARE_OF_LEASE = 0.5
+#: A tick keeps claiming batches while full ones come back, for at most this long.
+TICK_BUDGET_SECONDS = 5.0
 
 
 @dataclass
@@ -72,30 +75,45 @@ def claim_due_deliveries(
 
 
 def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
-    """One delivery tick: one batch, sent concurrently, applied in one transaction."""
+    """One delivery tick: batches sent concurrently, each applied in one transaction.
+
+    A full batch is followed by another (a burst of events is not drained at one batch per tick),
+    for at most ``TICK_BUDGET_SECONDS``.
+    """
     report = DeliveryReport()
     with runtime.delivery_lock, runtime.app.app_context():
-        session = db.session
-        token = runtime.next_claim_token()
-        claims = claim_due_deliveries(
-            session, token, runtime.clock(), runtime.settings.bridge_lease_seconds, BATCH_SIZE
-        )
-        session.commit()
-        report.claimed = len(claims)
-        if not claims:
-            return report
-        # A send must end well inside the lease, or another worker could send it meanwhile.
-        budget = runtime.settings.bridge_lease_seconds * SEND_SHARE_OF_LEASE
-        context = dataclasses.replace(runtime.notifier_context, budget=budget)
-        futures = [
-            (claim, runtime.delivery_pool.submit(send_claim, context, claim)) for claim in claims
-        ]
-        results = [(claim, future.result()) for claim, future in futures]
-        apply_results(
-            session, token, results, runtime.clock(), runtime.settings.bridge_retry_schedule,
-            runtime.rng, runtime.counters.delivery,
-        )  # fmt: skip
-        session.commit()
-        report.sent = sum(1 for _, result in results if result is not None)
-        report.failed_disabled = len(results) - report.sent
+        started = time.monotonic()
+        while not runtime.stop.is_set():
+            claimed = _deliver_batch(runtime, report)
+            if claimed < BATCH_SIZE or time.monotonic() - started > TICK_BUDGET_SECONDS:
+                break
+        db.session.remove()
     return report
+
+
+def _deliver_batch(runtime: WorkerRuntime, report: DeliveryReport) -> int:
+    session = db.session
+    token = runtime.next_claim_token()
+    claims = claim_due_deliveries(
+        session, token, runtime.clock(), runtime.settings.bridge_lease_seconds, BATCH_SIZE
+    )
+    session.commit()
+    report.claimed += len(claims)
+    if not claims:
+        return 0
+    # A send must end well inside the lease, or another worker could send it meanwhile.
+    budget = runtime.settings.bridge_lease_seconds * SEND_SHARE_OF_LEASE
+    context = dataclasses.replace(runtime.notifier_context, budget=budget)
+    futures = [
+        (claim, runtime.delivery_pool.submit(send_claim, context, claim)) for claim in claims
+    ]
+    results = [(claim, future.result()) for claim, future in futures]
+    apply_results(
+        session, token, results, runtime.clock(), runtime.settings.bridge_retry_schedule,
+        runtime.rng, runtime.counters.delivery,
+    )  # fmt: skip
+    session.commit()
+    sent = sum(1 for _, result in results if result is not None)
+    report.sent += sent
+    report.failed_disabled += len(results) - sent
+    return len(claims)

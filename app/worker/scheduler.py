@@ -42,6 +42,14 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
         deliver_once, "interval", seconds=TICK_SECONDS, id="deliver", args=[runtime],
         next_run_time=now, **common,
     )  # fmt: skip
+
+    def wake_delivery() -> None:
+        # A running delivery tick drains full batches itself; waking it again would only log
+        # that its one instance is busy.
+        if not runtime.delivery_lock.locked():
+            scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+
+    runtime.wake_delivery = wake_delivery
     scheduler.add_job(
         housekeep, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping", args=[runtime],
         **common,
