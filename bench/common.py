@@ -150,6 +150,28 @@ def bench_app(database_url: str, far_end: str, **overrides: Any):
     return app
 
 
+def worker_env(database_url: str, far_end: str, interval: float, **extra: str) -> dict[str, str]:
+    """The environment of a bridge process: fixed poll interval, upstream ceiling lifted."""
+    return {
+        **os.environ,
+        "BRIDGE_ENV": "development",
+        "SECRET_KEY": "bench-secret",
+        "BRIDGE_API_TOKENS": "bench-token",
+        "DATABASE_URL": database_url,
+        "MI_API_URL": far_end,
+        "NCP_ACCESS_KEY": "bench-access",
+        "NCP_SECRET_KEY": "bench-secret-key",
+        # Equal bounds: the interval never grows, so every asset is due exactly every `interval` s.
+        "BRIDGE_POLL_INTERVAL": str(interval),
+        "BRIDGE_POLL_MAX_INTERVAL": str(interval),
+        "BRIDGE_EMBEDDED_WORKER": "false",
+        # 100 requests/s per process is a deliberate upstream ceiling: lifted to measure the bridge.
+        "MI_MAX_RPS": "1000000",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 #: Standard Webhooks secret: whsec_ + base64 of 24 bytes.
 WEBHOOK_SECRET = "whsec_" + __import__("base64").b64encode(b"mi-bridge-bench-secret!!").decode()
 

@@ -12,7 +12,6 @@ figure is the RSS at the end and the peak. The due rows make the first ticks do 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from bench.common import (
     nginx_far_end,
     rss_mb,
     seed,
+    worker_env,
 )
 
 
@@ -41,20 +41,7 @@ def measure(database_url: str, far_end: str, watches: int, due: int, seconds: fl
 
     with app.app_context():
         db.engine.dispose()
-    env = {
-        **os.environ,
-        "BRIDGE_ENV": "development",
-        "SECRET_KEY": "bench-secret",
-        "BRIDGE_API_TOKENS": "bench-token",
-        "DATABASE_URL": database_url,
-        "MI_API_URL": far_end,
-        "NCP_ACCESS_KEY": "bench-access",
-        "NCP_SECRET_KEY": "bench-secret-key",
-        "BRIDGE_POLL_INTERVAL": "3600",
-        "BRIDGE_POLL_MAX_INTERVAL": "7200",
-        "MI_MAX_RPS": "1000000",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = worker_env(database_url, far_end, 3600)
     process = subprocess.Popen(  # noqa: S603 - our own worker
         [str(ROOT / ".venv" / "bin" / "mi-bridge"), "worker"],
         env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

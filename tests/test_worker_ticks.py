@@ -82,6 +82,49 @@ def test_first_poll_is_prompt_and_not_terminal_emits_nothing(bridge):
     assert bridge.events(watch["id"]) == []
 
 
+def test_lookahead_polls_up_to_one_tick_early_never_late(bridge):
+    from app.worker.polling import poll_once
+
+    bridge.set_status("a1", "ANALYZING")
+    bridge.register("a1")
+    bridge.tick()
+    wait = (asset_row(bridge, "a1").next_poll_at - bridge.clock.now).total_seconds()
+    bridge.clock.advance(wait - 0.6)
+    assert poll_once(bridge.runtime).requests == 0  # due in 0.6 s: not without lookahead
+    assert poll_once(bridge.runtime, lookahead=0.5).requests == 0
+    assert poll_once(bridge.runtime, lookahead=1.0).requests == 1
+    # Early claims count as on time in the lateness histogram.
+    lateness = bridge.runtime.counters.snapshot()["poll_lateness"]
+    assert (lateness["count"], lateness["sum"]) == (2, 0.0)
+
+
+def test_quiet_polls_count_and_reschedule_like_any_poll(bridge):
+    """Unchanged polls take the batch fast path: counters, message and schedule still move."""
+    bridge.set_status("a1", "ANALYZING", message="step 1")
+    bridge.set_status("a2", "ANALYZING")
+    first = bridge.register("a1")
+    second = bridge.register("a1")  # two watches share the asset
+    other = bridge.register("a2")
+    bridge.tick()
+    bridge.set_status("a1", "ANALYZING", message="step 2")
+    for _ in range(3):
+        row = asset_row(bridge, "a1")
+        bridge.tick(advance=(row.next_poll_at - bridge.clock.now).total_seconds() + 5)
+    row = asset_row(bridge, "a1")
+    assert (row.poll_count, row.message, row.lease_owner) == (4, "step 2", None)
+    assert row.next_poll_at > bridge.clock.now
+    for watch_id in (first["id"], second["id"]):
+        watch = bridge.watch(watch_id)
+        assert (watch["poll_count"], watch["status"], watch["message"]) == (
+            4,
+            "ANALYZING",
+            "step 2",
+        )
+        assert [h["status"] for h in watch["history"]] == ["ANALYZING"]
+    assert bridge.watch(other["id"])["poll_count"] == 4
+    assert bridge.events() == []
+
+
 def test_back_off_grows_to_the_cap_and_resets_on_change(bridge):
     bridge.set_status("a1", "ANALYZING")
     bridge.register("a1")

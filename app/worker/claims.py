@@ -31,13 +31,19 @@ class ClaimedAsset:
 
 
 def claim_due_assets(
-    session: Session, token: str, now: datetime, lease_seconds: float, limit: int
+    session: Session,
+    token: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    due_by: datetime | None = None,
 ) -> list[ClaimedAsset]:
-    """Lease up to ``limit`` due assets to ``token`` (earliest due first). The caller commits."""
+    """Lease up to ``limit`` assets due by ``due_by`` (default ``now``) to ``token``, earliest due
+    first. The caller commits."""
     lease_free = or_(Asset.lease_expires_at.is_(None), Asset.lease_expires_at < now)
     due = (
         select(Asset.pk)
-        .where(Asset.next_poll_at <= now, lease_free)
+        .where(Asset.next_poll_at <= (due_by or now), lease_free)
         .order_by(Asset.next_poll_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,19 +65,24 @@ class _Batch:
         return len(self.claims) >= BATCH_SIZE
 
 
-def poll_once(runtime: WorkerRuntime) -> PollReport:
-    """One poll tick. Never raises for upstream trouble; database errors propagate (next tick retries)."""
+def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
+    """One poll tick. Never raises for upstream trouble; database errors propagate (next tick retries).
+
+    ``lookahead`` (seconds) also claims assets due that soon: the scheduler passes its tick period,
+    so an asset is polled up to one tick early instead of up to one tick late (the interval is a
+    bound, see ``app.watches.backoff``).
+    """
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
         started = time.monotonic()
         report.expired = expire_due_watches(db.session, runtime.clock())
         # Set by a 429 (or a failed apply): no further request is sent in this tick.
         halt = threading.Event()
-        batch = _claim_and_send(runtime, report, halt)
+        batch = _claim_and_send(runtime, report, halt, lookahead)
         while batch is not None:
             following = None
             if batch.full and time.monotonic() - started <= TICK_BUDGET_SECONDS:
-                following = _claim_and_send(runtime, report, halt)
+                following = _claim_and_send(runtime, report, halt, lookahead)
             try:
                 _apply(runtime, batch, report)
             except Exception:
@@ -92,7 +97,7 @@ def poll_once(runtime: WorkerRuntime) -> PollReport:
 
 
 def _claim_and_send(
-    runtime: WorkerRuntime, report: PollReport, halt: threading.Event
+    runtime: WorkerRuntime, report: PollReport, halt: threading.Event, lookahead: float
 ) -> _Batch | None:
     """Claim a batch and queue its requests; None when stopped, halted, paused or nothing is due."""
     session = db.session
@@ -104,8 +109,9 @@ def _claim_and_send(
         return None
     batch = _Batch(runtime.next_claim_token(), runtime.clock(), [])
     batch.claims = claim_due_assets(
-        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, BATCH_SIZE
-    )
+        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, BATCH_SIZE,
+        due_by=batch.claimed_at + timedelta(seconds=lookahead),
+    )  # fmt: skip
     session.commit()
     if not batch.claims:
         return None

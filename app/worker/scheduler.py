@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -35,7 +37,7 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
     now = datetime.now(UTC)
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     scheduler.add_job(
-        poll_once, "interval", seconds=TICK_SECONDS, id="poll", args=[runtime],
+        poll_once, "interval", seconds=TICK_SECONDS, id="poll", args=[runtime, TICK_SECONDS],
         next_run_time=now, **common,
     )  # fmt: skip
     scheduler.add_job(
@@ -47,7 +49,8 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
         # A running delivery tick drains full batches itself; waking it again would only log
         # that its one instance is busy.
         if not runtime.delivery_lock.locked():
-            scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+            with contextlib.suppress(JobLookupError):  # removed: the scheduler is shutting down
+                scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
 
     runtime.wake_delivery = wake_delivery
     scheduler.add_job(
