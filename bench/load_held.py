@@ -1,21 +1,26 @@
 """Load held: 10,000 active watches and 50 registrations per second for a minute, on PostgreSQL.
 
     .venv/bin/python bench/load_held.py [--watches 10000] [--rate 50] [--duration 60] [--interval 10]
+        [--workers 2]
+
+``--rate 0 --workers 1`` is the "watches held" measurement of one worker: no registrations, only the
+seeded watches polled at the fixed interval for ``--duration`` seconds.
 
 Method. A fresh PostgreSQL database (``mi_bridge_bench_load``) is seeded with ``--watches`` assets (one
 watching watch and one webhook target each, already seen ANALYZING; the nginx far end keeps answering
 ANALYZING, so no watch ever ends and no notification is sent). The poll interval is fixed:
 BRIDGE_POLL_INTERVAL = BRIDGE_POLL_MAX_INTERVAL = ``--interval`` (default 10 s, the product's default
-starting interval; each next poll is +-10 % jittered), so the seeded watches alone require
+starting interval; each next poll is jittered up to 10 % shorter), so the seeded watches alone require
 watches / interval polls per second: 1,000/s at the defaults, which may exceed what two workers do on
 a small machine (that is a finding, not a failure; ``--interval 30`` asks for 333/s). MI_MAX_RPS is
 lifted to 1,000,000: the default 100 requests/s per process is a deliberate upstream ceiling.
 
 Processes, all on 127.0.0.1: one web process (the Procfile's gunicorn with the product's
 gunicorn.conf.py: WEB_CONCURRENCY gunicorn workers, default 2, x GUNICORN_THREADS, default 4; the
-embedded worker off) and two ``mi-bridge worker`` processes; BRIDGE_ENV=production, LOG_LEVEL=WARNING
-(so the per-request INFO log line is not written). BRIDGE_ALLOW_PRIVATE_URLS=true lets the registered
-webhook target be ``http://127.0.0.1:9/hook`` without any DNS lookup (it never receives anything).
+embedded worker off) and ``--workers`` (default two) ``mi-bridge worker`` processes;
+BRIDGE_ENV=production, LOG_LEVEL=WARNING (so the per-request INFO log line is not written).
+BRIDGE_ALLOW_PRIVATE_URLS=true lets the registered webhook target be ``http://127.0.0.1:9/hook``
+without any DNS lookup (it never receives anything).
 
 Once both workers have written a heartbeat (they are idle: nothing is due yet), one UPDATE spreads the
 seeded assets' next poll uniformly over [now, now + interval): the steady state from the first second.
@@ -35,8 +40,8 @@ Reported:
   per interval until t_end); the workers' own count (heartbeat ``polls`` delta) must match;
 - poll lateness (claim time - due time) from the workers' heartbeat histograms, the delta between the
   idle heartbeat before t0 and the final one: the share of claims within 0.1 / 0.25 / 0.5 / 1 / 2 / 5 s.
-  The workers tick every second, so even an idle worker claims up to ~1 s late (two workers
-  with independent ticks: ~0.5 s on average is the floor);
+  Workers tick every second and claim what is due within the next tick, so an idle worker claims
+  up to a tick early (counted as 0), never late;
 - a timeline every 10 s: polls/s achieved and required, and the backlog (assets due more than 1 s ago
   and not leased);
 - first polls of the registered watches: how many have poll_count >= 1, and the delay from the watch's
@@ -389,11 +394,13 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
     env = worker_env(
         url, far_end, args.interval, BRIDGE_ENV="production", BRIDGE_ALLOW_PRIVATE_URLS="true"
     )
+    if args.max_interval:  # the product's adaptive back-off instead of a fixed interval
+        env["BRIDGE_POLL_MAX_INTERVAL"] = str(args.max_interval)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     launched = time.time()
     web = start_web({**env, "PORT": str(port)}, log_dir, port)
-    workers = [start_worker(env, log_dir, f"worker{i}") for i in range(2)]
+    workers = [start_worker(env, log_dir, f"worker{i}") for i in range(args.workers)]
     try:
         with connect(url) as connection:
             wait_for_web(base, [web, *workers], log_dir)
@@ -411,6 +418,7 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
             sampler.start()
             sampler.ready.wait(5)
             asyncio.run(generator.run(t0))
+            time.sleep(max(0.0, t0 + args.duration - time.monotonic()))  # --rate 0: hold only
             time.sleep(args.settle)
             check_alive([web, *workers], log_dir)
             # Backends and gunicorn workers born during the window count too (from zero).
@@ -441,7 +449,8 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
         f"lateness {required:.0f} = {required / window:.0f}/s (achieved {100 * polls_at_end / required:.0f}%)"
     )
     print(
-        "  (each next poll is due an interval +-10% after the previous one was applied, not after it"
+        "  (each next poll is due an interval (up to 10% shorter) after the previous one was"
+        " applied, not after it"
         " was due: lateness lengthens the period, so 100% needs zero lateness; the backlog says"
         " whether the workers keep up)"
     )
@@ -461,6 +470,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50, help="registrations per second")
     parser.add_argument("--duration", type=float, default=60, help="seconds of registrations")
     parser.add_argument("--interval", type=float, default=10, help="fixed poll interval (s)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--max-interval", type=float, default=0,
+        help="back off up to this interval (s) like the product does; 0: fixed --interval "
+        "(then 'required' polls assume the fixed interval)",
+    )  # fmt: skip
     parser.add_argument("--settle", type=float, default=3, help="s after the last answer")
     parser.add_argument("--request-timeout", type=float, default=10)
     args = parser.parse_args()
@@ -477,7 +492,7 @@ def main() -> None:
     print(
         f"{args.watches} watches, interval {args.interval:g} s fixed (required "
         f"{args.watches / args.interval:.0f} polls/s before registrations), {args.rate:g} "
-        f"registrations/s for {args.duration:g} s; 1 web (gunicorn.conf.py) + 2 workers; "
+        f"registrations/s for {args.duration:g} s; 1 web (gunicorn.conf.py) + {args.workers} workers; "
         f"PostgreSQL {DB_NAME}; MI_MAX_RPS lifted to 1000000 (default 100/s per process)",
         flush=True,
     )
