@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -45,10 +45,27 @@ def get_or_create_asset(
     ).one()
 
 
-def schedule_promptly(asset: Asset, now: datetime) -> None:
-    """Make ``asset`` due now (a new watch's first poll happens within a worker tick)."""
-    if asset.next_poll_at is None or asset.next_poll_at > now:
-        asset.next_poll_at = now
+def upsert_due_asset(
+    session: Session, workspace: str, project_id: str, asset_id: str, api: str, now: datetime
+) -> Asset:
+    """The asset row for these coordinates, inserted if missing, due now at the latest.
+
+    One statement (INSERT ... ON CONFLICT DO UPDATE ... RETURNING) instead of an insert, a select and
+    an update: registration's hot path. Safe against concurrent inserts; the row stays locked by this
+    transaction until it commits, like the update it replaces.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Asset).values(
+        workspace=workspace, project_id=project_id, asset_id=asset_id, api=api, interval=0.0,
+        poll_count=0, consecutive_errors=0, next_poll_at=now, created_at=now, updated_at=now,
+    )  # fmt: skip
+    current = Asset.__table__.c.next_poll_at
+    statement = statement.on_conflict_do_update(
+        index_elements=["workspace", "project_id", "asset_id", "api"],
+        set_={"next_poll_at": case((current.is_(None) | (current > now), now), else_=current)},
+    ).returning(Asset)
+    return session.scalars(statement, execution_options={"populate_existing": True}).one()
 
 
 def unschedule_if_unwatched(session: Session, asset: Asset) -> None:

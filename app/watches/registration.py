@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.api.schemas import MAX_SECRET_BYTES, SECRET_PREFIX, WatchCreate, WebhookTargetIn
 from app.config import Settings
 from app.models import Target, Watch
 from app.watches import states
-from app.watches.assets import get_or_create_asset, schedule_promptly, unschedule_if_unwatched
+from app.watches.assets import unschedule_if_unwatched, upsert_due_asset
 
 GENERATED_SECRET_BYTES = 32
 assert GENERATED_SECRET_BYTES <= MAX_SECRET_BYTES
@@ -42,7 +43,7 @@ def register_watch(
     """
     api = request.api or settings.mi_default_api
     timeout = request.timeout_seconds or settings.bridge_watch_timeout
-    asset = get_or_create_asset(
+    asset = upsert_due_asset(
         session, request.workspace, request.project_id, request.asset_id, api, now
     )
     watch = Watch(
@@ -52,6 +53,7 @@ def register_watch(
         asset_id=request.asset_id,
         api=api,
         asset_pk=asset.pk,
+        asset=asset,
         labels=dict(request.labels),
         events=list(request.events),
         created_at=now,
@@ -71,10 +73,10 @@ def register_watch(
         watch.targets.append(target)
     session.add(watch)
     session.flush()  # assigns target ids
+    set_committed_value(watch, "history", [])  # a new watch has none: no SELECT to learn it
     for target, spec in zip(watch.targets, request.targets or default_targets, strict=True):
         if isinstance(spec, WebhookTargetIn) and spec.secret is None:
             registration.generated_secrets[target.id] = target.secret or ""
-    schedule_promptly(asset, now)
     return registration
 
 
