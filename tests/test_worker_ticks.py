@@ -317,3 +317,17 @@ def test_stopped_watches_get_no_events(bridge):
     bridge.set_status("a1", "ANALYZE_COMPLETED")
     assert bridge.tick(advance=10).requests == 0
     assert bridge.events(watch["id"]) == []
+
+
+def test_a_batch_that_wrote_events_wakes_the_deliveries(bridge):
+    wakes = []
+    bridge.runtime.wake_delivery = lambda: wakes.append(bridge.clock.now)
+    bridge.set_status("a1", "ANALYZING")
+    bridge.register("a1")
+    bridge.tick()
+    assert wakes == []  # a first, non-terminal observation writes no event
+    bridge.set_status("a1", "ANALYZE_COMPLETED", index_id=7)
+    row = asset_row(bridge, "a1")
+    bridge.tick(advance=(row.next_poll_at - bridge.clock.now).total_seconds())
+    assert len(wakes) == 1
+    assert [e["type"] for e in bridge.events()] == ["analysis.completed"]

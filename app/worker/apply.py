@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, Row, bindparam, func, select, update
@@ -53,13 +53,17 @@ class PollChain:
 
 @dataclass(frozen=True)
 class ApplyContext:
-    """What applying needs besides the rows: the claim, the clock, pacing and randomness."""
+    """What applying needs besides the rows: the claim, the clock, pacing and randomness.
+
+    ``emitted`` collects the types of the events written, so the caller can wake the deliveries.
+    """
 
     token: str
     claimed_at: datetime
     now: datetime
     pacing: PollPacing
     rng: random.Random
+    emitted: list[str] = field(default_factory=list)
 
 
 def apply_batch(
@@ -231,7 +235,7 @@ def _apply_poll(
             previous_poll=previous_poll,
         )  # fmt: skip
     elif result.outcome in (PollOutcome.NOT_FOUND, PollOutcome.PERMANENT):
-        _end_in_error(session, polled, result, ctx.now)
+        _end_in_error(session, polled, result, ctx)
         answered.last_error = result.detail
     else:
         _apply_trouble(session, answered, result, ctx)
@@ -326,13 +330,15 @@ def _apply_status(
             emit_event(
                 session, watch, event_type, f"p{watch.poll_count}:{event_type}", analysis, now
             )
+            ctx.emitted.append(event_type)
     asset.interval = next_interval(asset.interval, ctx.pacing, changed=changed)
 
 
 def _end_in_error(
-    session: Session, watches: list[Watch], result: PollResult, now: datetime
+    session: Session, watches: list[Watch], result: PollResult, ctx: ApplyContext
 ) -> None:
     """Permanent trouble of these watches: 404 from the last generation, or another 4xx."""
+    now = ctx.now
     not_found = result.outcome is PollOutcome.NOT_FOUND
     reason = states.REASON_ASSET_NOT_FOUND if not_found else states.REASON_UPSTREAM_REJECTED
     message = result.message or result.detail
@@ -342,6 +348,7 @@ def _end_in_error(
         if "watch.error" in watch.events:
             analysis = Analysis(watch.status, watch.status, watch.index_id, message)
             emit_event(session, watch, "watch.error", "error", analysis, now)
+            ctx.emitted.append("watch.error")
 
 
 def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: ApplyContext) -> None:

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
-from app.models import Event
 from app.upstream.generations import Generation, successor
 from app.upstream.outcomes import PollOutcome
 from app.worker import bridge_state
@@ -134,9 +133,8 @@ def _apply(runtime: WorkerRuntime, batch: _Batch, report: PollReport) -> None:
     report.applied += apply_batch(session, chains, ctx)
     polled = {claim.pk for claim, _ in chains}
     release(session, batch.token, [c.pk for c in batch.claims if c.pk not in polled])
-    wrote_events = any(isinstance(row, Event) for row in session.new)
     session.commit()
-    if wrote_events:
+    if ctx.emitted:
         runtime.wake_delivery()
     report.polled += len(chains)
     report.requests += sum(len(chain.requests) for _, chain in chains)

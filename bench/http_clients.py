@@ -1,0 +1,97 @@
+"""Which Python HTTP client to poll with: GET + JSON of N distinct status URLs from nginx, per client.
+
+    .venv/bin/python bench/http_clients.py [--requests 10000] [--runs 2]
+
+Side by side in one process, interleaved per run, against the same nginx far end (``bench/common.py``):
+``requests.Session`` on 16 threads (the bare loop of ``poll_throughput.py``), a urllib3
+``HTTPConnectionPool`` on 16 threads (what ``app/upstream/client.py`` uses), ``http.client`` with one
+kept-alive connection per thread on 16 threads (no pool at all), and aiohttp with 64 requests in flight.
+Prints requests/s per client and run, and the medians. It sized the choice of urllib3 for the poller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import urllib3
+
+from bench.common import machine, median, nginx_far_end, status_urls
+from bench.poll_throughput import BARE_THREADS, run_aiohttp, run_bare
+
+
+def _threads(paths: list[str], work: Callable[[list[str]], None], threads: int) -> float:
+    parts = [paths[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(part,)) for part in parts]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return len(paths) / (time.perf_counter() - started)
+
+
+def run_urllib3(urls: list[str], threads: int = BARE_THREADS) -> float:
+    """One urllib3 pool shared by ``threads`` threads; requests/s."""
+    port = urlsplit(urls[0]).port
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=threads, retries=False)
+
+    def work(part: list[str]) -> None:
+        for path in part:
+            json.loads(pool.request("GET", path, timeout=urllib3.Timeout(3.05, 10)).data)
+
+    return _threads([urlsplit(u).path for u in urls], work, threads)
+
+
+def run_http_client(urls: list[str], threads: int = BARE_THREADS) -> float:
+    """``http.client``: one kept-alive connection per thread; requests/s."""
+    port = urlsplit(urls[0]).port
+
+    def work(part: list[str]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for path in part:
+            connection.request("GET", path)
+            json.loads(connection.getresponse().read())
+        connection.close()
+
+    return _threads([urlsplit(u).path for u in urls], work, threads)
+
+
+CLIENTS = {
+    "requests": run_bare,
+    "urllib3": run_urllib3,
+    "http.client": run_http_client,
+    "aiohttp": run_aiohttp,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    results: dict[str, list[float]] = {name: [] for name in CLIENTS}
+    with nginx_far_end() as base:
+        urls = status_urls(base, args.requests)
+        for run in range(1, args.runs + 1):
+            for name, client in CLIENTS.items():
+                results[name].append(client(urls))
+                print(f"run {run} {name:<12} {results[name][-1]:7.0f} requests/s", flush=True)
+    print("\nmedians (requests/s):")
+    for name, values in results.items():
+        ratio = median(values) / median(results["requests"])
+        print(f"  {name:<12} {median(values):7.0f}   ({ratio:.1f}x requests)")
+
+
+if __name__ == "__main__":
+    main()
