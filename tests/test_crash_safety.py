@@ -28,13 +28,15 @@ import requests
 from sqlalchemy import func, select
 
 from app.db import db
-from app.models import Asset, Delivery, Event, StatusChange, Target, Watch
+from app.models import Asset, Delivery, Event, StatusChange, Target, Watch, WorkerHeartbeat
 from tests.processes import AUTH, Processes, answers, bridge_env, child_pids, free_port
 from tests.receiver import Answer, Receiver
 from tests.test_worker_processes import END_STATE, check_watch, sim_schedule, watch_body
 
 WATCHES = 500
 KILL_SECONDS = 35.0
+#: Kills that must have happened before the run may count as settled.
+MIN_KILLS = 10
 MAX_FAILURES_PER_EVENT = 3
 ROLES = ("web", "worker-1", "worker-2")
 
@@ -196,11 +198,30 @@ def test_sigkill_chaos_loses_and_duplicates_nothing(
                 )
                 return watching, pending
 
-        wait_until(lambda: open_work() == (0, 0), timeout=100, message="every watch and delivery")
+        # Settled, and not before the chaos has done its minimum: a fast bridge can finish its work
+        # before ten kills, and the state must stay right through kills that come after it, too.
+        wait_until(
+            lambda: chaos.total >= MIN_KILLS and open_work() == (0, 0),
+            timeout=100,
+            message="every watch and delivery, after the minimum of kills",
+        )
         settled_after = time.monotonic() - started
         chaos.stop.set()
         chaos.thread.join(timeout=30)
         assert chaos.error is None, chaos.error
+
+        def all_up() -> bool:
+            """The last restarted processes are past start-up (signal handlers installed)."""
+            pids = {procs.started[chaos.current[r]].pid for r in ROLES if r != "web"}
+            with app.app_context():
+                beating = set(
+                    db.session.scalars(
+                        select(WorkerHeartbeat.pid).where(WorkerHeartbeat.pid.in_(pids))
+                    )
+                )
+            return beating == pids and answers(f"{base}/healthz")
+
+        wait_until(all_up, timeout=30, message="the last restarted processes are up")
         # every process still running ends cleanly
         for name in {*chaos.current.values()}:
             assert procs.stop(name) == 0, name
