@@ -288,6 +288,20 @@ def due_count(app) -> int:
         return int(count or 0)
 
 
+def on_threads(items: list[str], work, threads: int) -> float:
+    """Run ``work(share)`` for ``threads`` interleaved shares of ``items`` at once; items per second."""
+    import threading
+
+    parts = [items[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(part,)) for part in parts]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return len(items) / (time.perf_counter() - started)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

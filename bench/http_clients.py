@@ -15,9 +15,6 @@ import argparse
 import http.client
 import json
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,19 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import urllib3
 
-from bench.common import machine, median, nginx_far_end, status_urls
+from bench.common import machine, median, nginx_far_end, on_threads, status_urls
 from bench.poll_throughput import BARE_THREADS, run_aiohttp, run_bare
-
-
-def _threads(paths: list[str], work: Callable[[list[str]], None], threads: int) -> float:
-    parts = [paths[i::threads] for i in range(threads)]
-    workers = [threading.Thread(target=work, args=(part,)) for part in parts]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return len(paths) / (time.perf_counter() - started)
 
 
 def run_urllib3(urls: list[str], threads: int = BARE_THREADS) -> float:
@@ -49,7 +35,7 @@ def run_urllib3(urls: list[str], threads: int = BARE_THREADS) -> float:
         for path in part:
             json.loads(pool.request("GET", path, timeout=urllib3.Timeout(3.05, 10)).data)
 
-    return _threads([urlsplit(u).path for u in urls], work, threads)
+    return on_threads([urlsplit(u).path for u in urls], work, threads)
 
 
 def run_http_client(urls: list[str], threads: int = BARE_THREADS) -> float:
@@ -63,7 +49,7 @@ def run_http_client(urls: list[str], threads: int = BARE_THREADS) -> float:
             json.loads(connection.getresponse().read())
         connection.close()
 
-    return _threads([urlsplit(u).path for u in urls], work, threads)
+    return on_threads([urlsplit(u).path for u in urls], work, threads)
 
 
 CLIENTS = {

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from bench.common import (
     make_all_due,
     median,
     nginx_far_end,
+    on_threads,
     seed,
     status_urls,
 )
@@ -60,18 +60,11 @@ def run_bare(urls: list[str], threads: int = BARE_THREADS) -> float:
             if response.status_code != 200 or response.json()["code"] != "0":
                 errors.append(url)
 
-    parts = [urls[i::threads] for i in range(threads)]
-    workers = [threading.Thread(target=work, args=(part,)) for part in parts]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
+    rate = on_threads(urls, work, threads)
     session.close()
     if errors:
         raise RuntimeError(f"bare: {len(errors)} bad answers")
-    return len(urls) / elapsed
+    return rate
 
 
 def run_aiohttp(urls: list[str], in_flight: int = AIOHTTP_IN_FLIGHT) -> float:
