@@ -1,13 +1,15 @@
 """The poll tick: expire, claim due assets, poll them concurrently, apply the results in batches.
 
-Claims and applies are batched: one transaction claims a batch, the requests run on a bounded thread
-pool with no transaction open, and one transaction applies every result of the batch. The tick is a
-two-stage pipeline: the next batch is claimed and its requests queued before the current batch is
-applied, so the pool keeps polling while the main thread writes.
+Claims and applies are batched: one transaction claims a batch, its requests run on the upstream
+client's event loop (at most ``POLL_CONCURRENCY`` at once) with no transaction open, and one
+transaction applies every result of the batch. The tick is a two-stage pipeline: the next batch is
+claimed and handed to the loop before the current batch is applied, so the loop keeps polling while
+the tick's thread writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
+from app.upstream.client import MediaIntelligenceClient
 from app.upstream.generations import Generation, successor
 from app.upstream.outcomes import PollOutcome
 from app.worker import bridge_state
@@ -52,12 +55,12 @@ class PollReport:
 
 @dataclass
 class _Batch:
-    """A claimed batch whose requests are queued on the pool."""
+    """A claimed batch whose requests run on the client's loop; ``polled`` has one chain per claim."""
 
     token: str
     claimed_at: datetime
     claims: list[ClaimedAsset]
-    futures: list[Future[PollChain | None]] = field(default_factory=list)
+    polled: Future[list[PollChain | None]] = field(default_factory=Future)
 
     @property
     def full(self) -> bool:
@@ -119,9 +122,9 @@ def _claim_and_send(
         [(batch.claimed_at - claim.due_at).total_seconds() for claim in batch.claims]
     )
     lease_ends = time.monotonic() + runtime.settings.bridge_lease_seconds
-    batch.futures = [
-        runtime.pool.submit(_poll_one, runtime, claim, halt, lease_ends) for claim in batch.claims
-    ]
+    batch.polled = runtime.client.submit(
+        _poll_batch(runtime, runtime.client, batch.claims, halt, lease_ends)
+    )
     return batch
 
 
@@ -142,16 +145,14 @@ def _apply(runtime: WorkerRuntime, batch: _Batch, report: PollReport) -> None:
 
 def _results(batch: _Batch) -> Iterator[tuple[ClaimedAsset, PollChain]]:
     """Each claim with its chain, in claim order; claims that were not polled are left out."""
-    for claim, future in zip(batch.claims, batch.futures, strict=True):
-        chain = future.result()
+    for claim, chain in zip(batch.claims, batch.polled.result(), strict=True):
         if chain is not None:
             yield claim, chain
 
 
 def _abandon(runtime: WorkerRuntime, batch: _Batch) -> None:
-    """After a failed apply: let the queued requests finish (they send nothing more), free the leases."""
-    for future in batch.futures:
-        future.exception()
+    """After a failed apply: let the batch's requests finish (they send nothing more), free the leases."""
+    batch.polled.exception()
     try:
         release(db.session, batch.token, [claim.pk for claim in batch.claims])
         db.session.commit()
@@ -160,30 +161,48 @@ def _abandon(runtime: WorkerRuntime, batch: _Batch) -> None:
         log.warning("could not release %d claims; their leases will expire", len(batch.claims))
 
 
-def _poll_one(
-    runtime: WorkerRuntime, claim: ClaimedAsset, halt: threading.Event, lease_ends: float
+async def _poll_batch(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    claims: list[ClaimedAsset],
+    halt: threading.Event,
+    lease_ends: float,
+) -> list[PollChain | None]:
+    """Poll every claim of a batch concurrently (bounded by the client's slots); one chain per claim."""
+    return list(
+        await asyncio.gather(*(_poll_one(runtime, client, c, halt, lease_ends) for c in claims))
+    )
+
+
+async def _poll_one(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    claim: ClaimedAsset,
+    halt: threading.Event,
+    lease_ends: float,
 ) -> PollChain | None:
     """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
 
-    Each request must end well inside the lease (its timeouts are capped by what is left, less a
-    margin for applying): a request that could outlive it is not sent, and the claim is released.
+    Each request must end well inside the lease (its time is capped by what is left, less a margin
+    for applying): a request that could outlive it is not sent, and the claim is released.
     """
     generation: Generation | None = Generation(claim.api)
     requests = []
-    while generation is not None:
-        budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
-        if budget < MIN_REQUEST_BUDGET or halt.is_set():
-            break
-        if not runtime.limiter.acquire(runtime.stop):
-            break
-        result = runtime.client.get_status(
-            claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
-        )
-        runtime.counters.poll(result.outcome.value, result.duration)
-        requests.append((generation.value, result))
-        if result.outcome is PollOutcome.RATE_LIMITED:
-            halt.set()
-        if result.outcome is not PollOutcome.NOT_FOUND:
-            break
-        generation = successor(generation)
+    async with client.slot():
+        while generation is not None:
+            budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
+            if budget < MIN_REQUEST_BUDGET or halt.is_set():
+                break
+            if not await runtime.limiter.acquire(runtime.stop):
+                break
+            result = await client.fetch_status(
+                claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
+            )
+            runtime.counters.poll(result.outcome.value, result.duration)
+            requests.append((generation.value, result))
+            if result.outcome is PollOutcome.RATE_LIMITED:
+                halt.set()
+            if result.outcome is not PollOutcome.NOT_FOUND:
+                break
+            generation = successor(generation)
     return PollChain(tuple(requests)) if requests else None

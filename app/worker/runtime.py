@@ -47,9 +47,6 @@ class WorkerRuntime:
     limiter: RateLimiter
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     stop: threading.Event = field(default_factory=threading.Event)
-    pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(POLL_CONCURRENCY, thread_name_prefix="poll")
-    )
     delivery_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(DELIVERY_CONCURRENCY, thread_name_prefix="send")
     )
@@ -71,7 +68,7 @@ class WorkerRuntime:
             settings.mi_api_url,
             settings.ncp_access_key or "",
             secret,
-            pool_size=POLL_CONCURRENCY,
+            concurrency=POLL_CONCURRENCY,
         )
         return cls(
             app=app,
@@ -102,6 +99,5 @@ class WorkerRuntime:
     def close(self) -> None:
         """Stop threads and release connections."""
         self.stop.set()
-        self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
