@@ -4,8 +4,8 @@
         .venv/bin/python bench/poll_throughput.py --only worker-sqlite --runs 1
     .venv/bin/python bench/profile_summary.py /tmp/worker.txt
 
-Only samples inside the measured loop count (``WorkerBench.run`` on the main thread, ``_poll_one`` on the
-pool threads); seeding and start-up are left out. Record with ``--idle`` to see the main thread's
+Only samples inside the measured loop count (``WorkerBench.run`` on the main thread, and the client's
+event loop thread); seeding and start-up are left out. Record with ``--idle`` to see the main thread's
 wall time (waiting on the database and on the pool included), or ``--gil`` to see who holds the GIL.
 """
 
@@ -19,8 +19,9 @@ from pathlib import Path
 PHASES = (
     ("http: sign (signature v2)", "signed_headers"),
     ("http: classify answer", "classify_response"),
-    ("http: send/receive (urllib3)", "MediaIntelligenceClient._send"),
+    ("http: send/receive (aiohttp, in the request's coroutine)", "MediaIntelligenceClient._send"),
     ("http: other (_poll_one)", "_poll_one"),
+    ("event loop: callbacks (aiohttp's protocol, task steps)", "_run_forever"),
     ("claim (UPDATE..RETURNING)", "claim_due_assets"),
     ("expire due watches", "expire_due_watches"),
     ("pause check (bridge_state)", "polling_paused_until"),
@@ -46,7 +47,7 @@ def main(path: str) -> None:
         stack, _, count_text = line.rstrip("\n").rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        if "WorkerBench.run" not in stack and "_poll_one" not in stack:
+        if "WorkerBench.run" not in stack and "_run_forever" not in stack:
             continue
         count = int(count_text)
         total += count

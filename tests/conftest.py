@@ -450,6 +450,24 @@ def bridge_overrides() -> dict[str, Any]:
 @pytest.fixture
 def bridge(app_factory, clock, simulator, sim_control, bridge_overrides) -> Iterator[Bridge]:
     """The bridge on SQLite, polling the simulator (1 s base interval, 8 s cap), tick by tick."""
+    bridge = _tick_bridge(app_factory, clock, simulator, sim_control, **bridge_overrides)
+    yield bridge
+    bridge.runtime.close()
+
+
+@pytest.fixture
+def pg_bridge(app_factory, clock, simulator, sim_control, postgres_url) -> Iterator[Bridge]:
+    """``bridge`` on the test's PostgreSQL database."""
+    from app.db import db
+
+    bridge = _tick_bridge(app_factory, clock, simulator, sim_control, DATABASE_URL=postgres_url)
+    yield bridge
+    bridge.runtime.close()
+    with bridge.app.app_context():
+        db.engine.dispose()
+
+
+def _tick_bridge(app_factory, clock, simulator, sim_control, **overrides: Any) -> Bridge:
     app = app_factory(
         MI_API_URL=simulator.url,
         NCP_ACCESS_KEY=TEST_ACCESS_KEY,
@@ -459,11 +477,9 @@ def bridge(app_factory, clock, simulator, sim_control, bridge_overrides) -> Iter
         BRIDGE_LEASE_SECONDS="5",
         MI_DEFAULT_API="index",
         _clock=clock,
-        **bridge_overrides,
+        **overrides,
     )
-    bridge = Bridge(app, clock, simulator, sim_control)
-    yield bridge
-    bridge.runtime.close()
+    return Bridge(app, clock, simulator, sim_control)
 
 
 @pytest.fixture

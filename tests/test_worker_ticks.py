@@ -98,8 +98,13 @@ def test_lookahead_polls_up_to_one_tick_early_never_late(bridge):
     assert (lateness["count"], lateness["sum"]) == (2, 0.0)
 
 
-def test_quiet_polls_count_and_reschedule_like_any_poll(bridge):
-    """Unchanged polls take the batch fast path: counters, message and schedule still move."""
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_quiet_polls_count_and_reschedule_like_any_poll(request, database):
+    """Unchanged polls take the batch fast path (one UPDATE per table, written differently on each
+    database): counters, message and schedule still move, and the lease is given back."""
+    bridge = request.getfixturevalue("bridge" if database == "sqlite" else "pg_bridge")
     bridge.set_status("a1", "ANALYZING", message="step 1")
     bridge.set_status("a2", "ANALYZING")
     first = bridge.register("a1")

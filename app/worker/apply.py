@@ -3,8 +3,8 @@
 Runs inside the tick's apply transaction; only the holder of the claim's lease token applies, so a
 result that arrives after its lease was retaken by another worker changes nothing. A batch is loaded
 in two queries (its locked assets, then their watching watches), not per asset: in the steady state
-(a poll that sees no change) applying is then a few attribute changes per asset, flushed as one
-``executemany`` per table at commit.
+(a poll that sees no change) applying is one UPDATE per table for the whole batch
+(``app.worker.quiet_writes``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Row, bindparam, func, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from app.models import Asset, StatusChange, Watch
@@ -27,6 +27,7 @@ from app.watches.backoff import PollPacing, error_interval, jittered, next_inter
 from app.watches.observations import observe
 from app.worker import bridge_state
 from app.worker.claims import ClaimedAsset, lock_held
+from app.worker.quiet_writes import QuietAsset, QuietWatch, write_quiet_polls
 
 log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_PAUSE = timedelta(hours=1)
@@ -71,8 +72,9 @@ def apply_batch(
 ) -> int:
     """Apply each claim's chain to its asset; returns how many were applied (the rest lost the lease).
 
-    Quiet polls (see ``_is_quiet``) take a fast path of two ``executemany`` UPDATEs; the others go
-    through the ORM with every rule of history, events and watch ends.
+    Quiet polls (see ``_is_quiet``) take a fast path of one UPDATE per table
+    (``app.worker.quiet_writes``); the others go through the ORM with every rule of history, events
+    and watch ends.
     """
     held = _lock_held_rows(session, ctx.token, [claim.pk for claim, _ in polled])
     watching = _watching_rows(session, list(held))
@@ -143,52 +145,16 @@ def _apply_quiet(
     watching: dict[int, list[Row]],
     ctx: ApplyContext,
 ) -> None:
-    """What ``_apply_poll`` does for quiet polls, as one UPDATE per table for the whole batch."""
-    assets, watches = Asset.__table__, Watch.__table__
-    asset_rows, watch_rows = [], []
+    """What ``_apply_poll`` does for quiet polls, written as one UPDATE per table for the batch."""
+    assets, watches = [], []
     for asset, result in polled:
         interval = next_interval(asset.interval, ctx.pacing, changed=False)
-        asset_rows.append(
-            {
-                "b_pk": asset.pk,
-                "b_message": result.message,
-                "b_index_id": result.index_id,
-                "b_interval": interval,
-                "b_next": ctx.now + timedelta(seconds=jittered(interval, ctx.rng)),
-            }
+        next_poll_at = ctx.now + timedelta(seconds=jittered(interval, ctx.rng))
+        assets.append(QuietAsset(asset.pk, result.message, result.index_id, interval, next_poll_at))
+        watches.extend(
+            QuietWatch(watch.id, result.message, result.index_id) for watch in watching[asset.pk]
         )
-        for watch in watching[asset.pk]:
-            watch_rows.append(
-                {"b_id": watch.id, "b_message": result.message, "b_index_id": result.index_id}
-            )
-    session.execute(
-        update(assets)
-        .where(assets.c.pk == bindparam("b_pk"))
-        .values(
-            lease_owner=None,
-            lease_expires_at=None,
-            poll_count=assets.c.poll_count + 1,
-            last_polled_at=ctx.now,
-            message=bindparam("b_message"),
-            index_id=bindparam("b_index_id"),
-            consecutive_errors=0,
-            last_error=None,
-            interval=bindparam("b_interval"),
-            next_poll_at=bindparam("b_next"),
-        ),
-        asset_rows,
-    )
-    session.execute(
-        update(watches)
-        .where(watches.c.id == bindparam("b_id"), watches.c.state == states.WATCHING)
-        .values(
-            poll_count=watches.c.poll_count + 1,
-            last_polled_at=ctx.now,
-            message=bindparam("b_message"),
-            index_id=func.coalesce(bindparam("b_index_id", type_=BigInteger), watches.c.index_id),
-        ),
-        watch_rows,
-    )
+    write_quiet_polls(session, assets, watches, ctx.now)
     bridge_state.record_upstream_auth(session, bridge_state.OK, None, ctx.now)
 
 
