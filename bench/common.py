@@ -196,7 +196,7 @@ def seed(
     The first ``due`` assets (all by default) are due now; the rest are due in an hour. Every asset was
     already seen ``ANALYZING`` (the steady state: the poll observes no change).
     """
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     from app.db import db
     from app.models import Asset, Target, Watch
@@ -244,12 +244,14 @@ def seed(
             db.session.commit()
         if db.engine.dialect.name == "postgresql":
             db.session.execute(
-                __import__("sqlalchemy").text(
-                    "SELECT setval(pg_get_serial_sequence('assets', 'pk'), :n)"
-                ),
-                {"n": count},
+                text("SELECT setval(pg_get_serial_sequence('assets', 'pk'), :n)"), {"n": count}
             )
             db.session.commit()
+        # Statistics as autovacuum keeps them in a running service: a bulk load just now would
+        # otherwise be planned as the empty tables the planner last saw.
+        with db.engine.connect() as connection:
+            connection.execute(text("ANALYZE"))
+            connection.commit()
         db.session.remove()
 
 

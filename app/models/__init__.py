@@ -3,9 +3,10 @@
 from app.models.base import Base, new_id, utcnow
 from app.models.operations import BridgeState, IdempotencyKey, WorkerHeartbeat
 from app.models.outbox import Delivery, DeliveryAttempt, Event
-from app.models.watches import Asset, StatusChange, Target, Watch
+from app.models.watches import WATCHING_ONLY, Asset, StatusChange, Target, Watch
 
 __all__ = [
+    "WATCHING_ONLY",
     "Asset",
     "Base",
     "BridgeState",

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, PublicId, new_id, utcnow
@@ -53,6 +62,21 @@ class Watch(Base):
     __table_args__ = (
         Index("ix_watches_state_id", "state", "id"),
         Index("ix_watches_coordinates", "workspace", "project_id", "asset_id"),
+        # Only active watches, for the poller's per-batch lookup and the deadline sweep: small, and
+        # usable by a prepared statement's generic plan because the queries spell the state as a
+        # literal (``WATCHING_ONLY``) rather than a bound parameter.
+        Index(
+            "ix_watches_watching_asset_pk",
+            "asset_pk",
+            postgresql_where=text("state = 'watching'"),
+            sqlite_where=text("state = 'watching'"),
+        ),
+        Index(
+            "ix_watches_watching_deadline_at",
+            "deadline_at",
+            postgresql_where=text("state = 'watching'"),
+            sqlite_where=text("state = 'watching'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(PublicId, primary_key=True, default=lambda: new_id("wch"))
@@ -122,3 +146,8 @@ class StatusChange(Base):
     index_id: Mapped[int | None] = mapped_column(BigInteger)
     message: Mapped[str | None] = mapped_column(Text)
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: ``watches.state = 'watching'`` with the state as a literal: the predicate of the partial indexes
+#: above, so the planner can use them (a bound parameter could be any state).
+WATCHING_ONLY = Watch.__table__.c.state == literal_column("'watching'")

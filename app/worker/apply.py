@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from app.models import Asset, StatusChange, Watch
+from app.models import WATCHING_ONLY, Asset, StatusChange, Watch
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
 from app.upstream.outcomes import PollOutcome, PollResult
@@ -112,7 +112,7 @@ def _watching_rows(session: Session, asset_pks: list[int]) -> dict[int, list[Row
     by_asset: dict[int, list[Row]] = {}
     if asset_pks:
         statement = select(Watch.id, Watch.asset_pk, Watch.status, Watch.created_at).where(
-            Watch.asset_pk.in_(asset_pks), Watch.state == states.WATCHING
+            Watch.asset_pk.in_(asset_pks), WATCHING_ONLY
         )
         for row in session.execute(statement):
             by_asset.setdefault(row.asset_pk, []).append(row)
@@ -225,7 +225,7 @@ def _active_watches(session: Session, asset_pks: list[int]) -> dict[int, list[Wa
     if asset_pks:
         statement = (
             select(Watch)
-            .where(Watch.asset_pk.in_(asset_pks), Watch.state == states.WATCHING)
+            .where(Watch.asset_pk.in_(asset_pks), WATCHING_ONLY)
             .order_by(Watch.asset_pk, Watch.id)
         )
         for watch in session.scalars(statement):

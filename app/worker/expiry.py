@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Watch
+from app.models import WATCHING_ONLY, Watch
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
 from app.watches import states
@@ -21,7 +21,7 @@ def expire_due_watches(session: Session, now: datetime) -> int:
     watches = list(
         session.scalars(
             select(Watch)
-            .where(Watch.state == states.WATCHING, Watch.deadline_at <= now)
+            .where(WATCHING_ONLY, Watch.deadline_at <= now)
             .order_by(Watch.deadline_at)
             .limit(BATCH)
             .with_for_update(skip_locked=True, of=Watch)

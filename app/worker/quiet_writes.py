@@ -16,9 +16,8 @@ from sqlalchemy import BigInteger, Float, String, Text, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.models import Asset, Watch
+from app.models import WATCHING_ONLY, Asset, Watch
 from app.models.base import UTCDateTime
-from app.watches import states
 
 
 class QuietAsset(NamedTuple):
@@ -94,7 +93,7 @@ _watch_arrays = (
 )
 _WATCHES_FROM_ARRAYS = (
     update(_watches)
-    .where(_watches.c.id == _watch_arrays.c.id, _watches.c.state == states.WATCHING)
+    .where(_watches.c.id == _watch_arrays.c.id, WATCHING_ONLY)
     .values(_watch_values(_watch_arrays.c))
 )
 
@@ -106,7 +105,7 @@ _ASSETS_BY_ROW = (
 )
 _WATCHES_BY_ROW = (
     update(_watches)
-    .where(_watches.c.id == bindparam("b_id"), _watches.c.state == states.WATCHING)
+    .where(_watches.c.id == bindparam("b_id"), WATCHING_ONLY)
     .values(
         _watch_values(
             {
