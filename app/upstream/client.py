@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -39,7 +38,7 @@ class MediaIntelligenceClient:
 
     Two ways in, both thread-safe: ``get_status`` from any thread (it waits), and coroutines handed to
     ``submit`` that ``await fetch_status`` (they run on the client's loop, which ``submit`` starts on
-    first use). ``slot()`` bounds how many of those run at once (``concurrency``).
+    first use). ``async with client.slots`` bounds how many of those run at once (``concurrency``).
     """
 
     def __init__(
@@ -59,10 +58,13 @@ class MediaIntelligenceClient:
         self._secret_key = secret_key
         self._timeouts = (connect_timeout, read_timeout)
         self._clock = clock
+        # The path the base URL may add in front of every status path (part of what is signed).
+        self._base_path = urlsplit(self.base_url).path
         self._loop_thread = LoopThread("mi-poll-loop")
-        # Made on the loop, on first use (aiohttp binds them to the running loop).
+        # Made on the loop, on first use (aiohttp binds it to the running loop).
         self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
+        #: Bounds the coroutines that poll at once (binds to the client's loop on first wait).
+        self.slots = asyncio.Semaphore(concurrency)
 
     def submit(self, coroutine: Any) -> Any:
         """Run ``coroutine`` on the client's loop; returns a ``concurrent.futures.Future``."""
@@ -82,14 +84,6 @@ class MediaIntelligenceClient:
             self.fetch_status(workspace, project_id, asset_id, generation, budget=budget)
         )
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of ``concurrency`` request slots (on the client's loop)."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        async with self._slots:
-            yield
-
     async def fetch_status(
         self,
         workspace: str,
@@ -104,11 +98,10 @@ class MediaIntelligenceClient:
         Runs on the client's loop. ``budget`` (seconds) bounds the whole request, so a poll never
         outlives the lease it runs under.
         """
-        url = self.base_url + status_path(generation, workspace, project_id, asset_id)
-        parts = urlsplit(url)
-        # Sign the request target exactly as it goes on the wire (path plus query, if any).
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = signed_headers("GET", target, self._access_key, self._secret_key)
+        path = status_path(generation, workspace, project_id, asset_id)
+        url = self.base_url + path
+        # Sign the request target exactly as it goes on the wire (status paths carry no query).
+        headers = signed_headers("GET", self._base_path + path, self._access_key, self._secret_key)
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = USER_AGENT
         connect, read = self._timeouts
@@ -150,8 +143,11 @@ class MediaIntelligenceClient:
         if self._session is None:
             tls = ssl.create_default_context(cafile=certifi.where())
             connector = aiohttp.TCPConnector(limit=self.concurrency, ssl=tls)
-            # trust_env=False: no proxies or .netrc from the environment for the status API.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            # trust_env=False: no proxies or .netrc from the environment for the status API; and no
+            # cookie jar: the status API sets none worth keeping.
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     def close(self) -> None:

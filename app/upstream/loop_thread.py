@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import uvloop
+
 T = TypeVar("T")
 
 #: How long ``stop`` waits for the loop's cleanup and the thread's end.
@@ -58,7 +60,7 @@ class LoopThread:
                 coroutine.close()  # never awaited: say so quietly instead of a RuntimeWarning
                 raise RuntimeError(f"{self._name} is stopped")
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = uvloop.new_event_loop()
                 thread = threading.Thread(
                     target=_run_forever, args=(loop,), name=self._name, daemon=True
                 )

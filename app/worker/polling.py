@@ -188,7 +188,7 @@ async def _poll_one(
     """
     generation: Generation | None = Generation(claim.api)
     requests = []
-    async with client.slot():
+    async with client.slots:
         while generation is not None:
             budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
             if budget < MIN_REQUEST_BUDGET or halt.is_set():
