@@ -33,8 +33,9 @@ from app.worker.runtime import POLL_CONCURRENCY, WorkerRuntime
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = POLL_CONCURRENCY * 8
-#: A tick keeps claiming batches while work is due, for at most this long.
-TICK_BUDGET_SECONDS = 5.0
+#: A tick keeps claiming batches for as long as they come full (under load, polling never pauses
+#: between ticks); meanwhile it sweeps deadlines again this often.
+EXPIRY_EVERY_SECONDS = 5.0
 #: Requests may use this share of the remaining lease; the rest is left for applying the batch.
 LEASE_SHARE_FOR_REQUESTS = 0.5
 #: Below this many seconds of budget a request is not worth sending.
@@ -68,7 +69,8 @@ class _Batch:
 
 
 def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
-    """One poll tick. Never raises for upstream trouble; database errors propagate (next tick retries).
+    """One poll tick; it lasts for as long as batches come full. Never raises for upstream trouble;
+    database errors propagate (the next tick retries).
 
     ``lookahead`` (seconds) also claims assets due that soon: the scheduler passes its tick period,
     so an asset is polled up to one tick early instead of up to one tick late (the interval is a
@@ -76,14 +78,17 @@ def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     """
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
-        started = time.monotonic()
         report.expired = expire_due_watches(db.session, runtime.clock())
+        swept = time.monotonic()
         # Set by a 429 (or a failed apply): no further request is sent in this tick.
         halt = threading.Event()
         batch = _claim_and_send(runtime, report, halt, lookahead)
         while batch is not None:
             following = None
-            if batch.full and time.monotonic() - started <= TICK_BUDGET_SECONDS:
+            if batch.full:
+                if time.monotonic() - swept >= EXPIRY_EVERY_SECONDS:
+                    report.expired += expire_due_watches(db.session, runtime.clock())
+                    swept = time.monotonic()
                 following = _claim_and_send(runtime, report, halt, lookahead)
             try:
                 _apply(runtime, batch, report)
