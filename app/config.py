@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     bridge_env: Literal["production", "development"] = "production"
     bridge_instance_path: Path = Path("instance")
     mi_max_rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
+    bridge_poll_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
 

@@ -76,6 +76,8 @@ def test_default_targets_are_json():
         ({"MI_DEFAULT_API": "v3"}, "MI_DEFAULT_API"),
         ({"MI_API_URL": "ftp://x"}, "MI_API_URL"),
         ({"MI_MAX_RPS": "0"}, "MI_MAX_RPS"),
+        ({"BRIDGE_POLL_CONCURRENCY": "0"}, "BRIDGE_POLL_CONCURRENCY"),
+        ({"BRIDGE_POLL_CONCURRENCY": "257"}, "BRIDGE_POLL_CONCURRENCY"),
         ({"PORT": "70000"}, "PORT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"BRIDGE_ENV": "staging"}, "BRIDGE_ENV"),

@@ -1,7 +1,7 @@
 """The poll tick: expire, claim due assets, poll them concurrently, apply the results in batches.
 
 Claims and applies are batched: one transaction claims a batch, its requests run on the upstream
-client's event loop (at most ``POLL_CONCURRENCY`` at once) with no transaction open, and one
+client's event loop (at most ``BRIDGE_POLL_CONCURRENCY`` at once) with no transaction open, and one
 transaction applies every result of the batch. The tick is a two-stage pipeline: the next batch is
 claimed and handed to the loop before the current batch is applied, so the loop keeps polling while
 the tick's thread writes.
@@ -28,11 +28,12 @@ from app.worker import bridge_state
 from app.worker.apply import ApplyContext, PollChain, apply_batch
 from app.worker.claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
-from app.worker.runtime import POLL_CONCURRENCY, WorkerRuntime
+from app.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = POLL_CONCURRENCY * 8
+#: Claims per batch, per request slot: enough to keep every slot busy while a batch is applied.
+BATCH_PER_SLOT = 8
 #: A tick keeps claiming batches for as long as they come full (under load, polling never pauses
 #: between ticks); meanwhile it sweeps deadlines again this often.
 EXPIRY_EVERY_SECONDS = 5.0
@@ -61,11 +62,12 @@ class _Batch:
     token: str
     claimed_at: datetime
     claims: list[ClaimedAsset]
+    size: int
     polled: Future[list[PollChain | None]] = field(default_factory=Future)
 
     @property
     def full(self) -> bool:
-        return len(self.claims) >= BATCH_SIZE
+        return len(self.claims) >= self.size
 
 
 def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
@@ -114,9 +116,10 @@ def _claim_and_send(
         report.paused = True
         session.rollback()
         return None
-    batch = _Batch(runtime.next_claim_token(), runtime.clock(), [])
+    size = runtime.client.concurrency * BATCH_PER_SLOT
+    batch = _Batch(runtime.next_claim_token(), runtime.clock(), [], size)
     batch.claims = claim_due_assets(
-        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, BATCH_SIZE,
+        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, size,
         due_by=batch.claimed_at + timedelta(seconds=lookahead),
     )  # fmt: skip
     session.commit()

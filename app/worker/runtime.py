@@ -22,8 +22,6 @@ from app.watches.backoff import PollPacing
 from app.worker.counters import WorkerCounters
 from app.worker.ratelimit import RateLimiter
 
-#: Concurrent requests to Media Intelligence per worker process.
-POLL_CONCURRENCY = 16
 #: Concurrent notification sends per worker process.
 DELIVERY_CONCURRENCY = 8
 
@@ -68,7 +66,7 @@ class WorkerRuntime:
             settings.mi_api_url,
             settings.ncp_access_key or "",
             secret,
-            concurrency=POLL_CONCURRENCY,
+            concurrency=settings.bridge_poll_concurrency,
         )
         return cls(
             app=app,
