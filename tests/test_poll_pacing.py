@@ -10,8 +10,8 @@ from app.worker.polling import BATCH_PER_SLOT
 
 
 @pytest.fixture
-def bridge_overrides():
-    return {"BRIDGE_POLL_CONCURRENCY": "3", "MI_MAX_RPS": "10"}
+def bridge_overrides(request):
+    return {"BRIDGE_POLL_CONCURRENCY": "3", **getattr(request, "param", {})}
 
 
 def held(bridge) -> int:
@@ -43,6 +43,7 @@ def test_requests_in_flight_never_exceed_the_configured_concurrency(bridge, wait
     assert bridge.upstream_requests() == 9
 
 
+@pytest.mark.parametrize("bridge_overrides", [{"MI_MAX_RPS": "10"}], indirect=True)
 def test_the_request_rate_is_capped(bridge):
     register_analyzing(bridge, 15)
     started = time.monotonic()

@@ -103,7 +103,8 @@ def test_lookahead_polls_up_to_one_tick_early_never_late(bridge):
 )
 def test_quiet_polls_count_and_reschedule_like_any_poll(request, database):
     """Unchanged polls take the batch fast path (one UPDATE per table, written differently on each
-    database): counters, message and schedule still move, and the lease is given back."""
+    database): counters, message and schedule still move, the lease is given back, and working
+    credentials are recorded."""
     bridge = request.getfixturevalue("bridge" if database == "sqlite" else "pg_bridge")
     bridge.set_status("a1", "ANALYZING", message="step 1")
     bridge.set_status("a2", "ANALYZING")
@@ -111,6 +112,11 @@ def test_quiet_polls_count_and_reschedule_like_any_poll(request, database):
     second = bridge.register("a1")  # two watches share the asset
     other = bridge.register("a2")
     bridge.tick()
+    assert bridge_state(bridge).upstream_auth == "ok"
+    with bridge.db():  # as if another worker had just seen a 401
+        db.session.get(BridgeState, 1).upstream_auth = "failing"
+        db.session.commit()
+    failing_since = bridge.clock.now
     bridge.set_status("a1", "ANALYZING", message="step 2")
     for _ in range(3):
         row = asset_row(bridge, "a1")
@@ -118,6 +124,9 @@ def test_quiet_polls_count_and_reschedule_like_any_poll(request, database):
     row = asset_row(bridge, "a1")
     assert (row.poll_count, row.message, row.lease_owner) == (4, "step 2", None)
     assert row.next_poll_at > bridge.clock.now
+    state = bridge_state(bridge)
+    assert state.upstream_auth == "ok"
+    assert state.upstream_auth_changed_at > failing_since
     for watch_id in (first["id"], second["id"]):
         watch = bridge.watch(watch_id)
         assert (watch["poll_count"], watch["status"], watch["message"]) == (

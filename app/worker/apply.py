@@ -2,7 +2,7 @@
 
 Runs inside the tick's apply transaction; only the holder of the claim's lease token applies, so a
 result that arrives after its lease was retaken by another worker changes nothing. A batch is loaded
-in two queries (its locked assets, then their watching watches), not per asset: in the steady state
+in one query (its locked assets joined with their watching watches), not per asset: in the steady state
 (a poll that sees no change) applying is one UPDATE per table for the whole batch
 (``app.worker.quiet_writes``).
 """
@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, select
 from sqlalchemy.orm import Session
 
 from app.models import WATCHING_ONLY, Asset, StatusChange, Watch
@@ -76,8 +76,7 @@ def apply_batch(
     (``app.worker.quiet_writes``); the others go through the ORM with every rule of history, events
     and watch ends.
     """
-    held = _lock_held_rows(session, ctx.token, [claim.pk for claim, _ in polled])
-    watching = _watching_rows(session, list(held))
+    held, watching = _lock_held_rows(session, ctx.token, [claim.pk for claim, _ in polled])
     quiet: list[tuple[Row, PollResult]] = []
     eventful: list[tuple[ClaimedAsset, PollChain]] = []
     for claim, chain in polled:
@@ -95,28 +94,35 @@ def apply_batch(
     return len(quiet) + len(eventful)
 
 
-def _lock_held_rows(session: Session, token: str, pks: list[int]) -> dict[int, Row]:
-    """Lock the batch's rows still leased to ``token`` (plain rows: no ORM objects to build)."""
+def _lock_held_rows(
+    session: Session, token: str, pks: list[int]
+) -> tuple[dict[int, Row], dict[int, list[Row]]]:
+    """Lock the batch's rows still leased to ``token``, and read their watching watches, in one
+    query (plain rows: no ORM objects to build). Returns (assets by pk, watching watches by asset pk).
+    """
+    held: dict[int, Row] = {}
+    watching: dict[int, list[Row]] = {}
     if not pks:
-        return {}
+        return held, watching
+    assets, watches = Asset.__table__, Watch.__table__
     statement = (
-        select(Asset.pk, Asset.api, Asset.status, Asset.interval)
-        .where(Asset.pk.in_(pks), Asset.lease_owner == token)
-        .order_by(Asset.pk)
-        .with_for_update()
-    )
-    return {row.pk: row for row in session.execute(statement)}
-
-
-def _watching_rows(session: Session, asset_pks: list[int]) -> dict[int, list[Row]]:
-    by_asset: dict[int, list[Row]] = {}
-    if asset_pks:
-        statement = select(Watch.id, Watch.asset_pk, Watch.status, Watch.created_at).where(
-            Watch.asset_pk.in_(asset_pks), WATCHING_ONLY
+        select(
+            assets.c.pk, assets.c.api, assets.c.status, assets.c.interval,
+            watches.c.id.label("watch_id"), watches.c.status.label("watch_status"),
+            watches.c.created_at.label("watch_created_at"),
         )
-        for row in session.execute(statement):
-            by_asset.setdefault(row.asset_pk, []).append(row)
-    return by_asset
+        .select_from(
+            assets.outerjoin(watches, and_(watches.c.asset_pk == assets.c.pk, WATCHING_ONLY))
+        )
+        .where(assets.c.pk.in_(pks), assets.c.lease_owner == token)
+        .order_by(assets.c.pk)
+        .with_for_update(of=assets)  # the assets only: the watches are read, not written here
+    )  # fmt: skip
+    for row in session.execute(statement):
+        held[row.pk] = row
+        if row.watch_id is not None:
+            watching.setdefault(row.pk, []).append(row)
+    return held, watching
 
 
 def _is_quiet(asset: Row, watches: list[Row], chain: PollChain, ctx: ApplyContext) -> bool:
@@ -135,7 +141,10 @@ def _is_quiet(asset: Row, watches: list[Row], chain: PollChain, ctx: ApplyContex
         and result.status == asset.status
         and asset.interval > 0
         and bool(watches)
-        and all(w.status == result.status and w.created_at <= ctx.claimed_at for w in watches)
+        and all(
+            w.watch_status == result.status and w.watch_created_at <= ctx.claimed_at
+            for w in watches
+        )
     )
 
 
@@ -152,10 +161,10 @@ def _apply_quiet(
         next_poll_at = ctx.now + timedelta(seconds=jittered(interval, ctx.rng))
         assets.append(QuietAsset(asset.pk, result.message, result.index_id, interval, next_poll_at))
         watches.extend(
-            QuietWatch(watch.id, result.message, result.index_id) for watch in watching[asset.pk]
+            QuietWatch(watch.watch_id, result.message, result.index_id)
+            for watch in watching[asset.pk]
         )
     write_quiet_polls(session, assets, watches, ctx.now)
-    bridge_state.record_upstream_auth(session, bridge_state.OK, None, ctx.now)
 
 
 def _apply_eventful(

@@ -33,7 +33,7 @@ from app.worker.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 #: Claims per batch, per request slot: enough to keep every slot busy while a batch is applied.
-BATCH_PER_SLOT = 8
+BATCH_PER_SLOT = 16
 #: A tick keeps claiming batches for as long as they come full (under load, polling never pauses
 #: between ticks); meanwhile it sweeps deadlines again this often.
 EXPIRY_EVERY_SECONDS = 5.0

@@ -1,10 +1,11 @@
-"""Writing a batch of quiet polls (the steady state: nothing changed) as one UPDATE per table.
+"""Writing a batch of quiet polls (the steady state: nothing changed) in as few round trips as can be.
 
 ``app.worker.apply`` decides what each quiet poll writes; this module only writes it, in the cheapest
-form each database has. PostgreSQL gets one statement per table whatever the batch size: the new
-values travel as arrays and are joined with ``unnest`` (an ``executemany`` would still execute, and
-make SQLAlchemy and psycopg prepare, one statement per row). SQLite's ``executemany`` runs in C
-inside one transaction already, so it keeps that.
+form each database has. PostgreSQL gets one statement for the whole batch whatever its size: the new
+values travel as arrays joined with ``unnest`` (an ``executemany`` would still execute one statement
+per row), and the assets', the watches' and the bridge state's UPDATEs are chained as data-modifying
+CTEs, so a batch costs one round trip. SQLite's ``executemany`` runs in C inside the process, so it
+keeps that.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from sqlalchemy import BigInteger, Float, String, Text, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.models import WATCHING_ONLY, Asset, Watch
+from app.models import WATCHING_ONLY, Asset, BridgeState, Watch
 from app.models.base import UTCDateTime
+from app.worker import bridge_state
 
 
 class QuietAsset(NamedTuple):
@@ -38,7 +40,7 @@ class QuietWatch(NamedTuple):
     index_id: int | None
 
 
-_assets, _watches = Asset.__table__, Watch.__table__
+_assets, _watches, _state = Asset.__table__, Watch.__table__, BridgeState.__table__
 
 
 def _asset_values(source: dict) -> dict:
@@ -47,6 +49,7 @@ def _asset_values(source: dict) -> dict:
         "lease_expires_at": None,
         "poll_count": _assets.c.poll_count + 1,
         "last_polled_at": bindparam("now"),
+        "updated_at": bindparam("now"),  # explicit: an onupdate default cannot run inside a CTE
         "message": source["message"],
         "index_id": source["index_id"],
         "consecutive_errors": 0,
@@ -60,14 +63,28 @@ def _watch_values(source: dict) -> dict:
     return {
         "poll_count": _watches.c.poll_count + 1,
         "last_polled_at": bindparam("now"),
+        "updated_at": bindparam("now"),  # explicit: an onupdate default cannot run inside a CTE
         "message": source["message"],
         # A quiet answer without an index id keeps the one a watch already has.
         "index_id": func.coalesce(source["index_id"], _watches.c.index_id),
     }
 
 
+# A successful poll says the credentials work: mark them so if they were not. (The row exists once
+# any poll went through the ORM path of app.worker.apply, as every asset's first poll does.)
+_UPSTREAM_AUTH_OK = (
+    update(_state)
+    .where(_state.c.id == bridge_state.ROW_ID, _state.c.upstream_auth != bridge_state.OK)
+    .values(
+        upstream_auth=bridge_state.OK,
+        upstream_auth_detail=None,
+        upstream_auth_changed_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
+
 # PostgreSQL: UPDATE .. FROM unnest(:a_pk, :a_message, ..) AS quiet(pk, message, ..) WHERE pk = quiet.pk
-# (bound names must differ from column names in an UPDATE).
+# (bound names must differ from column names in an UPDATE; a_ for assets, w_ for watches).
 _asset_arrays = (
     func.unnest(
         bindparam("a_pk", type_=ARRAY(BigInteger)),
@@ -79,22 +96,26 @@ _asset_arrays = (
     .table_valued(*QuietAsset._fields)
     .render_derived(name="quiet")
 )
-_ASSETS_FROM_ARRAYS = (
-    update(_assets).where(_assets.c.pk == _asset_arrays.c.pk).values(_asset_values(_asset_arrays.c))
-)
 _watch_arrays = (
     func.unnest(
-        bindparam("a_id", type_=ARRAY(String)),
-        bindparam("a_message", type_=ARRAY(Text)),
-        bindparam("a_index_id", type_=ARRAY(BigInteger)),
+        bindparam("w_id", type_=ARRAY(String)),
+        bindparam("w_message", type_=ARRAY(Text)),
+        bindparam("w_index_id", type_=ARRAY(BigInteger)),
     )
     .table_valued(*QuietWatch._fields)
     .render_derived(name="quiet")
 )
-_WATCHES_FROM_ARRAYS = (
+_QUIET_ON_POSTGRES = (
     update(_watches)
     .where(_watches.c.id == _watch_arrays.c.id, WATCHING_ONLY)
     .values(_watch_values(_watch_arrays.c))
+    .add_cte(
+        update(_assets)
+        .where(_assets.c.pk == _asset_arrays.c.pk)
+        .values(_asset_values(_asset_arrays.c))
+        .cte("quiet_assets"),
+        _UPSTREAM_AUTH_OK.cte("upstream_auth_ok"),
+    )
 )
 
 # Other databases: one executemany per table.
@@ -121,23 +142,26 @@ def write_quiet_polls(
     session: Session, assets: list[QuietAsset], watches: list[QuietWatch], now: datetime
 ) -> None:
     """Write every quiet poll of a batch: release the assets' leases and reschedule them, count the
-    poll on the assets and their watching watches. Runs in the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        if assets:
-            session.execute(_ASSETS_FROM_ARRAYS, {"now": now, **_columns(assets, QuietAsset)})
-        if watches:
-            session.execute(_WATCHES_FROM_ARRAYS, {"now": now, **_columns(watches, QuietWatch)})
+    poll on the assets and their watching watches, and record that the upstream credentials work.
+    Runs in the caller's transaction."""
+    if not assets:
         return
-    if assets:
-        session.execute(_ASSETS_BY_ROW, [_bound(row, now) for row in assets])
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {**_columns(assets, QuietAsset, "a_"), **_columns(watches, QuietWatch, "w_")}
+        session.execute(_QUIET_ON_POSTGRES, {"now": now, **arrays})
+        return
+    session.execute(_ASSETS_BY_ROW, [_bound(row, now) for row in assets])
     if watches:
         session.execute(_WATCHES_BY_ROW, [_bound(row, now) for row in watches])
+    session.execute(_UPSTREAM_AUTH_OK, {"now": now})
 
 
-def _columns(rows: list, kind: type[NamedTuple]) -> dict[str, list]:
-    """The rows transposed into one array per field, bound as ``a_<field>``."""
-    columns = zip(*rows, strict=True)
-    return {f"a_{name}": list(values) for name, values in zip(kind._fields, columns, strict=True)}
+def _columns(rows: list, kind: type[NamedTuple], prefix: str) -> dict[str, list]:
+    """The rows transposed into one list per field, bound as ``<prefix><field>``."""
+    columns = zip(*rows, strict=True) if rows else ([] for _ in kind._fields)
+    return {
+        f"{prefix}{name}": list(values) for name, values in zip(kind._fields, columns, strict=True)
+    }
 
 
 def _bound(row: NamedTuple, now: datetime) -> dict:
