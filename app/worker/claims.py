@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Asset
+from app.models import Asset, BridgeState
 
 
 @dataclass(frozen=True)
@@ -39,30 +39,32 @@ def claim_due_assets(
     due_by: datetime | None = None,
 ) -> list[ClaimedAsset]:
     """Lease up to ``limit`` assets due by ``due_by`` (default ``now``) to ``token``, earliest due
-    first. The caller commits."""
-    lease_free = or_(Asset.lease_expires_at.is_(None), Asset.lease_expires_at < now)
+    first; none while a rate-limit pause is on (``bridge_state.rate_limited_until``). The caller
+    commits. One statement (Core, not ORM: it runs for every batch)."""
+    assets, state = Asset.__table__, BridgeState.__table__
+    lease_free = or_(assets.c.lease_expires_at.is_(None), assets.c.lease_expires_at < now)
+    paused = exists().where(state.c.rate_limited_until > now)
     due = (
-        select(Asset.pk)
-        .where(Asset.next_poll_at <= (due_by or now), lease_free)
-        .order_by(Asset.next_poll_at)
+        select(assets.c.pk)
+        .where(assets.c.next_poll_at <= (due_by or now), lease_free, ~paused)
+        .order_by(assets.c.next_poll_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     statement = (
-        update(Asset)
-        .where(Asset.pk.in_(due.scalar_subquery()), lease_free)
+        update(assets)
+        .where(assets.c.pk.in_(due.scalar_subquery()), lease_free)
         .values(lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_seconds))
         .returning(
-            Asset.pk,
-            Asset.workspace,
-            Asset.project_id,
-            Asset.asset_id,
-            Asset.api,
-            Asset.interval,
-            Asset.status,
-            Asset.next_poll_at,
+            assets.c.pk,
+            assets.c.workspace,
+            assets.c.project_id,
+            assets.c.asset_id,
+            assets.c.api,
+            assets.c.interval,
+            assets.c.status,
+            assets.c.next_poll_at,
         )
-        .execution_options(synchronize_session=False)
     )
     return [ClaimedAsset(*row) for row in session.execute(statement)]
 

@@ -112,10 +112,6 @@ def _claim_and_send(
     session = db.session
     if runtime.stop.is_set() or halt.is_set():
         return None
-    if bridge_state.polling_paused_until(session, runtime.clock()):
-        report.paused = True
-        session.rollback()
-        return None
     size = runtime.client.concurrency * BATCH_PER_SLOT
     batch = _Batch(runtime.next_claim_token(), runtime.clock(), [], size)
     batch.claims = claim_due_assets(
@@ -124,6 +120,9 @@ def _claim_and_send(
     )  # fmt: skip
     session.commit()
     if not batch.claims:
+        # The claim takes nothing during a pause; only now is it worth asking whether that was why.
+        report.paused = bridge_state.polling_paused_until(session, runtime.clock()) is not None
+        session.rollback()
         return None
     report.claimed += len(batch.claims)
     runtime.counters.claimed_late(
