@@ -4,9 +4,11 @@
 
 Side by side in one process, interleaved per run, against the same nginx far end (``bench/common.py``):
 ``requests.Session`` on 16 threads (the bare loop of ``poll_throughput.py``), a urllib3
-``HTTPConnectionPool`` on 16 threads (what ``app/upstream/client.py`` uses), ``http.client`` with one
-kept-alive connection per thread on 16 threads (no pool at all), and aiohttp with 64 requests in flight.
-Prints requests/s per client and run, and the medians. It sized the choice of urllib3 for the poller.
+``HTTPConnectionPool`` on 16 threads, ``http.client`` with one kept-alive connection per thread on 16
+threads (no pool at all), aiohttp with 16 and with 64 requests in flight, and the product's own
+``MediaIntelligenceClient`` (aiohttp on a uvloop thread, 16 slots; it also signs every request and
+classifies every answer). Prints requests/s per client and run, and the medians. It sized the choice
+of the poller's HTTP path (urllib3 first, aiohttp on uvloop now).
 """
 
 from __future__ import annotations
@@ -52,11 +54,40 @@ def run_http_client(urls: list[str], threads: int = BARE_THREADS) -> float:
     return on_threads([urlsplit(u).path for u in urls], work, threads)
 
 
+def run_product_client(urls: list[str], slots: int = BARE_THREADS) -> float:
+    """``app.upstream.client.MediaIntelligenceClient``: signed, classified, ``slots`` in flight."""
+    import asyncio
+    import time
+
+    from app.upstream.client import MediaIntelligenceClient
+    from app.upstream.generations import Generation
+
+    base = urls[0].split("/api/", 1)[0]
+    asset_ids = [url.rsplit("/", 2)[1] for url in urls]
+
+    async def poll_all(client: MediaIntelligenceClient) -> None:
+        async def one(asset_id: str) -> None:
+            async with client.slots:
+                result = await client.fetch_status("bench", "1", asset_id, Generation.VIDEO_ASSETS)
+            if result.status != "ANALYZING":
+                raise RuntimeError(f"product client: unexpected {result}")
+
+        await asyncio.gather(*(one(asset_id) for asset_id in asset_ids))
+
+    with MediaIntelligenceClient(base, "ak", "sk", concurrency=slots) as client:
+        client.submit(poll_all(client)).result()  # warm up: connections, loop thread
+        started = time.perf_counter()
+        client.submit(poll_all(client)).result()
+        return len(urls) / (time.perf_counter() - started)
+
+
 CLIENTS = {
     "requests": run_bare,
     "urllib3": run_urllib3,
     "http.client": run_http_client,
-    "aiohttp": run_aiohttp,
+    "aiohttp-16": lambda urls: run_aiohttp(urls, in_flight=BARE_THREADS),
+    "aiohttp-64": run_aiohttp,
+    "mi-bridge": run_product_client,
 }
 
 
