@@ -14,15 +14,17 @@ count are read back from gunicorn's log and printed.
   only: nothing polls) on a fresh PostgreSQL database ``mi_bridge_bench_api`` migrated with
   ``mi-bridge db upgrade``.
 - ``hello``: ``bench.hello_app:app``, a bare Flask route answering a small JSON object, under the same
-  settings and environment.
+  settings and environment; and its ``POST /hello/insert``, the smallest durable write (one INSERT
+  and a commit on the same PostgreSQL database): a baseline that pays for a transaction too.
 
 The load generator (aiohttp, in this process, one keep-alive connection per concurrent client) runs
 ``--warmup`` s unrecorded then ``--duration`` s recorded; a request counts when it completes inside the
 recorded window. Each API request registers a new watch: a distinct ``asset_id``, one webhook target at
 a public IP literal (the address guard resolves it without DNS; no secret, so one is generated), and
-the bearer token. hello gets ``GET /hello`` and, separately, ``POST /hello`` with the same JSON bodies.
+the bearer token. hello gets ``GET /hello`` and, separately, ``POST /hello`` and ``POST /hello/insert``
+with the same JSON bodies.
 Any non-2xx answer or client exception is an error (a few bodies are printed). Per repetition and
-concurrency the kinds run interleaved: hello GET, api, hello POST. Reported per run: requests/s,
+concurrency the kinds run interleaved: hello GET, api, hello POST, hello INSERT. Reported per run: requests/s,
 p50/p99 latency, errors, server CPU ms per request (gunicorn workers' user+system time over every
 completed request of the run, warm-up included; PostgreSQL's own CPU is not in it) and the load
 generator's CPU share; then medians and the api/hello ratio per repetition and its median.
@@ -65,7 +67,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 WEBHOOK_URL = "https://93.184.216.34/hooks/mi"
 REQUEST_TIMEOUT = 30.0
 ERROR_SAMPLES = 3
-KINDS = ("hello GET", "api POST", "hello POST")
+KINDS = ("hello GET", "api POST", "hello POST", "hello INSERT")
 
 
 # --- servers -------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ class Run:
     def line(self) -> str:
         cpu = self.server_cpu / self.completed * 1000 if self.completed else float("nan")
         return (
-            f"rep {self.repetition}  c={self.concurrency:<3d} {self.kind:<10s} "
+            f"rep {self.repetition}  c={self.concurrency:<3d} {self.kind:<12s} "
             f"{self.rps:8.1f} req/s  p50 {self.percentile(0.50):7.1f} ms  "
             f"p99 {self.percentile(0.99):7.1f} ms  errors {self.errors:5d}  "
             f"server cpu {cpu:5.2f} ms/req  client cpu {self.client_cpu:4.0%}"
@@ -340,22 +342,22 @@ def py_spy(pid: int, seconds: int, directory: Path) -> subprocess.Popen:
 
 def report(runs: list[Run], levels: list[int]) -> None:
     print("\nsummary (medians over repetitions)")
-    print(f"{'c':>4} {'kind':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'c':>4} {'kind':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for level in levels:
         for kind in KINDS:
             same = [r for r in runs if r.concurrency == level and r.kind == kind]
             print(
-                f"{level:>4} {kind:<10} {median([r.rps for r in same]):9.1f} "
+                f"{level:>4} {kind:<12} {median([r.rps for r in same]):9.1f} "
                 f"{median([r.percentile(0.5) for r in same]):8.1f} "
                 f"{median([r.percentile(0.99) for r in same]):8.1f} "
                 f"{sum(r.errors for r in same):7d}"
             )
     print("\napi/hello requests/s ratio per repetition (goal: >= 0.50)")
     for level in levels:
-        for baseline in ("hello GET", "hello POST"):
+        for baseline in ("hello GET", "hello POST", "hello INSERT"):
             ratios = ratios_for(runs, level, baseline)
             listed = ", ".join(f"{r:.3f}" for r in ratios)
-            print(f"  c={level:<3d} api / {baseline:<10s} [{listed}]  median {median(ratios):.3f}")
+            print(f"  c={level:<3d} api / {baseline:<12s} [{listed}]  median {median(ratios):.3f}")
     samples = [s for r in runs for s in r.samples]
     if samples:
         print("\nerror samples:")
@@ -389,6 +391,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def create_hello_table(database_url: str) -> None:
+    """The table of ``POST /hello/insert`` (made here, not by two gunicorn workers racing)."""
+    import psycopg
+
+    from bench.hello_app import HELLO_TABLE
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(HELLO_TABLE)
+
+
 def on_budget(_signum, _frame) -> None:
     raise TimeoutError("benchmark budget exhausted")
 
@@ -405,6 +417,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     database_url = fresh_postgres(DB_NAME)
     migrate(database_url)
+    create_hello_table(database_url)
     env = server_env(database_url)
     print(f"database: PostgreSQL {DB_NAME} (fresh, migrated); webhook target {WEBHOOK_URL}")
     with ExitStack() as stack:
@@ -433,6 +446,8 @@ def run_all(args: argparse.Namespace, hello: Server, api: Server) -> list[Run]:
                  registration_bodies(f"r{repetition}c{level}")),
                 ("hello POST", hello, "POST", "/hello",
                  registration_bodies(f"h{repetition}c{level}")),
+                ("hello INSERT", hello, "POST", "/hello/insert",
+                 registration_bodies(f"i{repetition}c{level}")),
             )  # fmt: skip
             for kind, server, method, path, body in plan:
                 run = Run(kind, level, repetition, args.duration)
