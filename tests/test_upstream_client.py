@@ -217,3 +217,13 @@ def test_oversized_body_is_transient_and_the_connection_is_not_reused(receiver):
     # The unread rest of the big body did not leak into the next answer.
     assert (following.outcome, following.status) == (PollOutcome.STATUS, "ANALYZING")
     assert [r.method for r in receiver.requests] == ["GET", "GET"]
+
+
+def test_closing_twice_is_harmless_and_a_closed_client_refuses_work(sim_control, simulator):
+    put_asset(sim_control, "a1", status="ANALYZING")
+    client = MediaIntelligenceClient(simulator.url, ACCESS_KEY, SECRET_KEY)
+    assert poll(client, "a1").status == "ANALYZING"
+    client.close()
+    client.close()
+    with pytest.raises(RuntimeError, match="stopped"):
+        poll(client, "a1")

@@ -43,10 +43,12 @@ class LoopThread:
         return self.submit(coroutine).result()
 
     def stop(self, cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Cancel what still runs, await ``cleanup()`` on the loop, then end the thread."""
+        """Cancel what still runs, await ``cleanup()`` on the loop, then end the thread (once; later
+        calls do nothing)."""
         with self._lock:
-            loop, thread, self._stopped = self._loop, self._thread, True
-        if loop is None or thread is None:
+            loop, thread, already = self._loop, self._thread, self._stopped
+            self._stopped = True
+        if already or loop is None or thread is None:
             return
         asyncio.run_coroutine_threadsafe(_shutdown(cleanup), loop).result(STOP_TIMEOUT_SECONDS)
         loop.call_soon_threadsafe(loop.stop)
