@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,6 +27,8 @@ from app.upstream.generations import Generation, status_path
 from app.upstream.loop_thread import LoopThread
 from app.upstream.outcomes import PollOutcome, PollResult, classify_response, now_utc
 from app.upstream.signing import signed_headers
+
+T = TypeVar("T")
 
 USER_AGENT = "mi-bridge/0.1 (+status poller)"
 #: A status answer is a few hundred bytes; anything far larger is not one.
@@ -66,8 +69,8 @@ class MediaIntelligenceClient:
         #: Bounds the coroutines that poll at once (binds to the client's loop on first wait).
         self.slots = asyncio.Semaphore(concurrency)
 
-    def submit(self, coroutine: Any) -> Any:
-        """Run ``coroutine`` on the client's loop; returns a ``concurrent.futures.Future``."""
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the client's loop; its result arrives in the returned future."""
         return self._loop_thread.submit(coroutine)
 
     def get_status(

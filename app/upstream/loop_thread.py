@@ -1,4 +1,5 @@
-"""An asyncio event loop on a daemon thread of its own, for callers that are plain threads.
+"""An asyncio event loop (uvloop's, the faster implementation) on a daemon thread of its own, for
+callers that are plain threads.
 
 The worker's ticks run on APScheduler's threads and write to the database synchronously; only the
 status requests are asynchronous. ``LoopThread`` lets those threads hand a coroutine to the loop and
@@ -13,7 +14,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-import uvloop
+try:
+    from uvloop import new_event_loop
+except ImportError:  # no uvloop on Windows: asyncio's own loop does the same, a little slower
+    from asyncio import new_event_loop
 
 T = TypeVar("T")
 
@@ -62,7 +66,7 @@ class LoopThread:
                 coroutine.close()  # never awaited: say so quietly instead of a RuntimeWarning
                 raise RuntimeError(f"{self._name} is stopped")
             if self._loop is None:
-                loop = uvloop.new_event_loop()
+                loop = new_event_loop()
                 thread = threading.Thread(
                     target=_run_forever, args=(loop,), name=self._name, daemon=True
                 )
