@@ -32,10 +32,9 @@ def test_requests_in_flight_never_exceed_the_configured_concurrency(bridge, wait
         seen = []
         while not tick.done():
             wait_until(lambda: held(bridge) == 3 or tick.done())
-            # Observe the held requests for a moment: the other claims must wait for a slot.
-            for _ in range(5):
-                seen.append(held(bridge))
-                time.sleep(0.02)
+            # Ask again a few times (each a round trip to the simulator): the other claims must
+            # still be waiting for a slot, not joining the held ones.
+            seen.extend(held(bridge) for _ in range(10))
             bridge.control.post("/release")
         report = tick.result(timeout=10)
     assert report.polled == 9

@@ -18,6 +18,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, PublicId, new_id, utcnow
+from app.watches.states import WATCHING
+
+#: The predicate of the partial indexes on active watches, as SQL (``WATCHING_ONLY`` below is the
+#: same, for queries).
+_WATCHING_SQL = f"state = '{WATCHING}'"
 
 ID_LENGTH = 128
 
@@ -68,14 +73,14 @@ class Watch(Base):
         Index(
             "ix_watches_watching_asset_pk",
             "asset_pk",
-            postgresql_where=text("state = 'watching'"),
-            sqlite_where=text("state = 'watching'"),
+            postgresql_where=text(_WATCHING_SQL),
+            sqlite_where=text(_WATCHING_SQL),
         ),
         Index(
             "ix_watches_watching_deadline_at",
             "deadline_at",
-            postgresql_where=text("state = 'watching'"),
-            sqlite_where=text("state = 'watching'"),
+            postgresql_where=text(_WATCHING_SQL),
+            sqlite_where=text(_WATCHING_SQL),
         ),
     )
 
@@ -150,4 +155,4 @@ class StatusChange(Base):
 
 #: ``watches.state = 'watching'`` with the state as a literal: the predicate of the partial indexes
 #: above, so the planner can use them (a bound parameter could be any state).
-WATCHING_ONLY = Watch.__table__.c.state == literal_column("'watching'")
+WATCHING_ONLY = Watch.__table__.c.state == literal_column(f"'{WATCHING}'")

@@ -175,7 +175,11 @@ async def _poll_batch(
     halt: threading.Event,
     lease_ends: float,
 ) -> list[PollChain | None]:
-    """Poll every claim of a batch concurrently (bounded by the client's slots); one chain per claim."""
+    """Poll every claim of a batch concurrently (bounded by the client's slots); one chain per claim.
+
+    ``client`` is the one the batch was submitted to, not ``runtime.client`` read later: the
+    coroutine runs on that client's loop, and the runtime's client may be replaced meanwhile.
+    """
     return list(
         await asyncio.gather(*(_poll_one(runtime, client, c, halt, lease_ends) for c in claims))
     )
