@@ -161,7 +161,11 @@ def test_two_events_to_one_target_arrive_in_order_even_with_a_retry(bridge, rece
     bridge.tick(advance=1.2)  # two events: status_changed, then completed
     receiver.answer(Answer(500))
     report = deliver()
-    assert report.claimed == 1  # the later one waits for the earlier's first attempt
+    # The later one is claimed only once the earlier's first attempt is recorded (same tick).
+    assert report.claimed == 2
+    assert [json.loads(r.body)["type"] for r in receiver.requests] == [
+        "analysis.status_changed", "analysis.completed",
+    ]  # fmt: skip
     deliver()
     deliver(advance=1.2)
     types = [json.loads(r.body)["type"] for r in receiver.requests]

@@ -143,17 +143,23 @@ def test_redirects_are_transient():
     [
         (None, None),
         ("", None),
-        ("0", 0.0),
         ("2.5", 2.5),
-        ("-3", 0.0),
-        ("soon", None),
-        ("nan", None),
+        ("7", 7.0),
+        # A peer may slow the bridge down, never make it spin or stall: 1 s .. 1 h.
+        ("0", 1.0),
+        ("-3", 1.0),
+        ("0.001", 1.0),
+        ("86400", 3600.0),
+        ("inf", 3600.0),
+        ("1e300", 3600.0),
+        ("nan", 3600.0),
+        ("soon", 3600.0),
     ],
 )
-def test_parse_retry_after(value, expected):
+def test_parse_retry_after_is_bounded_to_one_second_and_one_hour(value, expected):
     assert parse_retry_after(value, NOW) == expected
 
 
-def test_retry_after_date_in_the_past_is_zero():
+def test_retry_after_date_in_the_past_waits_the_minimum():
     earlier = format_datetime(NOW - timedelta(hours=1), usegmt=True)
-    assert parse_retry_after(earlier, NOW) == 0.0
+    assert parse_retry_after(earlier, NOW) == 1.0

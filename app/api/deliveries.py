@@ -27,8 +27,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 def test_watch(watch_id: str) -> Response:
     """Send a ``bridge.test`` event to every target of the watch now; answer each real outcome."""
     watch = find_watch(watch_id)
-    event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock())
-    db.session.commit()
+    event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock)
     body = {
         "event_id": event_id,
         "results": [

@@ -70,8 +70,7 @@ def test(watch_id: str) -> Response:
     """Send ``bridge.test`` to every target now (disabled ones too) and report each real outcome."""
     watch = _watch_or_404(watch_id)
     targets = {target.id: target_json(target) for target in watch.targets}
-    _event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock())
-    db.session.commit()
+    _event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock)
     if not outcomes:
         flash("This watch has no targets to test.", "info")
     for outcome in outcomes:

@@ -7,35 +7,77 @@ thread reply broadcast to the channel so people are notified. Errors per the con
 
 from __future__ import annotations
 
+import io
 import time
+from email.message import Message
 from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request
 
+import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
+from app.http_semantics.retry_after import parse_retry_after
 from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
-from app.upstream.outcomes import now_utc, parse_retry_after
+from app.outbound import bounded
+from app.outbound.deadline import deadline
+from app.outbound.http import operator_session
+from app.upstream.outcomes import now_utc
 
-TIMEOUT_SECONDS = 15
+TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 # https://api.slack.com/methods/chat.postMessage#errors: these mean "this channel, never again".
 DISABLING_ERRORS = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 # Token trouble is the whole bridge's, not this target's: hold deliveries, disable nothing.
 CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "account_inactive"})
 
 
-def make_client(token: str | None, base_url: str) -> WebClient | None:
+#: A Web API answer is a small JSON document; far larger is not one.
+ANSWER_LIMIT = 256 * 1024
+
+
+class BoundedWebClient(WebClient):
+    """slack-sdk's WebClient sending through a deadline-aware requests session (``app.outbound``):
+    a call ends within the deadline its caller opened, and reads at most ``ANSWER_LIMIT`` bytes."""
+
+    def __init__(self, session: requests.Session, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._session = session
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        try:
+            answer = bounded.post(
+                self._session, url, data=req.data or b"", headers=dict(req.header_items()),
+                seconds=TIMEOUT_SECONDS, limit=ANSWER_LIMIT,
+            )  # fmt: skip
+        except bounded.SendFailed as exc:
+            raise URLError(str(exc)) from exc  # the SDK's connection retry handler knows URLError
+        if not answer.complete:
+            raise URLError(f"answer larger than {ANSWER_LIMIT} bytes")
+        if 200 <= answer.status < 300:
+            return {"status": answer.status, "headers": dict(answer.headers), "body": answer.text}
+        headers = Message()
+        for name, value in answer.headers.items():
+            headers[name] = value
+        raise HTTPError(url, answer.status, answer.reason, headers, io.BytesIO(answer.body))
+
+
+def make_client(
+    token: str | None, base_url: str, session: requests.Session | None = None
+) -> WebClient | None:
     """A WebClient for ``SLACK_API_URL`` whose own retries cover connection errors only.
 
     429 and 5xx come back to the outbox as values, so no worker sleeps past its lease.
     """
     if not token:
         return None
-    return WebClient(
+    return BoundedWebClient(
+        session or operator_session(),
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
-        timeout=TIMEOUT_SECONDS,
+        timeout=int(TIMEOUT_SECONDS),
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
     )
 
@@ -43,7 +85,12 @@ def make_client(token: str | None, base_url: str) -> WebClient | None:
 def send(
     client: WebClient | None, event: EventSnapshot, target: TargetSnapshot, public_url: str | None
 ) -> DeliveryResult:
-    """Post or edit the watch's message in the target's channel for one event."""
+    """Post or edit the watch's message in the target's channel for one event.
+
+    All calls of one attempt end within ``TIMEOUT_SECONDS``. A message posted before a later call
+    failed is kept in ``target_updates`` whatever the failure, so the retry edits it instead of
+    posting a second one.
+    """
     if client is None:
         return DeliveryResult(
             DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth="failing"
@@ -52,23 +99,33 @@ def send(
     started = time.monotonic()
     updates: dict[str, Any] = {}
     try:
-        if event.type == "bridge.test":
-            _post(client, target.channel or "", message)
-        else:
-            _post_or_update(client, target, message, updates)
-            if event.type in TERMINAL_TYPES:
-                _post(client, updates["slack_channel_id"], message, thread_ts=updates["slack_ts"])
+        with deadline(TIMEOUT_SECONDS):
+            if event.type == "bridge.test":
+                _post(client, target.channel or "", message)
+            else:
+                _post_or_update(client, target, message, updates)
+                if event.type in TERMINAL_TYPES:
+                    _post(
+                        client, updates["slack_channel_id"], message, thread_ts=updates["slack_ts"]
+                    )
     except SlackApiError as exc:
         return _api_error(exc, _ms(started), updates)
-    except SlackClientError as exc:
+    except (SlackClientError, URLError, OSError, ValueError) as exc:
+        # Transport trouble (unreachable, reset, deadline, a body that is not Slack's JSON): retry.
         return DeliveryResult(
-            DeliveryOutcome.RETRY, duration_ms=_ms(started), error=f"Slack client: {exc}"[:300],
+            DeliveryOutcome.RETRY, duration_ms=_ms(started), error=_transport_error(exc),
             target_updates=updates,
         )  # fmt: skip
     return DeliveryResult(
         DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=_ms(started),
         target_updates=updates, slack_auth="ok",
     )  # fmt: skip
+
+
+def _transport_error(exc: BaseException) -> str:
+    if isinstance(exc, URLError):
+        return f"Slack API: {exc.reason}"[:300]
+    return f"Slack API: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
 
 def _post_or_update(

@@ -18,12 +18,14 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
+from app.http_semantics.retry_after import parse_retry_after
 from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import build_message
-from app.outbound.http import refused_reason
-from app.upstream.outcomes import now_utc, parse_retry_after
+from app.outbound import bounded
+from app.outbound.deadline import deadline
+from app.upstream.outcomes import now_utc
 
-TIMEOUT_SECONDS = 15
+TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 # Slack's incoming-webhook errors: the hook was removed or its token revoked; stop sending.
 DISABLING_BODIES = frozenset({"invalid_token", "no_service", "no_team", "team_disabled"})
 
@@ -32,53 +34,64 @@ class AddressRefusedError(SlackClientError):
     """The connect-time address check refused the webhook's destination (never retried)."""
 
 
+class SendExpiredError(SlackClientError):
+    """The attempt's total deadline passed (never retried within the attempt)."""
+
+
 class GuardedWebhookClient(WebhookClient):
     """slack-sdk's WebhookClient over a requests session of the bridge (see module doc)."""
 
     def __init__(self, url: str, session: requests.Session) -> None:
         super().__init__(
             url,
-            timeout=TIMEOUT_SECONDS,
+            timeout=int(TIMEOUT_SECONDS),
             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
         )
         self._session = session
 
     def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
         try:
-            response = self._session.post(
-                url, data=req.data, headers=dict(req.header_items()),
-                timeout=TIMEOUT_SECONDS, allow_redirects=False,
+            answer = bounded.post(
+                self._session, url, data=req.data or b"", headers=dict(req.header_items()),
+                seconds=TIMEOUT_SECONDS,
             )  # fmt: skip
-        except requests.RequestException as exc:
-            refused = refused_reason(exc)
-            if refused:
-                raise AddressRefusedError(refused) from exc
+        except bounded.SendFailed as exc:
+            if exc.kind == "refused":
+                raise AddressRefusedError(str(exc)) from exc
+            if exc.kind == "expired":
+                raise SendExpiredError(str(exc)) from exc
             raise URLError(str(exc)) from exc  # the SDK's connection retry handler knows URLError
-        if 200 <= response.status_code < 300:
+        if 200 <= answer.status < 300:
             return WebhookResponse(
-                url=url, status_code=response.status_code, body=response.text,
-                headers=dict(response.headers),
-            )  # fmt: skip
+                url=url, status_code=answer.status, body=answer.text, headers=dict(answer.headers)
+            )
         headers = Message()
-        for name, value in response.headers.items():
+        for name, value in answer.headers.items():
             headers[name] = value
-        raise HTTPError(
-            url, response.status_code, response.reason, headers, io.BytesIO(response.content)
-        )
+        raise HTTPError(url, answer.status, answer.reason, headers, io.BytesIO(answer.body))
 
 
 def send(
     session: requests.Session, event: EventSnapshot, target: TargetSnapshot, public_url: str | None
 ) -> DeliveryResult:
-    """Post one message for the event to the incoming webhook and check the answer."""
+    """Post one message for the event to the incoming webhook and check the answer.
+
+    The attempt (the SDK's one retry of a connection error included) ends within
+    ``TIMEOUT_SECONDS``, whatever the receiver does.
+    """
     message = build_message(event.body, public_url)
     client = GuardedWebhookClient(target.url or "", session)
     started = time.monotonic()
     try:
-        response = client.send(text=message.text, blocks=message.blocks)
+        with deadline(TIMEOUT_SECONDS):
+            response = client.send(text=message.text, blocks=message.blocks)
     except AddressRefusedError as exc:
         return DeliveryResult(DeliveryOutcome.REFUSED, duration_ms=_ms(started), error=str(exc))
-    except (SlackClientError, URLError, OSError) as exc:
+    except (SendExpiredError, URLError) as exc:
+        # Our own sentences: they never quote the URL, which is a credential.
+        reason = exc.reason if isinstance(exc, URLError) else exc
+        return DeliveryResult(DeliveryOutcome.RETRY, duration_ms=_ms(started), error=str(reason))
+    except (SlackClientError, OSError) as exc:
         # The URL is a credential: name the failure, never echo the exception (it quotes the URL).
         error = f"{type(exc).__name__}: could not reach the incoming webhook"
         return DeliveryResult(DeliveryOutcome.RETRY, duration_ms=_ms(started), error=error)

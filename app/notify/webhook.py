@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import requests
 
 from app.api.schemas import SECRET_PREFIX
+from app.http_semantics.retry_after import parse_retry_after
 from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
-from app.outbound.http import refused_reason
-from app.upstream.outcomes import now_utc, parse_retry_after
+from app.outbound import bounded
+from app.upstream.outcomes import now_utc
 
-TIMEOUT = (5.0, 15.0)  # connect, read: the contract's 15 s
+TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 EXCERPT_CHARS = 200
 USER_AGENT = "mi-bridge-webhooks/0.1"
 
@@ -64,35 +65,33 @@ def send(
 ) -> DeliveryResult:
     """POST the event to the target's URL once and classify the answer.
 
-    ``budget`` caps both timeouts (the caller's lease must outlast the send).
+    The attempt ends within ``TIMEOUT_SECONDS`` (or ``budget``, when smaller) whatever the receiver
+    does, and reads at most ``bounded.DEFAULT_LIMIT`` bytes of its answer.
     """
     payload = build_payload(event, target, int(time.time()))
     started = time.monotonic()
+    seconds = min(TIMEOUT_SECONDS, budget) if budget is not None else TIMEOUT_SECONDS
     try:
-        response = session.post(
-            target.url or "", data=payload.body, headers=payload.headers,
-            timeout=_timeout(budget), allow_redirects=False,
-        )  # fmt: skip
-    except requests.RequestException as exc:
-        elapsed = _ms(started)
-        refused = refused_reason(exc)
-        if refused:
-            return DeliveryResult(DeliveryOutcome.REFUSED, duration_ms=elapsed, error=refused)
-        return DeliveryResult(DeliveryOutcome.RETRY, duration_ms=elapsed, error=_error_text(exc))
-    return classify(response, _ms(started))
+        answer = bounded.post(
+            session, target.url or "", data=payload.body, headers=payload.headers, seconds=seconds
+        )
+    except bounded.SendFailed as exc:
+        outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY
+        return DeliveryResult(outcome, duration_ms=_ms(started), error=str(exc))
+    return classify(answer, _ms(started))
 
 
-def classify(response: requests.Response, duration_ms: int) -> DeliveryResult:
+def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
     """The outbox decision for one webhook answer."""
-    status = response.status_code
-    excerpt = response.text[:EXCERPT_CHARS] if response.content else None
+    status = answer.status
+    excerpt = answer.text[:EXCERPT_CHARS] or None
     common = {"status_code": status, "duration_ms": duration_ms, "excerpt": excerpt}
     if 200 <= status < 300:
         return DeliveryResult(DeliveryOutcome.SUCCEEDED, **common)
     if status == 410:
         # Standard Webhooks: 410 Gone means the endpoint was removed; stop sending to it.
         return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, error="HTTP 410 Gone", **common)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now_utc())
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"), now_utc())
     if status in (429, 503) and retry_after is not None:
         return DeliveryResult(
             DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common
@@ -105,18 +104,5 @@ def classify(response: requests.Response, duration_ms: int) -> DeliveryResult:
     return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status}", **common)
 
 
-def _timeout(budget: float | None) -> tuple[float, float]:
-    if budget is None:
-        return TIMEOUT
-    return (min(TIMEOUT[0], budget), min(TIMEOUT[1], budget))
-
-
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _error_text(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.Timeout):
-        return "timeout"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]

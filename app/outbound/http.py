@@ -5,6 +5,9 @@ notification is sent. Here every new connection resolves the host itself, refuse
 is not globally routable (unless ``BRIDGE_ALLOW_PRIVATE_URLS``), and connects to the checked address,
 so a rebinding name cannot slip through between check and connect. Redirects are never followed and
 proxy variables from the environment are ignored (a proxy would connect on our behalf, unchecked).
+
+Every connection, guarded or not, joins the thread's open ``Deadline`` (``app.outbound.deadline``)
+when it sends a request, so a send is bounded in total time; ``read_capped`` bounds what is read.
 """
 
 from __future__ import annotations
@@ -19,11 +22,22 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util import connection
 
+from app.outbound import deadline
 from app.outbound.addresses import Resolver, blocked_reason
 
 
 class AddressRefused(NewConnectionError):
     """The destination resolved to an address the bridge must not contact."""
+
+
+class _DeadlineMixin:
+    """Register the connection with the sending thread's deadline before each request."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        bound = deadline.current()
+        if bound is not None:
+            bound.watch(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 class _GuardMixin:
@@ -57,17 +71,18 @@ class _GuardMixin:
         raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")  # type: ignore[arg-type]
 
 
-class _GuardedAdapter(HTTPAdapter):
-    """An adapter whose pools use guarded connection classes."""
+class _BoundedAdapter(HTTPAdapter):
+    """An adapter whose pools use deadline-aware (and, with a resolver, guarded) connections."""
 
-    def __init__(self, resolver: Resolver, allow_private: bool, **kwargs: Any) -> None:
+    def __init__(self, resolver: Resolver | None, allow_private: bool, **kwargs: Any) -> None:
         attrs = {"guard_resolver": staticmethod(resolver), "guard_allow_private": allow_private}
-        http_conn = type("GuardedHTTPConnection", (_GuardMixin, HTTPConnection), attrs)
-        https_conn = type("GuardedHTTPSConnection", (_GuardMixin, HTTPSConnection), attrs)
+        mixins: tuple[type, ...] = (_DeadlineMixin, _GuardMixin) if resolver else (_DeadlineMixin,)
+        http_conn = type("BoundedHTTPConnection", (*mixins, HTTPConnection), attrs)
+        https_conn = type("BoundedHTTPSConnection", (*mixins, HTTPSConnection), attrs)
         self._pool_classes = {
-            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "http": type("BoundedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
             "https": type(
-                "GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}
+                "BoundedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}
             ),
         }
         super().__init__(**kwargs)
@@ -81,9 +96,18 @@ def guarded_session(
     resolver: Resolver, allow_private: bool, pool_size: int = 16
 ) -> requests.Session:
     """A session for notifications: connect-time address checks, no proxies from the environment."""
+    return _session(_BoundedAdapter(resolver, allow_private, pool_maxsize=pool_size, max_retries=0))
+
+
+def operator_session(pool_size: int = 16) -> requests.Session:
+    """A session for URLs the operator configured (the Slack Web API): deadlines, no address guard
+    (``SLACK_API_URL`` may point at a local proxy or test server), no proxies from the environment."""
+    return _session(_BoundedAdapter(None, True, pool_maxsize=pool_size, max_retries=0))
+
+
+def _session(adapter: HTTPAdapter) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
-    adapter = _GuardedAdapter(resolver, allow_private, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -105,3 +129,19 @@ def refused_reason(exc: BaseException) -> str | None:
         nested = next((a for a in args if isinstance(a, BaseException)), None)
         current = nested or current.__cause__ or current.__context__
     return None
+
+
+def read_capped(response: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a streamed (``stream=True``) answer, and whether that was all of it.
+
+    A complete answer gives its connection back to the pool; the rest of a longer one is never read:
+    its connection is closed instead of drained (a 300 MB answer costs ``limit`` bytes).
+    """
+    raw = response.raw
+    data = raw.read(limit + 1, decode_content=True) or b""
+    complete = len(data) <= limit
+    if complete:
+        raw.release_conn()
+    else:
+        response.close()
+    return data[:limit], complete

@@ -14,6 +14,10 @@ from app.notify.results import DeliveryOutcome, DeliveryResult
 log = logging.getLogger(__name__)
 PENDING, SUCCEEDED, FAILED, DEAD = "pending", "succeeded", "failed", "dead"
 MAX_THROTTLE_WAIT = timedelta(hours=1)  # a Retry-After is honoured up to an hour
+#: A receiver asking for less than this does not get a free attempt: "Retry-After: 0" on every
+#: answer would otherwise have the bridge send once a second for ever.
+THROTTLE_FLOOR = timedelta(seconds=5)
+EXCERPT_CHARS, ERROR_CHARS, LAST_ERROR_CHARS = 512, 2000, 512
 HOLD_WAIT = timedelta(seconds=60)  # bridge-wide credentials trouble: look again in a minute
 JITTER = 0.1
 
@@ -35,15 +39,15 @@ def record_attempt(
             duration_ms=result.duration_ms,
             outcome=result.outcome.value,
             status_code=result.status_code,
-            response_excerpt=result.excerpt,
-            error=result.error,
+            response_excerpt=storable(result.excerpt, EXCERPT_CHARS),
+            error=storable(result.error, ERROR_CHARS),
         )
     )
     if delivery.first_attempted_at is None:
         delivery.first_attempted_at = now
     delivery.lease_owner = delivery.lease_expires_at = None
     delivery.updated_at = now
-    delivery.last_error = result.error
+    delivery.last_error = storable(result.error, LAST_ERROR_CHARS)
     for column, value in result.target_updates.items():
         setattr(target, column, value)
     _decide(delivery, target, result, now, schedule, rng)
@@ -67,9 +71,10 @@ def _decide(
     if outcome is DeliveryOutcome.SUCCEEDED:
         delivery.attempt_count += 1
         delivery.state, delivery.next_attempt_at = SUCCEEDED, None
-    elif outcome is DeliveryOutcome.THROTTLED:
-        wait = min(MAX_THROTTLE_WAIT, timedelta(seconds=result.retry_after or 0))
-        delivery.next_attempt_at = now + wait
+    elif outcome is DeliveryOutcome.THROTTLED and not _spends_attempt(
+        delivery, result, now, schedule
+    ):
+        delivery.next_attempt_at = now + _throttle_wait(result)
     elif outcome is DeliveryOutcome.HOLD:
         delivery.next_attempt_at = now + HOLD_WAIT
     elif outcome is DeliveryOutcome.DISABLE_TARGET:
@@ -85,14 +90,42 @@ def _decide(
             delivery.state, delivery.next_attempt_at = DEAD, None
         else:
             delay = schedule[delivery.attempt_count - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
-            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            wait = timedelta(seconds=delay)
+            if outcome is DeliveryOutcome.THROTTLED:
+                wait = max(wait, _throttle_wait(result))
+            delivery.next_attempt_at = now + wait
+
+
+def _throttle_wait(result: DeliveryResult) -> timedelta:
+    return min(MAX_THROTTLE_WAIT, timedelta(seconds=result.retry_after or 0))
+
+
+def _spends_attempt(
+    delivery: Delivery, result: DeliveryResult, now: datetime, schedule: tuple[float, ...]
+) -> bool:
+    """Whether a throttled answer counts as a failed attempt after all.
+
+    A ``Retry-After`` wait normally costs no attempt (the contract), but a receiver cannot keep a
+    delivery alive for ever: a wait below ``THROTTLE_FLOOR``, or one asked once the delivery is older
+    than its whole retry schedule, counts like any failure, so the delivery ends ``dead`` in time.
+    """
+    if _throttle_wait(result) < THROTTLE_FLOOR:
+        return True
+    return now - delivery.created_at > timedelta(seconds=sum(schedule))
+
+
+def storable(text: str | None, limit: int) -> str | None:
+    """``text`` as a column can hold it: NUL removed (PostgreSQL refuses it), cut to ``limit``."""
+    if text is None:
+        return None
+    return text.replace("\x00", "")[:limit] or None
 
 
 def disable_target(target: Target, reason: str, now: datetime) -> None:
     """Stop sending to ``target``: later deliveries to it end ``failed`` without a request."""
     if not target.disabled:
         target.disabled = True
-        target.disabled_reason = reason[:255]
+        target.disabled_reason = storable(reason, 255)
         target.disabled_at = now
 
 

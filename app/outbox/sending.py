@@ -3,6 +3,7 @@ and the API's test endpoint."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from app.models import Delivery, Event, Target
 from app.notify.registry import NotifierContext, sender_for
-from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbox.attempts import fail_for_disabled_target, record_attempt
 from app.worker import bridge_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,19 @@ def target_snapshot(target: Target) -> TargetSnapshot:
 
 
 def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResult | None:
-    """Send one claimed delivery; None when its target is disabled (nothing is sent)."""
+    """Send one claimed delivery; None when its target is disabled (nothing is sent).
+
+    Never raises: a notifier's unexpected exception is a failed attempt of this delivery only.
+    """
     if claim.target.disabled:
         return None
     sender = sender_for(claim.target.type)
     assert sender is not None  # only registered types are claimed
-    return sender(context, claim.event, claim.target)
+    try:
+        return sender(context, claim.event, claim.target)
+    except Exception as exc:
+        log.exception("sending delivery %s failed unexpectedly", claim.seq)
+        return DeliveryResult(DeliveryOutcome.RETRY, error=f"internal error: {type(exc).__name__}")
 
 
 def apply_results(
@@ -75,19 +85,68 @@ def apply_results(
 ) -> None:
     """Record every result whose lease ``token`` still holds (None: no lease to check).
 
-    ``count(outcome, target_type)`` is told about each attempt (the worker's counters).
+    Each result is recorded in its own savepoint: one that cannot be stored is rolled back alone and
+    recorded instead as a failed attempt saying so (its retry schedule runs on, so it ends ``dead``
+    rather than being sent again every lease period); the others are kept. ``count(outcome,
+    target_type)`` is told about each attempt (the worker's counters).
     """
     for claim, result in results:
-        delivery = session.get(Delivery, claim.seq, with_for_update=True, populate_existing=True)
-        if delivery is None or (token is not None and delivery.lease_owner != token):
-            continue
-        target = session.get(Target, claim.target.id)
-        assert target is not None
-        if result is None:
-            fail_for_disabled_target(delivery, target, now)
-            continue
-        record_attempt(session, delivery, target, result, now, schedule, rng)
-        if result.slack_auth is not None:
-            bridge_state.record_slack_auth(session, result.slack_auth, result.error, now)
-        if count is not None:
-            count(result.outcome.value, claim.target.type)
+        try:
+            with session.begin_nested():
+                recorded = _apply_one(session, token, claim, result, now, schedule, rng)
+        except Exception as exc:  # a value or row that cannot be stored: contain it to its item
+            log.exception("could not record delivery %s's attempt", claim.seq)
+            if result is None:
+                continue
+            recorded = _apply_unrecordable(session, token, claim, result, exc, now, schedule, rng)
+        if recorded is not None and count is not None:
+            count(recorded.outcome.value, claim.target.type)
+
+
+def _apply_one(
+    session: Session,
+    token: str | None,
+    claim: ClaimedDelivery,
+    result: DeliveryResult | None,
+    now: datetime,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+) -> DeliveryResult | None:
+    """Record one result; the result recorded, or None (disabled target, or the lease was lost)."""
+    delivery = session.get(Delivery, claim.seq, with_for_update=True, populate_existing=True)
+    if delivery is None or (token is not None and delivery.lease_owner != token):
+        return None
+    target = session.get(Target, claim.target.id)
+    assert target is not None
+    if result is None:
+        fail_for_disabled_target(delivery, target, now)
+        return None
+    record_attempt(session, delivery, target, result, now, schedule, rng)
+    if result.slack_auth is not None:
+        bridge_state.record_slack_auth(session, result.slack_auth, result.error, now)
+    session.flush()
+    return result
+
+
+def _apply_unrecordable(
+    session: Session,
+    token: str | None,
+    claim: ClaimedDelivery,
+    result: DeliveryResult,
+    exc: Exception,
+    now: datetime,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+) -> DeliveryResult | None:
+    """Record a failed attempt in place of an answer that could not be stored; None if even that fails
+    (the lease then runs out and the delivery is attempted again)."""
+    failed = DeliveryResult(
+        DeliveryOutcome.RETRY, status_code=result.status_code, duration_ms=result.duration_ms,
+        error=f"the answer could not be recorded ({type(exc).__name__})",
+    )  # fmt: skip
+    try:
+        with session.begin_nested():
+            return _apply_one(session, token, claim, failed, now, schedule, rng)
+    except Exception:
+        log.exception("could not record delivery %s's failure either", claim.seq)
+        return None

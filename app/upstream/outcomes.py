@@ -10,9 +10,10 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
+
+from app.http_semantics.retry_after import parse_retry_after
 
 
 class PollOutcome(StrEnum):
@@ -48,29 +49,6 @@ class PollResult:
 #: Statuses are opaque upstream words: accept unknown ones, but not arbitrary text.
 _STATUS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MAX_MESSAGE = 4000
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
-
-    RFC 9110 section 10.2.3 allows both forms; a date in the past means "now" (0).
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN is not a delay
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def classify_response(

@@ -23,7 +23,7 @@ from app.worker.counters import WorkerCounters
 from app.worker.ratelimit import RateLimiter
 
 #: Concurrent notification sends per worker process.
-DELIVERY_CONCURRENCY = 8
+DELIVERY_CONCURRENCY = 16
 
 
 def new_worker_id(kind: str) -> str:

@@ -1,0 +1,1 @@
+"""HTTP rules shared by the upstream poller and the notifiers (no I/O, no app imports)."""
