@@ -80,6 +80,10 @@ def post(
             if refused:
                 raise SendFailed("refused", refused) from exc
             raise SendFailed("transport", describe(exc)) from exc
+        if bound.expired:
+            # Cut mid-answer: http.client may take the end of the stream for the end of the headers
+            # or the body, so what was read is not an answer.
+            raise SendFailed("expired", f"no complete answer within {seconds:g} s")
     return Answer(response.status_code, response.reason or "", response.headers, body, complete)
 
 
