@@ -35,13 +35,13 @@ def _send_webhook(
 def _send_slack(
     ctx: NotifierContext, event: EventSnapshot, target: TargetSnapshot
 ) -> DeliveryResult:
-    return slack.send(ctx.slack, event, target, ctx.public_url)
+    return slack.send(ctx.slack, event, target, ctx.public_url, budget=ctx.budget)
 
 
 def _send_slack_webhook(
     ctx: NotifierContext, event: EventSnapshot, target: TargetSnapshot
 ) -> DeliveryResult:
-    return slack_webhook.send(ctx.http, event, target, ctx.public_url)
+    return slack_webhook.send(ctx.http, event, target, ctx.public_url, budget=ctx.budget)
 
 
 NOTIFIERS: dict[str, Sender] = {

@@ -83,13 +83,17 @@ def make_client(
 
 
 def send(
-    client: WebClient | None, event: EventSnapshot, target: TargetSnapshot, public_url: str | None
+    client: WebClient | None,
+    event: EventSnapshot,
+    target: TargetSnapshot,
+    public_url: str | None,
+    budget: float | None = None,
 ) -> DeliveryResult:
     """Post or edit the watch's message in the target's channel for one event.
 
-    All calls of one attempt end within ``TIMEOUT_SECONDS``. A message posted before a later call
-    failed is kept in ``target_updates`` whatever the failure, so the retry edits it instead of
-    posting a second one.
+    All calls of one attempt end within ``TIMEOUT_SECONDS`` (or ``budget``, when smaller). A message
+    posted before a later call failed is kept in ``target_updates`` whatever the failure, so the
+    retry edits it instead of posting a second one.
     """
     if client is None:
         return DeliveryResult(
@@ -99,7 +103,7 @@ def send(
     started = time.monotonic()
     updates: dict[str, Any] = {}
     try:
-        with deadline(TIMEOUT_SECONDS):
+        with deadline(min(TIMEOUT_SECONDS, budget) if budget is not None else TIMEOUT_SECONDS):
             if event.type == "bridge.test":
                 _post(client, target.channel or "", message)
             else:
