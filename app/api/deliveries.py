@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app import current_clock, current_notifier
 from app.api.blueprint import api, fail
-from app.api.params import bounded_int, sequence_cursor
+from app.api.params import bounded_int, id_filter, sequence_cursor
 from app.api.serializers import delivery_json
 from app.api.watches import find_watch
 from app.db import db
@@ -62,10 +62,10 @@ def list_deliveries() -> Response:
         if state not in DELIVERY_STATES:
             fail(400, f"state must be one of {', '.join(DELIVERY_STATES)}")
         statement = statement.where(Delivery.state == state)
-    if args.get("watch_id"):
-        statement = statement.where(Delivery.watch_id == args["watch_id"])
-    if args.get("target_id"):
-        statement = statement.where(Delivery.target_id == args["target_id"])
+    for name in ("watch_id", "target_id"):
+        value = id_filter(args.get(name), name)
+        if value is not None:
+            statement = statement.where(getattr(Delivery, name) == value)
     cursor = sequence_cursor(args.get("cursor"), "cursor")
     if cursor is not None:
         statement = statement.where(Delivery.seq < cursor)

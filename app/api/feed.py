@@ -8,7 +8,7 @@ from flask import Response, request
 from sqlalchemy import select
 
 from app.api.blueprint import api
-from app.api.params import bounded_int, sequence_cursor
+from app.api.params import bounded_int, id_filter, sequence_cursor
 from app.api.serializers import event_json
 from app.db import db
 from app.models import Event
@@ -27,8 +27,9 @@ def list_events() -> Response:
     after = sequence_cursor(args.get("after"), "after")
     if after is not None:
         statement = statement.where(Event.seq > after)
-    if args.get("watch_id"):
-        statement = statement.where(Event.watch_id == args["watch_id"])
+    watch_id = id_filter(args.get("watch_id"), "watch_id")
+    if watch_id is not None:
+        statement = statement.where(Event.watch_id == watch_id)
     limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     events = db.session.scalars(statement.limit(limit)).all()
     items = [event_json(event) for event in events]

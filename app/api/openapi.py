@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import metadata
-from typing import get_args
-
-from pydantic import StringConstraints
 
 from app.api import shapes
 from app.api.idempotency import MAX_KEY_LENGTH
 from app.api.openapi_paths import JSON, PROBLEMS, Spec, json_response, paths, ref
 from app.api.problems import PROBLEM_TYPE
-from app.api.schemas import UpstreamId, WatchCreate
+from app.api.schemas import UPSTREAM_ID_MAX_LENGTH, UPSTREAM_ID_PATTERN, WatchCreate
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 DESCRIPTION = (
@@ -88,15 +85,16 @@ def _schemas() -> Spec:
 def _add_what_pydantic_omits(properties: Spec) -> None:
     """Put in ``WatchCreate``'s schema the rules it enforces that pydantic leaves out.
 
-    Upstream ids accept JSON integers and are checked by a pattern once they are text; pydantic
-    shows neither. Label keys are checked by a pattern that pydantic files under
-    ``patternProperties``, which would leave keys not matching it unchecked.
+    Upstream ids accept JSON integers and are checked by a validator once they are text; pydantic
+    shows neither (the document states the validator's rule as a pattern). Label keys are checked
+    by a pattern that pydantic files under ``patternProperties``, which would leave keys not
+    matching it unchecked.
     """
-    pattern = next(m.pattern for m in get_args(UpstreamId) if isinstance(m, StringConstraints))
+    text = {"type": "string", "maxLength": UPSTREAM_ID_MAX_LENGTH, "pattern": UPSTREAM_ID_PATTERN}
     for name in ("workspace", "project_id", "asset_id"):
         properties[name] = {
             "description": properties[name].get("description", ""),
-            "anyOf": [{"type": "string", "pattern": pattern}, {"type": "integer"}],
+            "anyOf": [text, {"type": "integer"}],
         }
     labels = properties["labels"]
     if len(labels.get("patternProperties", {})) == 1:
@@ -144,6 +142,9 @@ def _headers() -> Spec:
             "The bearer challenge.", {"type": "string", "pattern": "^Bearer"}
         ),
         "Allow": header("The methods this path takes.", {"type": "string"}),
+        "Retry-After": header(
+            "Seconds to wait before trying again.", {"type": "string", "pattern": "^[0-9]+$"}
+        ),
     }
 
 

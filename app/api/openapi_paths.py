@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import MAX_BODY_BYTES
+from app.api.params import FILTER_PATTERN, SEQ_CURSOR_PATTERN
 from app.watches import states
 
 Spec = dict[str, Any]
@@ -19,7 +20,9 @@ JSON = "application/json"
 PLANNED_KEY, PLANNED = "x-mi-bridge-status", "planned"
 STRING = {"type": "string"}
 #: A sequence cursor as ``params.sequence_cursor`` parses it; empty means "from the start".
-SEQ_CURSOR = {"type": "string", "pattern": "^([0-9]{1,18})?$"}
+SEQ_CURSOR = {"type": "string", "pattern": SEQ_CURSOR_PATTERN}
+#: A filter on an id or coordinate as ``params.id_filter`` parses it; empty means "no filter".
+ID_FILTER = {"type": "string", "pattern": FILTER_PATTERN}
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 #: Error answers: component name, what it means, body schema, headers it carries.
@@ -37,6 +40,12 @@ PROBLEMS: dict[int, tuple[str, str, str, tuple[str, ...]]] = {
         (),
     ),
     422: ("UnprocessableContent", "Invalid fields, each in `errors`.", "ValidationProblem", ()),
+    503: (
+        "ServiceUnavailable",
+        "The database is unavailable: try again after `Retry-After` seconds.",
+        "Problem",
+        ("Retry-After",),
+    ),
 }
 #: The contract's registration example, shown as the body of ``POST /api/v1/watches``.
 WATCH_EXAMPLE = {
@@ -59,8 +68,9 @@ WATCH_EXAMPLE = {
     "labels": {"cms_id": "abc-123"},
     "timeout_seconds": 86400,
 }
-#: Every operation under /api/ can answer these (405: to the other methods of its path).
-API_ERRORS = {401: "", 405: ""}
+#: Every operation under /api/ can answer these (405: to the other methods of its path; 503: while
+#: the database is unreachable).
+API_ERRORS = {401: "", 405: "", 503: ""}
 
 
 def ref(kind: str, name: str) -> Spec:
@@ -151,11 +161,11 @@ def _watches() -> Spec:
         watches.list_watches,
         {"200": json_response("WatchList", "A page of watches, newest first.")},
         tag="watches",
-        errors={**API_ERRORS, 400: "A bad state, limit or cursor."},
+        errors={**API_ERRORS, 400: "A bad state, limit, cursor or filter."},
         parameters=(
             _query("state", {"type": "string", "enum": list(states.ALL)}, "Only this state."),
-            _query("workspace", STRING, "Only this workspace."),
-            _query("project_id", STRING, "Only this project."),
+            _query("workspace", ID_FILTER, "Only this workspace."),
+            _query("project_id", ID_FILTER, "Only this project."),
             _limit(watches.DEFAULT_LIMIT, watches.MAX_LIMIT),
             _query("cursor", cursor, "The `next_cursor` of the previous page."),
         ),
@@ -193,11 +203,11 @@ def _events() -> Spec:
         feed.list_events,
         {"200": json_response("EventList", "Events after the cursor, oldest first.")},
         tag="events",
-        errors={**API_ERRORS, 400: "A bad after or limit."},
+        errors={**API_ERRORS, 400: "A bad after, limit or watch_id."},
         parameters=(
             _query("after", SEQ_CURSOR, "A `next_cursor`."),
             _limit(feed.DEFAULT_LIMIT, feed.MAX_LIMIT),
-            _query("watch_id", STRING, "Only events of this watch."),
+            _query("watch_id", ID_FILTER, "Only events of this watch."),
         ),
     )
     return {"/api/v1/events": {"get": feed_get}}
@@ -211,11 +221,11 @@ def _deliveries() -> Spec:
         deliveries.list_deliveries,
         {"200": json_response("DeliveryList", "A page of deliveries.")},
         tag="events",
-        errors={**API_ERRORS, 400: "A bad state, limit or cursor."},
+        errors={**API_ERRORS, 400: "A bad state, limit, cursor or filter."},
         parameters=(
             _query("state", delivery_states, "Only this state."),
-            _query("watch_id", STRING, "Only deliveries of this watch."),
-            _query("target_id", STRING, "Only deliveries to this target."),
+            _query("watch_id", ID_FILTER, "Only deliveries of this watch."),
+            _query("target_id", ID_FILTER, "Only deliveries to this target."),
             _limit(deliveries.DEFAULT_LIMIT, deliveries.MAX_LIMIT),
             _query("cursor", SEQ_CURSOR, "The `next_cursor` of the previous page."),
         ),
@@ -250,7 +260,7 @@ def _operations() -> Spec:
         prometheus.metrics_view,
         {"200": body(PROMETHEUS_TEXT, "Text exposition format.", {"type": "string"})},
         tag="operations",
-        errors={401: ""},
+        errors={401: "", 503: ""},
     )
     readiness = {
         "200": json_response("Readiness", "Ready."),

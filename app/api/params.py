@@ -1,4 +1,9 @@
-"""Query parameters of list endpoints: strict parsing, 400 for anything this API did not promise."""
+"""Query parameters of list endpoints: strict parsing, 400 for anything this API did not promise.
+
+Every value is checked before it reaches a query, so text no column can hold (PostgreSQL refuses
+NUL) and numbers no key can reach are refused here, naming the parameter, rather than failing in
+the database.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,14 @@ import re
 
 from app.api.blueprint import fail
 
-_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only (str.isdigit accepts "²"); fits a 64-bit integer
+#: ASCII digits only (``str.isdigit`` accepts "²"); 18 of them always fit a 64-bit key.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+#: What a filter on an id or a coordinate may be: the characters every stored id is made of.
+_FILTER = re.compile(r"[A-Za-z0-9._-]{1,128}")
+FILTER_RULE = "must be 1 to 128 letters, digits, '.', '_' or '-'"
+#: The same rules for the OpenAPI document (empty: no filter, the first page).
+FILTER_PATTERN = r"^[A-Za-z0-9._-]{0,128}$"
+SEQ_CURSOR_PATTERN = r"^([0-9]{1,18})?$"
 
 
 def bounded_int(value: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -25,3 +37,21 @@ def sequence_cursor(value: str | None, name: str) -> int | None:
     if not _DIGITS.fullmatch(value):
         fail(400, f"{name} must be a cursor this API returned")
     return int(value)
+
+
+def text_cursor(value: str | None, name: str, pattern: re.Pattern[str]) -> str | None:
+    """A textual cursor (an id) matching all of ``pattern``, None when absent; 400 otherwise."""
+    if not value:
+        return None
+    if not pattern.fullmatch(value):
+        fail(400, f"{name} must be a cursor this API returned")
+    return value
+
+
+def id_filter(value: str | None, name: str) -> str | None:
+    """A filter on an id or coordinate, None when absent or empty; 400 for text no id can be."""
+    if not value:
+        return None
+    if not _FILTER.fullmatch(value):
+        fail(400, f"{name} {FILTER_RULE}")
+    return value

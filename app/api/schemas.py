@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -75,11 +77,32 @@ def _id_to_text(value: Any) -> Any:
     return value
 
 
+#: What an upstream id may be, as people read it (shown as the 422 detail and in the document).
+UPSTREAM_ID_RULE = "must be 1 to 128 letters, digits, '.', '_' or '-', and not '.' or '..'"
+UPSTREAM_ID_MAX_LENGTH = 128
+#: The same rule as a JSON Schema pattern (with ``maxLength``), without lookarounds so that every
+#: engine reads it alike: dots only when there are three or more, else at least one other character.
+UPSTREAM_ID_PATTERN = r"^(?:\.{3,}|\.*[A-Za-z0-9_-][A-Za-z0-9._-]*)$"
+_UPSTREAM_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{UPSTREAM_ID_MAX_LENGTH}}}")
+#: Segments the upstream URL would resolve as "this" and "parent" directory (RFC 3986 5.2.4).
+DOT_SEGMENTS = (".", "..")
+
+
+def _upstream_id(value: str) -> str:
+    # fullmatch, never "$": Python's "$" also matches before a trailing newline.
+    if not _UPSTREAM_ID.fullmatch(value) or value in DOT_SEGMENTS:
+        raise ValueError(UPSTREAM_ID_RULE)
+    return value
+
+
 UpstreamId = Annotated[
     str,
     BeforeValidator(_id_to_text),
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$"),
-    Field(description="1 to 128 characters of [A-Za-z0-9._-]; a JSON number is accepted too"),
+    AfterValidator(_upstream_id),
+    Field(
+        description="1 to 128 letters, digits, '.', '_' or '-', not '.' or '..'; "
+        "a JSON number is accepted too"
+    ),
 ]
 NoControlText = r"^[^\x00-\x1f\x7f]*$"
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NoControlText)]

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from app import current_clock, current_default_targets, current_settings, current_validation
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
-from app.api.params import bounded_int
+from app.api.params import bounded_int, id_filter, text_cursor
 from app.api.schemas import InvalidWatch, WatchCreate, validate_watch
 from app.api.serializers import deliveries_by_watch, load_watches, watch_json
 from app.db import db
@@ -21,7 +21,7 @@ from app.watches import states
 from app.watches.registration import register_watch, stop_watch
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-WATCH_ID = re.compile(r"^wch_[0-9A-Z]{26}$")
+WATCH_ID = re.compile(r"wch_[0-9A-Z]{26}")  # matched whole (fullmatch)
 KEY_REUSED = "this Idempotency-Key was used with a different request body"
 
 
@@ -112,12 +112,11 @@ def list_watches() -> Response:
             fail(400, f"state must be one of {', '.join(states.ALL)}")
         statement = statement.where(Watch.state == state)
     for name in ("workspace", "project_id"):
-        if args.get(name):
-            statement = statement.where(getattr(Watch, name) == args[name])
-    cursor = args.get("cursor")
-    if cursor:
-        if not WATCH_ID.match(cursor):
-            fail(400, "cursor is not one this API returned")
+        value = id_filter(args.get(name), name)
+        if value is not None:
+            statement = statement.where(getattr(Watch, name) == value)
+    cursor = text_cursor(args.get("cursor"), "cursor", WATCH_ID)
+    if cursor is not None:
         statement = statement.where(Watch.id < cursor)
     limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     watches = load_watches(db.session, statement.limit(limit + 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, String
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -58,3 +58,8 @@ def utcnow() -> datetime:
 
 
 PublicId = String(32)
+
+#: Surrogate keys of tables that grow with use (and the columns referring to them): 64-bit on
+#: PostgreSQL, where INTEGER stops at 2^31 - 1. On SQLite an ``INTEGER PRIMARY KEY`` is already the
+#: 64-bit rowid, and only that exact type name makes it one (a BIGINT key would not autoincrement).
+BigKey = BigInteger().with_variant(Integer(), "sqlite")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, PublicId, new_id, utcnow
+from app.models.base import Base, BigKey, PublicId, new_id, utcnow
 
 
 class Event(Base):
@@ -20,7 +20,7 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("watch_id", "dedupe_key"),)
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(PublicId, unique=True, default=lambda: new_id("evt"))
     watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"))
     type: Mapped[str] = mapped_column(String(40))
@@ -42,7 +42,7 @@ class Delivery(Base):
         Index("ix_deliveries_target_seq", "target_id", "seq"),
     )
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(PublicId, unique=True, default=lambda: new_id("dlv"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
     target_id: Mapped[str] = mapped_column(ForeignKey("targets.id"))
@@ -69,8 +69,8 @@ class DeliveryAttempt(Base):
 
     __tablename__ = "delivery_attempts"
 
-    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    delivery_seq: Mapped[int] = mapped_column(ForeignKey("deliveries.seq"), index=True)
+    pk: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    delivery_seq: Mapped[int] = mapped_column(BigKey, ForeignKey("deliveries.seq"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     duration_ms: Mapped[int] = mapped_column(default=0)
     outcome: Mapped[str] = mapped_column(String(16))

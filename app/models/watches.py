@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, PublicId, new_id, utcnow
+from app.models.base import Base, BigKey, PublicId, new_id, utcnow
 from app.watches.states import WATCHING
 
 #: The predicate of the partial indexes on active watches, as SQL (``WATCHING_ONLY`` below is the
@@ -40,7 +40,7 @@ class Asset(Base):
         Index("ix_assets_due", "next_poll_at"),
     )
 
-    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    pk: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     workspace: Mapped[str] = mapped_column(String(ID_LENGTH))
     project_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     asset_id: Mapped[str] = mapped_column(String(ID_LENGTH))
@@ -90,7 +90,7 @@ class Watch(Base):
     project_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     asset_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     api: Mapped[str] = mapped_column(String(16))
-    asset_pk: Mapped[int | None] = mapped_column(ForeignKey("assets.pk"), index=True)
+    asset_pk: Mapped[int | None] = mapped_column(BigKey, ForeignKey("assets.pk"), index=True)
     status: Mapped[str | None] = mapped_column(String(64))
     index_id: Mapped[int | None] = mapped_column(BigInteger)
     message: Mapped[str | None] = mapped_column(Text)
@@ -144,7 +144,7 @@ class StatusChange(Base):
 
     __tablename__ = "status_history"
 
-    pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    pk: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
     status: Mapped[str | None] = mapped_column(String(64))
     api: Mapped[str] = mapped_column(String(16))
