@@ -20,6 +20,7 @@ from app.models import Base
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
@@ -43,7 +44,11 @@ def _engine_options(url: str) -> dict[str, Any]:
         return {
             "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
         }
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # connect_timeout: a database host that drops packets must fail a request fast (503), not hang it.
+    return {
+        "pool_pre_ping": True, "pool_size": 10, "max_overflow": 10,
+        "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+    }  # fmt: skip
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -76,7 +76,9 @@ def needing_attention(session: Session, page: int, page_size: int = PAGE_SIZE) -
 def deliveries() -> str:
     """Deliveries needing attention, each with a retry button, and the disabled targets."""
     page_text = request.args.get("page", "1")
-    page = int(page_text) if page_text.isdigit() and len(page_text) < 7 else 1
+    page = (
+        int(page_text) if page_text.isascii() and page_text.isdigit() and len(page_text) < 7 else 1
+    )
     return render_template(
         "dashboard/deliveries.html", attention=needing_attention(db.session, page)
     )

@@ -34,7 +34,11 @@ class WatchQuery:
         """Read ``state``, ``q`` and ``page``; anything unusable falls back to its default."""
         state = args.get("state") or None
         page_text = args.get("page", "1")
-        page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 10**6 else 1
+        page = (
+            int(page_text)
+            if page_text.isascii() and page_text.isdigit() and 0 < int(page_text) < 10**6
+            else 1
+        )
         search = " ".join(args.get("q", "").split())[:MAX_SEARCH_CHARACTERS]
         return cls(state if state in states.ALL else None, search, page)
 

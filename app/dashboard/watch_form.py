@@ -122,7 +122,11 @@ def field_for_pointer(pointer: str, target_types: list[str]) -> str:
         return head
     if head != "targets":
         return FORM_ERRORS
-    if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(target_types):
+    if (
+        len(parts) < 2
+        or not (parts[1].isascii() and parts[1].isdigit())
+        or int(parts[1]) >= len(target_types)
+    ):
         return "targets"
     fields = dict(TARGET_FIELDS)[target_types[int(parts[1])]]
     key = parts[2] if len(parts) > 2 else None
