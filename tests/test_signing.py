@@ -50,3 +50,11 @@ def test_explicit_timestamp_reproduces_the_vector():
         "GET", VECTOR_URI, "ACCESS_KEY_ID", "SECRET_KEY_EXAMPLE", timestamp_ms="1700000000000"
     )
     assert headers[signing.SIGNATURE_HEADER] == VECTOR_SIGNATURE
+
+
+def test_dot_segments_never_reach_the_upstream_path():
+    from app.upstream.generations import Generation, status_path
+
+    path = status_path(Generation.INDEX, "..", ".", "..")
+    assert path == "/api/v1/workspaces/%2E%2E/projects/%2E/assets/%2E%2E/index/status"
+    assert "/../" not in path

@@ -29,11 +29,16 @@ _SUCCESSOR = {
 
 def status_path(generation: Generation, workspace: str, project_id: str, asset_id: str) -> str:
     """The request path (no host, no query) of the status endpoint for one asset."""
-    asset_part = _PATHS[generation].format(asset=quote(asset_id, safe=""))
-    return (
-        f"/api/v1/workspaces/{quote(workspace, safe='')}/projects/{quote(project_id, safe='')}/"
-        f"{asset_part}"
-    )
+    asset_part = _PATHS[generation].format(asset=_segment(asset_id))
+    return f"/api/v1/workspaces/{_segment(workspace)}/projects/{_segment(project_id)}/{asset_part}"
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment. Registration refuses ``.`` and ``..``, but rows written before
+    it did may hold them: encoded, they can never climb the path (the upstream answers 404)."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
 
 
 def successor(generation: Generation) -> Generation | None:
