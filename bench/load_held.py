@@ -42,6 +42,9 @@ Reported:
   idle heartbeat before t0 and the final one: the share of claims within 0.1 / 0.25 / 0.5 / 1 / 2 / 5 s.
   Workers tick every second and claim what is due within the next tick, so an idle worker claims
   up to a tick early (counted as 0), never late;
+- poll earliness beside it (the workers' ``poll_earliness`` histograms, the same delta): how long
+  before its due time each claim's first request was sent. A claim may be early, its request may not:
+  the share above 1 ms must be 0;
 - a timeline every 10 s: polls/s achieved and required, and the backlog (assets due more than 1 s ago
   and not leased);
 - first polls of the registered watches: how many have poll_count >= 1, and the delay from the watch's
@@ -98,6 +101,8 @@ DB_NAME = "mi_bridge_bench_load"
 TOKEN = "bench-token"  # noqa: S105 - the benchmark's own BRIDGE_API_TOKENS
 TARGET_URL = "http://127.0.0.1:9/hook"  # an address literal: registration needs no DNS
 REPORTED_BOUNDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+#: Earliness bounds reported: within 1 ms is on time (timer resolution), anything beyond is early.
+EARLY_BOUNDS = (0.001, 0.01, 0.1, 0.5)
 TIMELINE_STEP = 10  # seconds between timeline lines
 
 
@@ -262,15 +267,18 @@ def histogram_delta(end: dict, base: dict | None) -> tuple[dict[float, int], int
     return buckets, end["count"] - (base or {}).get("count", 0)
 
 
-def lateness(base_beats: dict[int, dict], end_beats: dict[int, dict]) -> tuple[dict, int]:
-    """The workers' poll lateness histograms over the window, summed across workers."""
+def lateness(
+    base_beats: dict[int, dict], end_beats: dict[int, dict], name: str = "poll_lateness"
+) -> tuple[dict, int]:
+    """The workers' histogram ``name`` (poll lateness by default) over the window, summed across
+    workers."""
     total: dict[float, int] = {}
     count = 0
     for pid, counters in end_beats.items():
-        if "poll_lateness" not in counters:
-            raise RuntimeError("heartbeat counters have no poll_lateness histogram")
-        base = base_beats.get(pid, {}).get("poll_lateness")
-        buckets, n = histogram_delta(counters["poll_lateness"], base)
+        if name not in counters:
+            raise RuntimeError(f"heartbeat counters have no {name} histogram")
+        base = base_beats.get(pid, {}).get(name)
+        buckets, n = histogram_delta(counters[name], base)
         for bound, cumulative in buckets.items():
             total[bound] = total.get(bound, 0) + cumulative
         count += n
@@ -349,6 +357,17 @@ def report_lateness(buckets: dict[float, int], count: int) -> None:
     )
     over = count - buckets[REPORTED_BOUNDS[-1]]
     print(f"poll lateness ({count} claims): {shares}; > 5 s {100 * over / max(1, count):.1f}%")
+
+
+def report_earliness(buckets: dict[float, int], count: int) -> None:
+    on_time = buckets[EARLY_BOUNDS[0]]
+    shares = ", ".join(
+        f"> {b:g} s {100 * (count - buckets[b]) / max(1, count):.2f}%" for b in EARLY_BOUNDS
+    )
+    print(
+        f"poll earliness ({count} first requests): {100 * on_time / max(1, count):.2f}% sent at or"
+        f" after the due time (<= 1 ms early); early {shares}"
+    )
 
 
 def report_first_polls(registered: int, polled: int, delays: list[float]) -> None:
@@ -460,6 +479,7 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
     )
     report_timeline(sampler.samples, t0, args.watches, args.interval)
     report_lateness(buckets, claims)
+    report_earliness(*lateness(base_beats, end_beats, "poll_earliness"))
     report_first_polls(len(ids), polled, delays)
     report_cpu(cpu_used(before, after), after.at - before.at)
 

@@ -147,6 +147,14 @@ def stats() -> Response:
     return jsonify(current_state().stats())
 
 
+@control.get("/requests")
+def request_log() -> Response:
+    """Arrival times of the status requests per asset (``?asset_id=`` for one), and ``now``."""
+    state = current_state()
+    log = state.request_log(request.args.get("asset_id"))
+    return jsonify({"now": state.now(), "requests": log})
+
+
 @control.post("/release")
 def release() -> Response:
     """Free every request a ``hold`` fault is holding."""

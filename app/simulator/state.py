@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.simulator.assets import RUNNING, AssetKey, Pin, SimAsset
@@ -35,6 +36,10 @@ class AnalysisConflictError(Exception):
         self.status = status
 
 
+#: Arrival times kept per asset for ``GET /_sim/requests`` (the oldest are dropped first).
+REQUEST_LOG_PER_ASSET = 1000
+
+
 @dataclass
 class AssetTraffic:
     """Status requests to one asset id (kept even while the asset does not exist)."""
@@ -42,6 +47,7 @@ class AssetTraffic:
     requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_PER_ASSET))
 
 
 class SimulatorState:
@@ -223,6 +229,7 @@ class SimulatorState:
             self._by_generation[generation] += 1
             traffic = self._traffic.setdefault(key, AssetTraffic())
             traffic.requests += 1
+            traffic.times.append(self._clock())
             traffic.in_flight += 1
             traffic.max_in_flight = max(traffic.max_in_flight, traffic.in_flight)
         try:
@@ -231,6 +238,16 @@ class SimulatorState:
             with self._lock:
                 # The same object even if the asset was deleted meanwhile: counts stay balanced.
                 traffic.in_flight -= 1
+
+    def request_log(self, asset_id: str | None = None) -> list[dict[str, Any]]:
+        """Arrival times (schedule clock) of the status requests to each asset key, optionally of
+        one asset id only; the last ``REQUEST_LOG_PER_ASSET`` per key."""
+        with self._lock:
+            return [
+                {"workspace": ws, "project_id": pid, "asset_id": aid, "times": list(t.times)}
+                for (ws, pid, aid), t in self._traffic.items()
+                if asset_id is None or aid == asset_id
+            ]
 
     def stats(self) -> dict[str, Any]:
         """Global counters for ``GET /_sim/stats``."""

@@ -25,7 +25,13 @@ from yarl import URL
 
 from app.upstream.generations import Generation, status_path
 from app.upstream.loop_thread import LoopThread
-from app.upstream.outcomes import PollOutcome, PollResult, classify_response, now_utc
+from app.upstream.outcomes import (
+    PollOutcome,
+    PollResult,
+    classify_response,
+    now_utc,
+    storable_text,
+)
 from app.upstream.signing import signed_headers
 
 T = TypeVar("T")
@@ -181,4 +187,6 @@ async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None
 
 
 def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    """The first line of ``exc``'s text, storable and at most 200 characters (its type if empty)."""
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
+    return storable_text(text, 200) or type(exc).__name__

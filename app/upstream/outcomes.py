@@ -47,14 +47,37 @@ class PollResult:
 
 
 #: Statuses are opaque upstream words: accept unknown ones, but not arbitrary text.
-_STATUS_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_STATUS_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: ``$`` would allow a trailing newline
 _MAX_MESSAGE = 4000
+#: ``detail`` is recorded in 512-character columns (``assets.last_error``): it never holds more.
+MAX_DETAIL = 512
+#: What a text column cannot take: NUL (PostgreSQL refuses it in text) and lone surrogates (JSON's
+#: ``"\ud800"`` decodes to one; no UTF-8 encoder, hence no database driver, accepts it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: ``index_id`` columns are signed 64-bit integers.
+_INDEX_ID_RANGE = range(-(2**63), 2**63)
+_INDEX_ID_OUT_OF_RANGE = "unexpected answer: indexId out of range"
+
+
+def storable_text(value: str, limit: int) -> str:
+    """``value`` without the characters a database text column refuses, cut to ``limit`` characters."""
+    return _UNSTORABLE.sub("", value)[:limit]
 
 
 def classify_response(
     http_status: int, headers: dict[str, str] | Any, body: bytes, now: datetime
 ) -> PollResult:
-    """Classify one HTTP answer of a status endpoint."""
+    """Classify one HTTP answer of a status endpoint.
+
+    Every text of the result can be stored as it is (see ``storable_text``): messages are cut to
+    4,000 characters, ``detail`` to ``MAX_DETAIL``.
+    """
+    return _storable(_classify(http_status, headers, body, now))
+
+
+def _classify(
+    http_status: int, headers: dict[str, str] | Any, body: bytes, now: datetime
+) -> PollResult:
     payload = _json_or_none(body)
     code, text = _error_fields(payload)
     retry_after = parse_retry_after(headers.get("Retry-After"), now)
@@ -92,12 +115,16 @@ def _classify_success(base: PollResult, payload: Any, body: bytes) -> PollResult
         return replace(base, message=None, detail=f"malformed body ({len(body)} bytes, not JSON)")
     result = payload.get("result") if isinstance(payload, dict) else None
     status = result.get("status") if isinstance(result, dict) else None
-    if isinstance(status, str) and _STATUS_RE.match(status):
+    if isinstance(status, str) and _STATUS_RE.fullmatch(status):
+        index_id = _index_id(result.get("indexId"))
+        if index_id is not None and index_id not in _INDEX_ID_RANGE:
+            # Not a value the bridge can store or pass on as an integer: an answer to ask again.
+            return replace(base, message=None, detail=_INDEX_ID_OUT_OF_RANGE)
         return PollResult(
             PollOutcome.STATUS,
             status=status,
             message=_status_message(result),
-            index_id=_index_id(result.get("indexId")),
+            index_id=index_id,
             http_status=base.http_status,
             upstream_code=base.upstream_code,
         )
@@ -107,6 +134,14 @@ def _classify_success(base: PollResult, payload: Any, body: bytes) -> PollResult
             base, outcome=PollOutcome.PERMANENT, detail=f"service code {base.upstream_code}"
         )
     return replace(base, message=None, detail="unexpected body shape (no result.status)")
+
+
+def _storable(result: PollResult) -> PollResult:
+    """``result`` with ``detail`` fit for its column (messages and codes are clean as they are read)."""
+    if result.detail is None:
+        return result
+    detail = storable_text(result.detail, MAX_DETAIL)
+    return result if detail == result.detail else replace(result, detail=detail)
 
 
 def _json_or_none(body: bytes) -> Any:
@@ -132,12 +167,13 @@ def _code_text(code: Any) -> str | None:
     if isinstance(code, bool) or code is None:
         return None
     if isinstance(code, int | str):
-        return str(code).strip()[:32] or None
+        return storable_text(str(code).strip(), 32) or None
     return None
 
 
 def _text(value: Any) -> str | None:
-    return value[:_MAX_MESSAGE] if isinstance(value, str) and value else None
+    """A storable message (None for anything but a string with something storable in it)."""
+    return (storable_text(value, _MAX_MESSAGE) or None) if isinstance(value, str) else None
 
 
 def _status_message(result: dict[str, Any]) -> str | None:
@@ -150,12 +186,16 @@ def _status_message(result: dict[str, Any]) -> str | None:
 
 
 def _index_id(value: Any) -> int | None:
+    """An integer or a string of ASCII digits, whatever its size (the caller checks the range)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        digits = value.strip().lstrip("0") or "0"
+        # Longer than any 64-bit number: refused by the range check without parsing it (int()
+        # refuses more than 4,300 digits anyway).
+        return int(digits) if len(digits) <= 20 else 2**64
     return None
 
 

@@ -3,8 +3,10 @@
 Polling starts at ``BRIDGE_POLL_INTERVAL``, grows about 1.5x per unchanged poll up to
 ``BRIDGE_POLL_MAX_INTERVAL``, returns to the start on any change, and backs off twice as fast after
 transient errors. The wait is jittered downwards only (up to 10 % shorter, so assets registered
-together drift apart): the interval is a bound, and a fixed interval of 10 s detects a change
-within 10 s plus a worker tick.
+together drift apart): the interval is a bound both ways. A poll comes no later than the interval
+after the previous one was applied (a fixed interval of 10 s detects a change within 10 s plus a
+worker tick), and no earlier than its jittered value: a worker may claim a poll ahead of its due
+time, but sends the request at that time (``app.worker.poll_requests``).
 """
 
 from __future__ import annotations

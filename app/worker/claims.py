@@ -18,7 +18,8 @@ from app.models import Asset, BridgeState
 
 @dataclass(frozen=True)
 class ClaimedAsset:
-    """A snapshot of a claimed asset row, safe to use outside the session while polling."""
+    """A snapshot of a claimed asset row, safe to use outside the session while polling, with the
+    claim itself: its lease token and the time it was made (the worker's clock)."""
 
     pk: int
     workspace: str
@@ -28,6 +29,8 @@ class ClaimedAsset:
     interval: float
     status: str | None
     due_at: datetime
+    token: str
+    claimed_at: datetime
 
 
 def claim_due_assets(
@@ -66,7 +69,7 @@ def claim_due_assets(
             assets.c.next_poll_at,
         )
     )
-    return [ClaimedAsset(*row) for row in session.execute(statement)]
+    return [ClaimedAsset(*row, token, now) for row in session.execute(statement)]
 
 
 def release(session: Session, token: str, pks: list[int]) -> None:
@@ -80,20 +83,26 @@ def release(session: Session, token: str, pks: list[int]) -> None:
         )
 
 
-def lock_held(session: Session, token: str, pks: list[int]) -> dict[int, Asset]:
-    """Load and lock, at the start of the apply transaction, the batch's rows still leased to ``token``.
+def lock_held(session: Session, claims: list[ClaimedAsset]) -> dict[int, Asset]:
+    """Load and lock, at the start of the apply transaction, the claimed rows still leased to their
+    claim's token (claims of several batches may be mixed).
 
-    One query for the whole batch. Once locked (PostgreSQL; SQLite serialises writers anyway) no
-    other worker can claim them while the batch is applied, however long that takes; rows whose
-    lease was retaken are left out. The rows are refreshed from the database (``populate_existing``).
+    One query. Once locked (PostgreSQL; SQLite serialises writers anyway) no other worker can claim
+    them while they are applied, however long that takes; rows whose lease was retaken are left out.
+    The rows are refreshed from the database (``populate_existing``).
     """
-    if not pks:
+    if not claims:
         return {}
+    tokens = {claim.pk: claim.token for claim in claims}
     statement = (
         select(Asset)
-        .where(Asset.pk.in_(pks), Asset.lease_owner == token)
+        .where(Asset.pk.in_(list(tokens)), Asset.lease_owner.in_(set(tokens.values())))
         .order_by(Asset.pk)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return {asset.pk: asset for asset in session.scalars(statement)}
+    return {
+        asset.pk: asset
+        for asset in session.scalars(statement)
+        if asset.lease_owner == tokens[asset.pk]
+    }

@@ -12,6 +12,10 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 #: Upper bounds (seconds) of the poll lateness histogram: how long after its due time an asset was
 #: claimed. Steadily growing lateness means the workers do not keep up with the watches.
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+#: Upper bounds (seconds) of the poll earliness histogram: how long before its due time an asset's
+#: request was sent (on time or late counts as 0). Anything above the first bucket is a bug: a claim
+#: may be made early, its request may not.
+EARLINESS_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class Histogram:
@@ -40,7 +44,7 @@ class Histogram:
 
 
 class WorkerCounters:
-    """Monotonic counters and histograms of poll duration and lateness; thread-safe."""
+    """Monotonic counters and histograms of poll duration, lateness and earliness; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -48,6 +52,7 @@ class WorkerCounters:
         self._deliveries: Counter[str] = Counter()
         self._duration = Histogram(DURATION_BUCKETS)
         self._lateness = Histogram(LATENESS_BUCKETS)
+        self._earliness = Histogram(EARLINESS_BUCKETS)
 
     def poll(self, outcome: str, seconds: float) -> None:
         """One request to Media Intelligence, by outcome."""
@@ -60,6 +65,11 @@ class WorkerCounters:
         with self._lock:
             for seconds in seconds_list:
                 self._lateness.observe(max(0.0, seconds))
+
+    def sent_early(self, seconds: float) -> None:
+        """A claim's first request, sent this many seconds before the asset was due."""
+        with self._lock:
+            self._earliness.observe(max(0.0, seconds))
 
     def delivery(self, outcome: str, target_type: str) -> None:
         """One delivery attempt, by outcome and target type."""
@@ -74,6 +84,7 @@ class WorkerCounters:
                 "deliveries": dict(self._deliveries),
                 "poll_duration": self._duration.snapshot(),
                 "poll_lateness": self._lateness.snapshot(),
+                "poll_earliness": self._earliness.snapshot(),
             }
 
     def polls_total(self) -> int:

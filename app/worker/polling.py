@@ -1,46 +1,48 @@
-"""The poll tick: expire, claim due assets, poll them concurrently, apply the results in batches.
+"""The poll tick: expire, claim due assets, poll them concurrently, apply results as they arrive.
 
-Claims and applies are batched: one transaction claims a batch, its requests run on the upstream
-client's event loop (at most ``BRIDGE_POLL_CONCURRENCY`` at once) with no transaction open, and one
-transaction applies every result of the batch. The tick is a two-stage pipeline: the next batch is
-claimed and handed to the loop before the current batch is applied, so the loop keeps polling while
-the tick's thread writes.
+One transaction claims a batch; its requests run on the upstream client's event loop (at most
+``BRIDGE_POLL_CONCURRENCY`` at once) with no transaction open, each reporting its result the moment
+it is known. The tick's thread applies whatever has arrived in small groups (what came within
+``GROUP_WINDOW_SECONDS`` of the first, about a batch's worth), one transaction each, whatever
+batches they came from: one slow upstream asset delays only itself. While results are applied the
+loop keeps polling: the next batch is claimed once no more than a batch's worth of requests is
+outstanding. Within a group, each poll that cannot be stored fails alone (``app.worker.apply``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
-from app.upstream.client import MediaIntelligenceClient
-from app.upstream.generations import Generation, successor
-from app.upstream.outcomes import PollOutcome
 from app.worker import bridge_state
 from app.worker.apply import ApplyContext, PollChain, apply_batch
 from app.worker.claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
+from app.worker.poll_requests import BatchTiming, Inbox, poll_batch
 from app.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-#: Claims per batch, per request slot: enough to keep every slot busy while a batch is applied.
+#: Claims per batch, per request slot: enough to keep every slot busy while results are applied.
 BATCH_PER_SLOT = 16
 #: A tick keeps claiming batches for as long as they come full (under load, polling never pauses
 #: between ticks); meanwhile it sweeps deadlines again this often.
 EXPIRY_EVERY_SECONDS = 5.0
-#: Requests may use this share of the remaining lease; the rest is left for applying the batch.
-LEASE_SHARE_FOR_REQUESTS = 0.5
-#: Below this many seconds of budget a request is not worth sending.
-MIN_REQUEST_BUDGET = 0.05
+#: Results that arrive within this long of the first one waiting are applied together.
+GROUP_WINDOW_SECONDS = 0.2
+#: A tick claims what falls due within its lookahead less this much: the time its last request needs
+#: to be answered and applied before the next tick. A tick that overran its period would make the
+#: scheduler skip the next one, and what falls due meanwhile would be claimed a whole tick late.
+LOOKAHEAD_MARGIN_SECONDS = 0.25
 
 
 @dataclass
@@ -52,168 +54,196 @@ class PollReport:
     polled: int = 0
     requests: int = 0
     applied: int = 0
+    failed: int = 0  # applied as failed polls: the answer could not be stored
     paused: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
-    """A claimed batch whose requests run on the client's loop; ``polled`` has one chain per claim."""
+    """A claimed batch: its requests report to the tick's queue, then its end is reported."""
 
     token: str
-    claimed_at: datetime
     claims: list[ClaimedAsset]
-    size: int
-    polled: Future[list[PollChain | None]] = field(default_factory=Future)
+    full: bool
+    reported: set[int] = field(default_factory=set)  # pks of the claims whose result arrived
+    applied: int = 0
+    ended: bool = False
+    future: Future[None] | None = field(default=None, repr=False)
 
     @property
-    def full(self) -> bool:
-        return len(self.claims) >= self.size
+    def settled(self) -> bool:
+        return self.ended and self.applied == len(self.claims)
+
+
+class _Item(NamedTuple):
+    """One claim's outcome; ``chain`` None: not polled."""
+
+    batch: _Batch
+    claim: ClaimedAsset
+    chain: PollChain | None
+
+
+class _Ended(NamedTuple):
+    """A batch's requests are over: every claim that will report has reported."""
+
+    batch: _Batch
 
 
 def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     """One poll tick; it lasts for as long as batches come full. Never raises for upstream trouble;
-    database errors propagate (the next tick retries).
+    database errors propagate (the next tick retries), after the tick's leases are given back.
 
-    ``lookahead`` (seconds) also claims assets due that soon: the scheduler passes its tick period,
-    so an asset is polled up to one tick early instead of up to one tick late (the interval is a
-    bound, see ``app.watches.backoff``).
+    ``lookahead`` (seconds) also claims assets due that soon (less ``LOOKAHEAD_MARGIN_SECONDS``):
+    the scheduler passes its tick period, so an asset's claim is ready when it falls due instead of
+    up to one tick late. Its request is still sent no earlier than its due time (the interval is a
+    bound both ways, see ``app.watches.backoff``).
     """
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
         report.expired = expire_due_watches(db.session, runtime.clock())
-        swept = time.monotonic()
-        # Set by a 429 (or a failed apply): no further request is sent in this tick.
-        halt = threading.Event()
-        batch = _claim_and_send(runtime, report, halt, lookahead)
-        while batch is not None:
-            following = None
-            if batch.full:
-                if time.monotonic() - swept >= EXPIRY_EVERY_SECONDS:
-                    report.expired += expire_due_watches(db.session, runtime.clock())
-                    swept = time.monotonic()
-                following = _claim_and_send(runtime, report, halt, lookahead)
-            try:
-                _apply(runtime, batch, report)
-            except Exception:
-                halt.set()
-                db.session.rollback()
-                if following is not None:
-                    _abandon(runtime, following)
-                raise
-            batch = following
+        tick = _Tick(runtime, report, lookahead)
+        try:
+            tick.run()
+        except Exception:
+            tick.abandon()
+            raise
         db.session.remove()
     return report
 
 
-def _claim_and_send(
-    runtime: WorkerRuntime, report: PollReport, halt: threading.Event, lookahead: float
-) -> _Batch | None:
-    """Claim a batch and queue its requests; None when stopped, halted, paused or nothing is due."""
-    session = db.session
-    if runtime.stop.is_set() or halt.is_set():
-        return None
-    size = runtime.client.concurrency * BATCH_PER_SLOT
-    batch = _Batch(runtime.next_claim_token(), runtime.clock(), [], size)
-    batch.claims = claim_due_assets(
-        session, batch.token, batch.claimed_at, runtime.settings.bridge_lease_seconds, size,
-        due_by=batch.claimed_at + timedelta(seconds=lookahead),
-    )  # fmt: skip
-    session.commit()
-    if not batch.claims:
-        # The claim takes nothing during a pause; only now is it worth asking whether that was why.
-        report.paused = bridge_state.polling_paused_until(session, runtime.clock()) is not None
-        session.rollback()
-        return None
-    report.claimed += len(batch.claims)
-    runtime.counters.claimed_late(
-        [(batch.claimed_at - claim.due_at).total_seconds() for claim in batch.claims]
-    )
-    lease_ends = time.monotonic() + runtime.settings.bridge_lease_seconds
-    batch.polled = runtime.client.submit(
-        _poll_batch(runtime, runtime.client, batch.claims, halt, lease_ends)
-    )
-    return batch
+class _Tick:
+    """The pipeline of one tick: claims go out, results come back through ``results``."""
 
+    def __init__(self, runtime: WorkerRuntime, report: PollReport, lookahead: float) -> None:
+        self.runtime, self.report = runtime, report
+        self.lookahead = max(0.0, lookahead - LOOKAHEAD_MARGIN_SECONDS)
+        self.size = runtime.client.concurrency * BATCH_PER_SLOT
+        self.results: Inbox[_Item | _Ended] = Inbox()
+        self.batches: list[_Batch] = []  # claimed and not yet settled
+        # Set by a 429 (or a failed apply): no further request is sent in this tick.
+        self.halt = threading.Event()
+        self.more = True
+        self.swept = time.monotonic()
 
-def _apply(runtime: WorkerRuntime, batch: _Batch, report: PollReport) -> None:
-    """Wait for the batch's requests, apply what was polled, give back the rest; one commit."""
-    session = db.session
-    chains = list(_results(batch))
-    ctx = ApplyContext(batch.token, batch.claimed_at, runtime.clock(), runtime.pacing, runtime.rng)
-    report.applied += apply_batch(session, chains, ctx)
-    polled = {claim.pk for claim, _ in chains}
-    release(session, batch.token, [c.pk for c in batch.claims if c.pk not in polled])
-    session.commit()
-    if ctx.emitted:
-        runtime.wake_delivery()
-    report.polled += len(chains)
-    report.requests += sum(len(chain.requests) for _, chain in chains)
+    def run(self) -> None:
+        """Claim, collect and apply until no batch is outstanding and no full batch came last."""
+        self._claim()
+        while self.batches or self.more:
+            if self.more and self._outstanding() <= self.size:
+                if time.monotonic() - self.swept >= EXPIRY_EVERY_SECONDS:
+                    self.report.expired += expire_due_watches(db.session, self.runtime.clock())
+                    self.swept = time.monotonic()
+                self._claim()
+            group = self._collect()
+            if group:
+                self._apply(group)
+            self.batches = [batch for batch in self.batches if not batch.settled]
 
+    def _outstanding(self) -> int:
+        return sum(len(b.claims) - len(b.reported) for b in self.batches if not b.ended)
 
-def _results(batch: _Batch) -> Iterator[tuple[ClaimedAsset, PollChain]]:
-    """Each claim with its chain, in claim order; claims that were not polled are left out."""
-    for claim, chain in zip(batch.claims, batch.polled.result(), strict=True):
-        if chain is not None:
-            yield claim, chain
+    def _claim(self) -> None:
+        """Claim a batch and queue its requests; claims nothing when stopped, halted or paused."""
+        self.more = False
+        runtime, session = self.runtime, db.session
+        if runtime.stop.is_set() or self.halt.is_set():
+            return
+        # The clock first: the monotonic reading is then never earlier, so neither is a request.
+        token, claimed_at, started = runtime.next_claim_token(), runtime.clock(), time.monotonic()
+        # The lease covers the wait for the due time too.
+        lease = runtime.settings.bridge_lease_seconds + self.lookahead
+        claims = claim_due_assets(
+            session, token, claimed_at, lease, self.size,
+            due_by=claimed_at + timedelta(seconds=self.lookahead),
+        )  # fmt: skip
+        session.commit()
+        if not claims:
+            # The claim takes nothing during a pause; only now is it worth asking whether that was why.
+            self.report.paused = bridge_state.polling_paused_until(session, claimed_at) is not None
+            session.rollback()
+            return
+        self.report.claimed += len(claims)
+        runtime.counters.claimed_late([(claimed_at - c.due_at).total_seconds() for c in claims])
+        batch = _Batch(token, claims, full=len(claims) >= self.size)
+        self.batches.append(batch)
+        timing = BatchTiming(claimed_at, started, started + lease)
+        client = runtime.client
 
+        def report(claim: ClaimedAsset, chain: PollChain | None) -> None:
+            self.results.put(_Item(batch, claim, chain))
 
-def _abandon(runtime: WorkerRuntime, batch: _Batch) -> None:
-    """After a failed apply: let the batch's requests finish (they send nothing more), free the leases."""
-    batch.polled.exception()
-    try:
-        release(db.session, batch.token, [claim.pk for claim in batch.claims])
-        db.session.commit()
-    except SQLAlchemyError:
+        batch.future = client.submit(poll_batch(runtime, client, claims, timing, self.halt, report))
+        batch.future.add_done_callback(lambda _: self.results.put(_Ended(batch), wake=True))
+        self.more = batch.full
+
+    def _collect(self) -> list[_Item]:
+        """The results that arrived within ``GROUP_WINDOW_SECONDS`` of the first (waiting for one),
+        about a batch's worth; claims of an ended batch that never reported come back unpolled."""
+        group: list[_Item] = []
+        closes: float | None = None
+        while any(not batch.ended for batch in self.batches) and len(group) < self.size:
+            if closes is None:
+                arrived = self.results.take(1, None)
+            elif (timeout := closes - time.monotonic()) > 0:
+                arrived = self.results.take(self.size - len(group), timeout)
+            else:
+                break
+            for item in arrived:
+                if isinstance(item, _Ended):
+                    group.extend(_unreported(item.batch))
+                    item.batch.ended = True
+                else:
+                    item.batch.reported.add(item.claim.pk)
+                    group.append(item)
+            if closes is None and group:
+                closes = time.monotonic() + GROUP_WINDOW_SECONDS
+        return group
+
+    def _apply(self, group: list[_Item]) -> None:
+        """Apply a group in one transaction (claims of any batches), release what was not polled."""
+        runtime, session, report = self.runtime, db.session, self.report
+        ctx = ApplyContext(runtime.clock(), runtime.pacing, runtime.rng)
+        polled = [(item.claim, item.chain) for item in group if item.chain is not None]
+        if polled:
+            report.applied += apply_batch(session, polled, ctx)
+        unpolled: dict[str, list[int]] = {}
+        for item in group:
+            if item.chain is None:
+                unpolled.setdefault(item.claim.token, []).append(item.claim.pk)
+        for token, pks in unpolled.items():
+            release(session, token, pks)
+        session.commit()
+        for item in group:
+            item.batch.applied += 1
+        report.polled += len(polled)
+        report.requests += sum(len(chain.requests) for _, chain in polled)
+        report.failed += len(ctx.failed)
+        if ctx.emitted:
+            runtime.wake_delivery()
+
+    def abandon(self) -> None:
+        """After a failure: send nothing more, let the requests end, give back every lease still held
+        (applied rows hold none, so releasing a whole batch is safe)."""
+        self.halt.set()
         db.session.rollback()
-        log.warning("could not release %d claims; their leases will expire", len(batch.claims))
+        for batch in self.batches:
+            if batch.future is not None:
+                wait([batch.future])
+            try:
+                release(db.session, batch.token, [claim.pk for claim in batch.claims])
+                db.session.commit()
+            except SQLAlchemyError:
+                db.session.rollback()
+                log.warning(
+                    "could not release %d claims; their leases will expire", len(batch.claims)
+                )
 
 
-async def _poll_batch(
-    runtime: WorkerRuntime,
-    client: MediaIntelligenceClient,
-    claims: list[ClaimedAsset],
-    halt: threading.Event,
-    lease_ends: float,
-) -> list[PollChain | None]:
-    """Poll every claim of a batch concurrently (bounded by the client's slots); one chain per claim.
-
-    ``client`` is the one the batch was submitted to, not ``runtime.client`` read later: the
-    coroutine runs on that client's loop, and the runtime's client may be replaced meanwhile.
-    """
-    return list(
-        await asyncio.gather(*(_poll_one(runtime, client, c, halt, lease_ends) for c in claims))
-    )
-
-
-async def _poll_one(
-    runtime: WorkerRuntime,
-    client: MediaIntelligenceClient,
-    claim: ClaimedAsset,
-    halt: threading.Event,
-    lease_ends: float,
-) -> PollChain | None:
-    """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
-
-    Each request must end well inside the lease (its time is capped by what is left, less a margin
-    for applying): a request that could outlive it is not sent, and the claim is released.
-    """
-    generation: Generation | None = Generation(claim.api)
-    requests = []
-    async with client.slots:
-        while generation is not None:
-            budget = (lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
-            if budget < MIN_REQUEST_BUDGET or halt.is_set():
-                break
-            if not await runtime.limiter.acquire(runtime.stop):
-                break
-            result = await client.fetch_status(
-                claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
-            )
-            runtime.counters.poll(result.outcome.value, result.duration)
-            requests.append((generation.value, result))
-            if result.outcome is PollOutcome.RATE_LIMITED:
-                halt.set()
-            if result.outcome is not PollOutcome.NOT_FOUND:
-                break
-            generation = successor(generation)
-    return PollChain(tuple(requests)) if requests else None
+def _unreported(batch: _Batch) -> Iterator[_Item]:
+    """The claims of an ended batch that never reported (its coroutine was cancelled), unpolled."""
+    missing = [claim for claim in batch.claims if claim.pk not in batch.reported]
+    if missing:
+        log.warning("%d claims of a batch never reported; releasing them", len(missing))
+    for claim in missing:
+        batch.reported.add(claim.pk)
+        yield _Item(batch, claim, None)

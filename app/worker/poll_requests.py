@@ -1,0 +1,168 @@
+"""The requests of a claimed batch, on the upstream client's event loop: each sent at its due time,
+never earlier, and each result reported the moment it is known.
+
+A claim may be made ahead of its due time (the tick's lookahead), so its request waits until then:
+the wait is the claim's own offset (``due_at - claimed_at``, both read from the worker's clock)
+counted from ``time.monotonic`` at the claim, so an injected clock never makes a request wait for
+real time unless the claim says so. Waiting takes no request slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from app.upstream.client import MediaIntelligenceClient
+from app.upstream.generations import Generation, successor
+from app.upstream.outcomes import PollOutcome, PollResult
+from app.worker.claims import ClaimedAsset
+from app.worker.poll_rules import PollChain
+from app.worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Requests may use this share of the remaining lease; the rest is left for applying the result.
+LEASE_SHARE_FOR_REQUESTS = 0.5
+#: Below this many seconds of budget a request is not worth sending.
+MIN_REQUEST_BUDGET = 0.05
+#: Longest single sleep while waiting for a due time, so a stop or a halt is noticed soon.
+STOP_CHECK_SECONDS = 0.25
+
+#: Called once per claim, from the loop's thread: the claim's chain, or None if it was not polled.
+Report = Callable[[ClaimedAsset, PollChain | None], None]
+
+
+class Inbox(Generic[T]):
+    """Results handed from the loop's thread to the tick's. The tick is woken only once as many
+    items as it wants are there, or by an item put with ``wake``: a wake-up per result would cost
+    the two threads a GIL hand-over each, thousands of times a second."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._items: list[T] = []
+        self._wanted = 1
+        self._woken = False
+
+    def put(self, item: T, *, wake: bool = False) -> None:
+        """Add ``item`` (any thread)."""
+        with self._ready:
+            self._items.append(item)
+            self._woken = self._woken or wake
+            if self._woken or len(self._items) >= self._wanted:
+                self._ready.notify()
+
+    def take(self, wanted: int, timeout: float | None) -> list[T]:
+        """Every item put so far, once there are ``wanted`` or one was put with ``wake``; at the
+        ``timeout`` (seconds, None: no limit) whatever there is, maybe nothing."""
+        with self._ready:
+            self._wanted = wanted
+            self._ready.wait_for(lambda: self._woken or len(self._items) >= wanted, timeout)
+            items, self._items, self._woken = self._items, [], False
+            return items
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """When a batch was claimed, on both clocks, and when its lease ends (``time.monotonic``)."""
+
+    claimed_at: datetime
+    claimed_monotonic: float
+    lease_ends: float
+
+    def sends_at(self, claim: ClaimedAsset) -> float:
+        """The monotonic time before which ``claim``'s request must not be sent: its due time."""
+        ahead = (claim.due_at - self.claimed_at).total_seconds()
+        return self.claimed_monotonic + max(0.0, ahead)
+
+
+async def poll_batch(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    claims: list[ClaimedAsset],
+    timing: BatchTiming,
+    halt: threading.Event,
+    report: Report,
+) -> None:
+    """Poll every claim of a batch concurrently (bounded by the client's slots), reporting each
+    claim exactly once as soon as its chain is known (None: not polled), whatever happens.
+
+    ``client`` is the one the batch was submitted to, not ``runtime.client`` read later: the
+    coroutine runs on that client's loop, and the runtime's client may be replaced meanwhile.
+    """
+    await asyncio.gather(
+        *(_poll_and_report(runtime, client, claim, timing, halt, report) for claim in claims),
+        return_exceptions=True,
+    )
+
+
+async def _poll_and_report(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    claim: ClaimedAsset,
+    timing: BatchTiming,
+    halt: threading.Event,
+    report: Report,
+) -> None:
+    chain = None
+    try:
+        chain = await _poll_one(runtime, client, claim, timing, halt)
+    except Exception:
+        log.exception("poll of asset %s (%s) failed", claim.asset_id, claim.api)
+    finally:  # cancelled too: the tick counts on one report per claim
+        report(claim, chain)
+
+
+async def _poll_one(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    claim: ClaimedAsset,
+    timing: BatchTiming,
+    halt: threading.Event,
+) -> PollChain | None:
+    """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
+
+    The first request waits for the claim's due time. Each request must end well inside the lease
+    (its time is capped by what is left, less a margin for applying): a request that could outlive
+    it is not sent, and the claim is released.
+    """
+    if not await _wait_until(timing.sends_at(claim), runtime.stop, halt):
+        return None
+    generation: Generation | None = Generation(claim.api)
+    requests: list[tuple[str, PollResult]] = []
+    async with client.slots:
+        while generation is not None:
+            budget = (timing.lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
+            if budget < MIN_REQUEST_BUDGET or halt.is_set():
+                break
+            if not await runtime.limiter.acquire(runtime.stop):
+                break
+            if not requests:
+                runtime.counters.sent_early((claim.due_at - runtime.clock()).total_seconds())
+            result = await client.fetch_status(
+                claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
+            )
+            runtime.counters.poll(result.outcome.value, result.duration)
+            requests.append((generation.value, result))
+            if result.outcome is PollOutcome.RATE_LIMITED:
+                halt.set()
+            if result.outcome is not PollOutcome.NOT_FOUND:
+                break
+            generation = successor(generation)
+    return PollChain(tuple(requests)) if requests else None
+
+
+async def _wait_until(moment: float, stop: threading.Event, halt: threading.Event) -> bool:
+    """Sleep until ``time.monotonic()`` reaches ``moment``; False if stopped or halted first."""
+    while (wait := moment - time.monotonic()) > 0:
+        if stop.is_set() or halt.is_set():
+            return False
+        # Re-checked after waking: a timer may fire a fraction of a millisecond early.
+        await asyncio.sleep(min(wait, STOP_CHECK_SECONDS))
+    return True
