@@ -82,7 +82,8 @@ def test_first_poll_is_prompt_and_not_terminal_emits_nothing(bridge):
     assert bridge.events(watch["id"]) == []
 
 
-def test_lookahead_polls_up_to_one_tick_early_never_late(bridge):
+def test_lookahead_claims_up_to_one_tick_early_never_late(bridge):
+    """A claim may come a tick early; its request still waits for the due time (test_poll_isolation_due)."""
     from app.worker.polling import poll_once
 
     bridge.set_status("a1", "ANALYZING")
