@@ -322,6 +322,17 @@ def postgres_template() -> Iterator[tuple[str, str]]:
         dbtools.drop_database(admin_url, name)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def door_app(request):
+    """``app`` on SQLite, then ``pg_app``: for tests that must hold on both databases."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+@pytest.fixture
+def door_client(door_app):
+    return door_app.test_client()
+
+
 @pytest.fixture
 def pg_app(app_factory, postgres_url):
     """An in-process app on the test's PostgreSQL database (index API, private URLs allowed for

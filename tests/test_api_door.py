@@ -27,17 +27,6 @@ ACCEPTED_IDS = ["...", ".a", "a.", "a..b", "-", "_", "x" * 128, "A-z.0_9"]
 IMPOSSIBLE_IDS = ["\x00", "wch_\x00", "a b", "é", "\u2028", "x" * 129, "..", ".", "%", "a\nb"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def door_app(request):
-    """The app on SQLite, then on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
-
-
-@pytest.fixture
-def door_client(door_app):
-    return door_app.test_client()
-
-
 # --- registration: ids the upstream path cannot take ----------------------------------------------
 
 

@@ -42,17 +42,6 @@ FILTERS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def door_app(request):
-    """The app on SQLite, then on PostgreSQL."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
-
-
-@pytest.fixture
-def door_client(door_app):
-    return door_app.test_client()
-
-
 def test_a_cursor_beyond_every_event_is_an_empty_page(door_client, auth_headers):
     response = door_client.get(f"{EVENTS}?after=999999999999999999", headers=auth_headers)
     assert response.status_code == 200, response.get_data(as_text=True)
