@@ -1,145 +1,18 @@
 """mi-bridge: a callback bridge for NAVER Cloud Media Intelligence.
 
-``create_app`` is the application factory (Flask convention): nothing runs at import time.
+The application factory is ``app.factory.create_app``; ``app:create_app`` (gunicorn, Flask) still
+finds it here. It is looked up on first use, so importing a part of the package (the simulator, the
+worker) does not build the web app's imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app
-from pydantic import ValidationError
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import ConfigError, Settings, load_settings
-from app.logs import configure_logging, install_request_ids
-from app.outbound.addresses import Resolver, system_resolver
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from app.factory import create_app
 
-SETTINGS_KEY = "MI_BRIDGE_SETTINGS"
-_SERVICES = "mi_bridge"
-MAX_BODY_BYTES = 64 * 1024
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_app(
-    config: Settings | Mapping[str, Any] | None = None,
-    *,
-    resolver: Resolver = system_resolver,
-    clock: Clock = _utcnow,
-    connect_resolver: Resolver | None = None,
-) -> Flask:
-    """Build the web application.
-
-    ``config`` is either ready ``Settings`` or a mapping of variable names that override the
-    environment (defaults < .env < environment < mapping). ``resolver`` (host names to addresses,
-    for the outbound address guard) and ``clock`` (scheduling time, never wire time) are injectable
-    for tests; ``connect_resolver`` (default: ``resolver``) is the one used when notifications
-    connect. Raises ``ConfigError`` for bad values.
-    """
-    settings = config if isinstance(config, Settings) else load_settings(config)
-    app = Flask(__name__, template_folder="../templates", instance_path=_instance_path(settings))
-    app.config[SETTINGS_KEY] = settings
-    app.config["SECRET_KEY"] = (
-        settings.secret_key.get_secret_value() if settings.secret_key else "development-only"
-    )
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    # Behind Heroku's router (or any one reverse proxy) trust exactly one X-Forwarded-* hop.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
-    configure_logging(settings)
-    install_request_ids(app)
-
-    from app.api.schemas import ValidationSettings
-
-    validation = ValidationSettings(resolver, settings.bridge_allow_private_urls)
-    from app.notify.registry import NotifierContext
-    from app.notify.slack import make_client as make_slack_client
-    from app.outbound.http import guarded_session
-
-    app.extensions[_SERVICES] = {
-        "clock": clock,
-        "validation": validation,
-        "default_targets": _default_targets(settings, validation),
-        "notifier": NotifierContext(
-            http=guarded_session(connect_resolver or resolver, settings.bridge_allow_private_urls),
-            slack=make_slack_client(
-                settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
-                settings.slack_api_url,
-            ),
-            public_url=settings.bridge_public_url,
-        ),
-    }
-
-    from app.db import init_db
-
-    init_db(app, settings.sqlalchemy_url)
-    _register_blueprints(app)
-    return app
-
-
-def _register_blueprints(app: Flask) -> None:
-    from app.api import deliveries, feed, watches  # noqa: F401  (routes register on import)
-    from app.api.blueprint import api, install_error_handlers
-    from app.api.docs import docs
-    from app.dashboard import init_dashboard
-    from app.web.health import health
-    from app.web.metrics import metrics
-
-    app.register_blueprint(health)
-    app.register_blueprint(metrics)
-    app.register_blueprint(docs)
-    app.register_blueprint(api)
-    init_dashboard(app)  # the dashboard blueprint, its CSRF protection and session cookie policy
-    install_error_handlers(app)
-
-
-def _default_targets(settings: Settings, validation: Any) -> list[Any]:
-    from app.api.schemas import DefaultTargets
-
-    if not settings.bridge_default_targets:
-        return []
-    try:
-        parsed = DefaultTargets.model_validate(
-            {"targets": list(settings.bridge_default_targets)}, context=validation
-        )
-    except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = "/".join(str(part) for part in error["loc"][1:])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigError("BRIDGE_DEFAULT_TARGETS", f"{where}: {message}") from None
-    return list(parsed.targets)
-
-
-def current_settings() -> Settings:
-    """The settings of the application handling the current request or CLI command."""
-    return current_app.config[SETTINGS_KEY]
-
-
-def current_clock() -> datetime:
-    """Now, by the application's (injectable) scheduling clock."""
-    return current_app.extensions[_SERVICES]["clock"]()
-
-
-def current_validation() -> Any:
-    """The ``ValidationSettings`` (resolver, private-URL switch) for request validation."""
-    return current_app.extensions[_SERVICES]["validation"]
-
-
-def current_default_targets() -> list[Any]:
-    """Validated ``BRIDGE_DEFAULT_TARGETS`` (empty when unset)."""
-    return current_app.extensions[_SERVICES]["default_targets"]
-
-
-def current_notifier() -> Any:
-    """The ``NotifierContext`` (guarded HTTP session, Slack clients) of the application."""
-    return current_app.extensions[_SERVICES]["notifier"]
-
-
-def _instance_path(settings: Settings) -> str:
-    return str(settings.bridge_instance_path.resolve())
+        return create_app
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

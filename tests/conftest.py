@@ -21,8 +21,9 @@ import requests
 
 from app.simulator import SimConfig, SimulatorServer, SimulatorState
 from app.upstream.client import MediaIntelligenceClient
-from app.upstream.generations import Generation, status_path
+from app.upstream.generations import status_path
 from app.upstream.signing import signed_headers
+from app.vocabulary import ApiGeneration
 
 TEST_ACCESS_KEY = "test-access-key"
 TEST_SECRET_KEY = "test-secret-key"
@@ -131,7 +132,7 @@ class SignedClient:
     def status(
         self,
         asset_id: str,
-        generation: Generation = Generation.INDEX,
+        generation: ApiGeneration = ApiGeneration.INDEX,
         workspace: str = "ws",
         project_id: str = "1",
     ) -> requests.Response:
@@ -217,7 +218,8 @@ class LoopbackOnly:
 def _migrated_app(database_url: str, resolver: StaticResolver, overrides: dict[str, Any]):
     from flask_migrate import upgrade
 
-    from app import _utcnow, create_app
+    from app.clock import utcnow as _utcnow
+    from app.factory import create_app
 
     clock = overrides.pop("_clock", _utcnow)
 
@@ -254,8 +256,8 @@ def _sqlite_template() -> Path:
 
         from flask_migrate import upgrade
 
-        from app import create_app
         from app.db import db
+        from app.factory import create_app
 
         path = Path(tempfile.mkdtemp(prefix="mi-bridge-template-")) / "template.db"
         app = create_app(

@@ -58,10 +58,10 @@ def seed_watch(
     **columns: Any,
 ) -> str:
     """Register a watch as the API would (no HTTP), then set ``state`` and other ``columns``."""
-    from app import current_settings, current_validation
-    from app.api.schemas import WatchCreate
     from app.db import db
+    from app.services import services
     from app.watches.registration import register_watch
+    from app.watches.validation import WatchCreate
 
     body = {
         "workspace": workspace,
@@ -71,9 +71,9 @@ def seed_watch(
         "targets": targets or [{"type": "webhook", "url": "https://hooks.example.test/in"}],
     }
     with app.app_context():
-        model = WatchCreate.model_validate(body, context=current_validation())
+        model = WatchCreate.model_validate(body, context=services().validation)
         now = datetime.now(UTC)
-        watch = register_watch(db.session, model, current_settings(), [], now).watch
+        watch = register_watch(db.session, model, services().settings, [], now).watch
         if state is not None and state != "watching":
             watch.state, watch.finished_at = state, now
         for name, value in columns.items():

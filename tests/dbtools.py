@@ -7,6 +7,7 @@ machine's PostgreSQL); without it they fail, loudly, rather than skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,9 +44,19 @@ def create_database(admin_url: str, template: str | None = None) -> str:
     return name
 
 
-def drop_database(admin_url: str, name: str) -> None:
-    """Drop a test database, disconnecting whoever still uses it."""
+def drop_database(admin_url: str, name: str, attempts: int = 50) -> None:
+    """Drop a test database, disconnecting whoever still uses it.
+
+    ``WITH (FORCE)`` cannot end an autovacuum worker (a superuser's process) for our role, so a
+    drop that meets one is tried again until the worker is done (at most ``attempts`` x 0.1 s).
+    """
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        for attempt in range(attempts):
+            try:
+                connection.execute(statement)
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)

@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from app.api.openapi import build_document
-from app.watches.cli import watch_group
+from app.cli.watch import watch_group
 from tests.dashboardtools import field_errors, sign_in
 from tests.watchtools import assert_problem, watch_body
 

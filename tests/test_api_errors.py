@@ -181,7 +181,7 @@ def test_every_configured_token_is_accepted(app_factory):
 def test_a_session_cookie_alone_is_not_an_api_credential(client, app):
     """A correctly signed session naming the accepted token (as a dashboard sign-in would) is
     still no way into the API: it takes the bearer token itself."""
-    from app.api.auth import token_fingerprint
+    from app.web.auth import token_fingerprint
 
     serializer = app.session_interface.get_signing_serializer(app)
     session = {"signed_in_as": token_fingerprint("test-api-token"), "_fresh": True}

@@ -52,7 +52,7 @@ def rebinding_bridge(tmp_path, resolver, clock, simulator, sim_control):
     """The conftest ``bridge``, except that notifications connect through ``resolver`` itself."""
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app.factory import create_app
 
     app = create_app(
         {

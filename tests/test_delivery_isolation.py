@@ -15,6 +15,7 @@ from app.notify import webhook
 from app.notify.results import EventSnapshot, TargetSnapshot
 from app.outbound.deadline import deadline
 from app.outbound.http import operator_session
+from app.services import services
 from tests.receiver import Answer, Receiver
 from tests.test_delivery_webhooks import complete, watch_with_receiver
 
@@ -187,7 +188,7 @@ def test_slack_unreachable_is_a_retry_of_that_delivery(bridge, receiver, deliver
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
-    bridge.app.extensions["mi_bridge"]["notifier"].slack = _slack_client(port)
+    services(bridge.app).notifier.slack = _slack_client(port)
     bystander = watch_with_receiver(bridge, receiver, asset_id="b1")
     bridge.set_status("a1", "ANALYZING")
     watch = bridge.register("a1", targets=[{"type": "slack", "channel": "C0GENERAL"}])

@@ -85,8 +85,8 @@ def test_pages_need_sign_in_and_render_hostile_text_literally(demo_app, auth_hea
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Labels*\n`x`: &lt;!channel&gt; <script>"}},
     ], None, False)  # fmt: skip
     with client.session_transaction() as session:
-        from app.api.auth import token_fingerprint
         from app.dashboard.auth import SESSION_KEY
+        from app.web.auth import token_fingerprint
 
         session[SESSION_KEY] = token_fingerprint("test-api-token")
     page = client.get("/demo/slack").get_data(as_text=True)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from app.api import auth as api_auth
+from app.web import auth as api_auth
 from tests.dashboardtools import seed_watch, sign_in
 from tests.fake_slack import TOKEN as SLACK_TOKEN
 
@@ -273,7 +273,7 @@ def test_tokens_are_compared_with_compare_digest_against_every_configured_token(
 
     def counting(a, b):
         caller = sys._getframe(1).f_globals["__name__"]
-        if caller in ("app.api.auth", "app.dashboard.auth"):  # not itsdangerous, CSRF...
+        if caller in ("app.web.auth", "app.dashboard.auth"):  # not itsdangerous, CSRF...
             calls.append((a, b))
         return original(a, b)
 

@@ -16,8 +16,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.upstream.generations import Generation, status_path
+from app.upstream.generations import status_path
 from app.upstream.signing import sign
+from app.vocabulary import ApiGeneration
 from tests.conftest import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
 from tests.fake_slack import TOKEN as SLACK_TOKEN
 from tests.processes import AUTH, Api, Processes, answers, bridge_env, free_port
@@ -294,7 +295,7 @@ def test_production_logs_are_json_and_carry_no_secret(
     for request in receiver.requests:
         for value in request.headers["webhook-signature"].split():
             webhook_signatures |= {value, value.partition(",")[2]}
-    paths = [status_path(Generation.INDEX, "ws", "1", a) for a in ("p1", "p2")]
+    paths = [status_path(ApiGeneration.INDEX, "ws", "1", a) for a in ("p1", "p2")]
     ncp_signatures = _ncp_signatures(paths, since_ms, until_ms)
     database_password = urlsplit(postgres_url).password or "(none)"
     secrets_by_name = {

@@ -14,7 +14,7 @@ from app.db import db
 from app.models import Asset, BridgeState
 from app.upstream.outcomes import PollOutcome, PollResult, classify_response
 from app.worker.apply import ApplyContext, PollChain, apply_batch
-from app.worker.claims import claim_due_assets
+from app.worker.asset_claims import claim_due_assets
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 TOKEN = "test-token"

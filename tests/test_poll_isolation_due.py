@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.db import db
 from app.models import Asset
-from app.worker.claims import ClaimedAsset
+from app.worker.asset_claims import ClaimedAsset
 from app.worker.poll_requests import BatchTiming
 from app.worker.polling import LOOKAHEAD_MARGIN_SECONDS, poll_once
 

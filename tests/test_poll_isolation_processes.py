@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from app.db import db
 from app.models import Asset, WorkerHeartbeat
-from app.watches.backoff import JITTER
+from app.worker.pacing import JITTER
 from tests.processes import AUTH, Processes, bridge_env
 
 ASSETS = [f"e{n:02d}" for n in range(24)]

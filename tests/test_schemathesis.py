@@ -101,11 +101,11 @@ def test_notifications_of_the_app_fixture_stay_on_loopback(app, resolver):
     """The ``app`` fixture's notification session refuses to resolve anything but loopback."""
     import requests
 
-    from app import current_notifier
+    from app.services import services
 
     resolver.table["public.example.test"] = ["93.184.216.34"]
     with app.app_context():
-        session = current_notifier().http
+        session = services().notifier.http
     for url in (
         "http://public.example.test/hook",
         "http://93.184.216.34/hook",

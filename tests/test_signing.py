@@ -53,8 +53,9 @@ def test_explicit_timestamp_reproduces_the_vector():
 
 
 def test_dot_segments_never_reach_the_upstream_path():
-    from app.upstream.generations import Generation, status_path
+    from app.upstream.generations import status_path
+    from app.vocabulary import ApiGeneration
 
-    path = status_path(Generation.INDEX, "..", ".", "..")
+    path = status_path(ApiGeneration.INDEX, "..", ".", "..")
     assert path == "/api/v1/workspaces/%2E%2E/projects/%2E/assets/%2E%2E/index/status"
     assert "/../" not in path

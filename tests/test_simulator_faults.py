@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.upstream.generations import Generation
 from app.upstream.outcomes import PollOutcome
+from app.vocabulary import ApiGeneration
 
 NORMAL = {"status": "ANALYZING", "analyzeStatusMessage": None}
 
@@ -70,7 +70,7 @@ def test_rate_limit(sim_control, sim_upstream, retry_after):
 
 def test_rate_limit_seen_by_the_client(sim_control, sim_client):
     add_fault(sim_control, kind="rate_limit", retry_after="5")
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert (result.outcome, result.retry_after, result.upstream_code) == (
         PollOutcome.RATE_LIMITED,
         5.0,
@@ -152,7 +152,7 @@ def test_malformed_is_200_without_json(sim_control, sim_upstream, sim_client):
     assert response.headers["Content-Type"].startswith("text/html")
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.text)
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert result.outcome is PollOutcome.TRANSIENT
     assert "malformed" in result.detail
 
@@ -162,7 +162,7 @@ def test_unexpected_is_200_json_of_another_shape(sim_control, sim_upstream, sim_
     response = sim_upstream.status("a1")
     assert response.status_code == 200
     assert "result" not in response.json()
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert result.outcome is PollOutcome.TRANSIENT
     assert "unexpected" in result.detail
 
@@ -199,9 +199,9 @@ def test_asset_filter(sim_control, sim_upstream):
 
 def test_generation_filter(sim_control, sim_upstream):
     add_fault(sim_control, kind="http_error", generation="video-assets")
-    assert_normal(sim_upstream.status("a1", Generation.INDEX))
-    assert_normal(sim_upstream.status("a1", Generation.ASSETS))
-    assert sim_upstream.status("a1", Generation.VIDEO_ASSETS).status_code == 503
+    assert_normal(sim_upstream.status("a1", ApiGeneration.INDEX))
+    assert_normal(sim_upstream.status("a1", ApiGeneration.ASSETS))
+    assert sim_upstream.status("a1", ApiGeneration.VIDEO_ASSETS).status_code == 503
 
 
 def test_first_matching_rule_wins_in_creation_order(sim_control, sim_upstream):
@@ -237,26 +237,28 @@ def test_switched_off_generation(sim_control, sim_upstream, status_code):
     assert response.json() == {"video-assets": {"enabled": False, "status_code": status_code}}
     add_fault(sim_control, kind="http_error", count=None, generation="video-assets")
     for asset_id in ("a1", "never-created"):
-        gone = sim_upstream.status(asset_id, Generation.VIDEO_ASSETS)
+        gone = sim_upstream.status(asset_id, ApiGeneration.VIDEO_ASSETS)
         assert gone.status_code == status_code
         assert "errorCode" in gone.json()["error"]
     if status_code == 404:
         assert gone.json() == {"error": {"errorCode": "300", "message": "Not Found"}}
-    assert_normal(sim_upstream.status("a1", Generation.ASSETS))
-    assert_normal(sim_upstream.status("a1", Generation.INDEX))
+    assert_normal(sim_upstream.status("a1", ApiGeneration.ASSETS))
+    assert_normal(sim_upstream.status("a1", ApiGeneration.INDEX))
     assert sim_control.get("/generations").json() == {
         "video-assets": {"enabled": False, "status_code": status_code},
         "assets": {"enabled": True, "status_code": 404},
         "index": {"enabled": True, "status_code": 404},
     }
     sim_control.put("/generations/video-assets", json={"enabled": True}).raise_for_status()
-    assert sim_upstream.status("a1", Generation.VIDEO_ASSETS).status_code == 503  # the fault again
+    assert (
+        sim_upstream.status("a1", ApiGeneration.VIDEO_ASSETS).status_code == 503
+    )  # the fault again
 
 
 def test_switched_off_generation_seen_by_the_client(sim_control, sim_client):
     sim_control.put("/generations/assets", json={"enabled": False, "status_code": 410})
-    gone = sim_client.get_status("ws", "1", "a1", Generation.ASSETS)
-    current = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    gone = sim_client.get_status("ws", "1", "a1", ApiGeneration.ASSETS)
+    current = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert (gone.outcome, gone.http_status) == (PollOutcome.NOT_FOUND, 410)
     assert (current.outcome, current.status) == (PollOutcome.STATUS, "ANALYZING")
 
@@ -264,6 +266,6 @@ def test_switched_off_generation_seen_by_the_client(sim_control, sim_client):
 def test_retry_after_date_is_understood_by_the_client(sim_control, sim_client):
     later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
     add_fault(sim_control, kind="rate_limit", retry_after=later)
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert result.outcome is PollOutcome.RATE_LIMITED
     assert 3500 < result.retry_after <= 3600

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from app.simulator import SimulatorServer
-from app.upstream.generations import Generation
 from app.upstream.outcomes import PollOutcome
 from app.upstream.signing import signed_headers
+from app.vocabulary import ApiGeneration
 
 PROJECT = "/api/v1/workspaces/ws/projects/1"
 NOT_FOUND = {"error": {"errorCode": "300", "message": "Not Found"}}
@@ -36,7 +36,7 @@ def test_a_keep_alive_session_is_one_connection(sim_control, signed_client_facto
 def test_the_project_client_reuses_its_connection(sim_control, sim_client):
     sim_control.put("/assets/ws/1/a1", json={"status": "ANALYZING"}).raise_for_status()
     before = connections(sim_control)
-    results = [sim_client.get_status("ws", "1", "a1", g) for g in Generation for _ in range(3)]
+    results = [sim_client.get_status("ws", "1", "a1", g) for g in ApiGeneration for _ in range(3)]
     assert {r.outcome for r in results} == {PollOutcome.STATUS}
     assert connections(sim_control) == before + 1
     assert sim_control.get("/stats").json()["by_generation"] == {
@@ -73,7 +73,7 @@ def test_max_in_flight_per_asset_under_concurrent_requests(
 
 def test_sequential_requests_never_overlap(sim_control, sim_upstream):
     sim_control.put("/assets/ws/1/a1", json={"status": "ANALYZING"}).raise_for_status()
-    for generation in Generation:
+    for generation in ApiGeneration:
         sim_upstream.status("a1", generation).raise_for_status()
     view = sim_control.get("/assets/ws/1/a1").json()
     assert (view["requests"], view["max_in_flight"]) == (3, 1)
@@ -81,7 +81,7 @@ def test_sequential_requests_never_overlap(sim_control, sim_upstream):
 
 def test_one_asset_is_shared_by_all_generations(sim_control, sim_upstream):
     sim_control.put("/assets/ws/1/a1", json={"status": "ANALYZE_COMPLETED", "index_id": 9})
-    bodies = [sim_upstream.status("a1", generation).json() for generation in Generation]
+    bodies = [sim_upstream.status("a1", generation).json() for generation in ApiGeneration]
     assert (
         bodies
         == [
@@ -115,13 +115,13 @@ def test_message_field_and_numeric_code_quirks(sim_control, sim_upstream, sim_cl
         "message": "success",
         "result": {"status": "ANALYZE_FAIL", "analysisStatusMessage": "키워드 인코딩 실패"},
     }
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert (result.status, result.message) == ("ANALYZE_FAIL", "키워드 인코딩 실패")
 
 
 def test_unknown_status_is_served_as_pinned(sim_control, sim_client):
     sim_control.put("/assets/ws/1/a1", json={"status": "REINDEXING"}).raise_for_status()
-    result = sim_client.get_status("ws", "1", "a1", Generation.INDEX)
+    result = sim_client.get_status("ws", "1", "a1", ApiGeneration.INDEX)
     assert (result.outcome, result.status) == (PollOutcome.STATUS, "REINDEXING")
 
 

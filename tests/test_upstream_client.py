@@ -7,9 +7,9 @@ from email.utils import format_datetime
 import pytest
 
 from app.upstream.client import MAX_BODY_BYTES, MediaIntelligenceClient
-from app.upstream.generations import Generation
 from app.upstream.outcomes import PollOutcome
 from app.upstream.statuses import KNOWN
+from app.vocabulary import ApiGeneration
 
 WS, PROJECT = "ws", "1"
 ACCESS_KEY, SECRET_KEY = "test-access-key", "test-secret-key"  # the simulator fixture's keys
@@ -25,11 +25,11 @@ def add_fault(control, **body):
     assert response.status_code == 201, response.text
 
 
-def poll(client, asset_id, generation=Generation.INDEX):
+def poll(client, asset_id, generation=ApiGeneration.INDEX):
     return client.get_status(WS, PROJECT, asset_id, generation)
 
 
-@pytest.mark.parametrize("generation", list(Generation))
+@pytest.mark.parametrize("generation", list(ApiGeneration))
 @pytest.mark.parametrize("status", KNOWN)
 def test_every_status_in_every_generation(sim_control, sim_client, status, generation):
     put_asset(
@@ -83,9 +83,9 @@ def test_switched_off_generation_is_not_found(sim_control, sim_client, status_co
         "/generations/video-assets", json={"enabled": False, "status_code": status_code}
     )
     assert response.status_code == 200, response.text
-    gone = poll(sim_client, "a1", Generation.VIDEO_ASSETS)
+    gone = poll(sim_client, "a1", ApiGeneration.VIDEO_ASSETS)
     assert (gone.outcome, gone.http_status) == (PollOutcome.NOT_FOUND, status_code)
-    assert poll(sim_client, "a1", Generation.ASSETS).status == "ANALYZING"
+    assert poll(sim_client, "a1", ApiGeneration.ASSETS).status == "ANALYZING"
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,9 @@ def test_connection_refused_is_transient():
 def test_two_hundred_polls_reuse_a_handful_of_connections(sim_control, sim_client):
     put_asset(sim_control, "a1", status="ANALYZING")
     before = sim_control.get("/stats").json()["connections"]
-    results = [poll(sim_client, "a1", generation) for _ in range(67) for generation in Generation]
+    results = [
+        poll(sim_client, "a1", generation) for _ in range(67) for generation in ApiGeneration
+    ]
     after = sim_control.get("/stats").json()
     assert len(results) == 201
     assert all(result.status == "ANALYZING" for result in results)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.cli.watch import watch_group
 from app.db import db
 from app.models import Target, Watch
-from app.watches.cli import watch_group
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY

@@ -81,7 +81,8 @@ class FakeClock:
 
 def development_app(database_url: str, resolver: Any, clock: Any = None, **overrides: Any) -> Flask:
     """A development app like the ``app`` fixture's (token ``API_TOKEN``), not migrated."""
-    from app import _utcnow, create_app
+    from app.clock import utcnow as _utcnow
+    from app.factory import create_app
     from tests.conftest import API_TOKEN
 
     config = {

@@ -7,8 +7,8 @@ from typing import Any, NoReturn
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.api.auth import bearer_token, token_fingerprint, token_matches
-from app.api.problems import problem
+from app.web.auth import bearer_token, token_fingerprint, token_matches
+from app.web.problems import problem
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -32,10 +32,10 @@ def fail(status: int, detail: str, errors: list[dict[str, str]] | None = None) -
 
 @api.before_request
 def _authenticate() -> Response | None:
-    from app import current_settings
+    from app.services import services
 
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token_matches(token, current_settings().api_tokens()):
+    if token is None or not token_matches(token, services().settings.api_tokens()):
         return problem(
             401,
             "a valid bearer token is required (Authorization: Bearer <token>)",

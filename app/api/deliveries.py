@@ -8,18 +8,18 @@ from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app import current_clock, current_notifier
 from app.api.blueprint import api, fail
 from app.api.params import bounded_int, id_filter, sequence_cursor
-from app.api.serializers import delivery_json
 from app.api.watches import find_watch
 from app.db import db
 from app.models import Delivery, Event
 from app.outbox import retries
-from app.outbox.attempts import DEAD, FAILED, PENDING
-from app.outbox.testing import send_test
+from app.outbox.bridge_test import send_test
+from app.resources.serializers import delivery_json
+from app.services import services
+from app.vocabulary import DeliveryState
 
-DELIVERY_STATES = (PENDING, "succeeded", FAILED, DEAD)
+DELIVERY_STATES = (DeliveryState.PENDING, "succeeded", DeliveryState.FAILED, DeliveryState.DEAD)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 
@@ -27,7 +27,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 def test_watch(watch_id: str) -> Response:
     """Send a ``bridge.test`` event to every target of the watch now; answer each real outcome."""
     watch = find_watch(watch_id)
-    event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock)
+    event_id, outcomes = send_test(db.session, watch, services().notifier, services().clock)
     body = {
         "event_id": event_id,
         "results": [
@@ -92,7 +92,7 @@ def retry_delivery(delivery_id: str) -> tuple[Response, int]:
     if delivery is None:
         fail(404, f"no delivery {delivery_id}")
     try:
-        retries.retry_delivery(db.session, delivery, current_clock())
+        retries.retry_delivery(db.session, delivery, services().clock())
     except retries.NotRetryable as exc:
         fail(409, str(exc))
     db.session.commit()

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from app.api.blueprint import api
 from app.api.params import bounded_int, id_filter, sequence_cursor
-from app.api.serializers import event_json
 from app.db import db
 from app.models import Event
+from app.resources.serializers import event_json
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 

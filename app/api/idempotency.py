@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import IdempotencyKey
@@ -79,12 +79,6 @@ def reserve(
     session.add(row)
     session.flush()
     return row
-
-
-def purge_expired(session: Session, now: datetime) -> int:
-    """Delete keys past their lifetime; returns how many."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
-    return result.rowcount or 0
 
 
 def lookup_row(session: Session, fingerprint: str, key: str) -> IdempotencyKey | None:

@@ -11,11 +11,11 @@ import json
 from functools import cache
 from importlib import metadata
 
-from app.api import shapes
 from app.api.idempotency import MAX_KEY_LENGTH
 from app.api.openapi_paths import JSON, PROBLEMS, Spec, json_response, paths, ref
-from app.api.problems import PROBLEM_TYPE
-from app.api.schemas import UPSTREAM_ID_MAX_LENGTH, UPSTREAM_ID_PATTERN, WatchCreate
+from app.resources import models as shapes
+from app.watches.validation import UPSTREAM_ID_MAX_LENGTH, UPSTREAM_ID_PATTERN, WatchCreate
+from app.web.problems import PROBLEM_TYPE
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 DESCRIPTION = (

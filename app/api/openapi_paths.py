@@ -11,9 +11,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from app import MAX_BODY_BYTES
 from app.api.params import FILTER_PATTERN, SEQ_CURSOR_PATTERN
-from app.watches import states
+from app.vocabulary import WATCH_STATES
+from app.web.door import MAX_BODY_BYTES
 
 Spec = dict[str, Any]
 JSON = "application/json"
@@ -163,7 +163,7 @@ def _watches() -> Spec:
         tag="watches",
         errors={**API_ERRORS, 400: "A bad state, limit, cursor or filter."},
         parameters=(
-            _query("state", {"type": "string", "enum": list(states.ALL)}, "Only this state."),
+            _query("state", {"type": "string", "enum": list(WATCH_STATES)}, "Only this state."),
             _query("workspace", ID_FILTER, "Only this workspace."),
             _query("project_id", ID_FILTER, "Only this project."),
             _limit(watches.DEFAULT_LIMIT, watches.MAX_LIMIT),
@@ -247,8 +247,8 @@ def _deliveries() -> Spec:
 
 def _operations() -> Spec:
     from app.api import docs
-    from app.web import health
-    from app.web import metrics as prometheus
+    from app.ops import health
+    from app.ops import metrics as prometheus
 
     def public(view: Callable[..., Any], responses: Spec) -> Spec:
         return {"get": operation(view, responses, tag="operations", public=True)}

@@ -9,16 +9,17 @@ from flask import Response, g, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import current_clock, current_default_targets, current_settings, current_validation
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
 from app.api.params import bounded_int, id_filter, text_cursor
-from app.api.schemas import InvalidWatch, WatchCreate, validate_watch
-from app.api.serializers import deliveries_by_watch, load_watches, watch_json
 from app.db import db
 from app.models import Watch
-from app.watches import states
+from app.resources.serializers import watch_json
+from app.services import services
+from app.vocabulary import WATCH_STATES
+from app.watches.queries import deliveries_by_watch, load_watches
 from app.watches.registration import register_watch, stop_watch
+from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 WATCH_ID = re.compile(r"wch_[0-9A-Z]{26}")  # matched whole (fullmatch)
@@ -40,7 +41,7 @@ def create_watch() -> Response:
 
 def _validated(payload: object) -> WatchCreate:
     try:
-        return validate_watch(payload, current_validation(), bool(current_default_targets()))
+        return validate_watch(payload, services().validation, bool(services().default_targets))
     except InvalidWatch as exc:
         fail(422, "the watch is invalid", exc.errors)
 
@@ -48,7 +49,7 @@ def _validated(payload: object) -> WatchCreate:
 def _register(model: WatchCreate) -> Response:
     session = db.session
     registration = register_watch(
-        session, model, current_settings(), current_default_targets(), current_clock()
+        session, model, services().settings, services().default_targets, services().clock()
     )
     body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
     session.commit()
@@ -58,13 +59,13 @@ def _register(model: WatchCreate) -> Response:
 def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
     session = db.session
     fingerprint = g.token_fingerprint
-    now = current_clock()
+    now = services().clock()
     try:
         stored = idempotency.find_answer(session, fingerprint, key, digest, now)
         if stored is None:
             row = idempotency.reserve(session, fingerprint, key, digest, now)
             registration = register_watch(
-                session, model, current_settings(), current_default_targets(), now
+                session, model, services().settings, services().default_targets, now
             )
             body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
             row.status_code, row.body = 201, json.dumps(body)
@@ -108,8 +109,8 @@ def list_watches() -> Response:
     statement = select(Watch).order_by(Watch.id.desc())
     state = args.get("state")
     if state is not None:
-        if state not in states.ALL:
-            fail(400, f"state must be one of {', '.join(states.ALL)}")
+        if state not in WATCH_STATES:
+            fail(400, f"state must be one of {', '.join(WATCH_STATES)}")
         statement = statement.where(Watch.state == state)
     for name in ("workspace", "project_id"):
         value = id_filter(args.get(name), name)
@@ -145,7 +146,7 @@ def get_watch(watch_id: str) -> Response:
 def delete_watch(watch_id: str) -> Response:
     """Stop watching (``stopped``); an ended watch answers 200 unchanged."""
     watch = find_watch(watch_id)
-    stop_watch(db.session, watch, current_clock())
+    stop_watch(db.session, watch, services().clock())
     db.session.commit()
     deliveries = deliveries_by_watch(db.session, [watch.id])
     return _json(watch_json(watch, deliveries.get(watch.id, ())))

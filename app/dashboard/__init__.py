@@ -45,7 +45,6 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
 
 def init_dashboard(app: Flask) -> None:
     """Attach the dashboard to ``app``: session cookie policy, CSRF protection, routes, filters."""
-    from app.api.blueprint import api
     from app.dashboard import (  # noqa: F401  (routes register on import)
         actions,
         attention,
@@ -63,7 +62,6 @@ def init_dashboard(app: Flask) -> None:
     app.config["WTF_CSRF_TIME_LIMIT"] = int(SESSION_LIFETIME.total_seconds())
     app.session_interface = DashboardSessionInterface()
     csrf.init_app(app)
-    csrf.exempt(api)
     formatting.install_filters(app)
     app.register_blueprint(dashboard)
     app.register_error_handler(CSRFError, _csrf_refused)

@@ -11,16 +11,17 @@ from typing import Any
 from flask import Response, abort, flash, redirect, request, url_for
 from sqlalchemy import select
 
-from app import current_clock, current_notifier
-from app.api.serializers import load_watches, target_json
 from app.dashboard import dashboard
 from app.dashboard.auth import safe_next
 from app.dashboard.formatting import duration, excerpt
 from app.db import db
 from app.models import Delivery, Watch
-from app.notify.results import DeliveryOutcome
 from app.outbox import retries
-from app.outbox.testing import TestOutcome, send_test
+from app.outbox.bridge_test import TestOutcome, send_test
+from app.resources.serializers import target_json
+from app.services import services
+from app.vocabulary import DeliveryOutcome
+from app.watches.queries import load_watches
 from app.watches.registration import stop_watch
 
 
@@ -39,7 +40,7 @@ def _back_to_watch(watch_id: str) -> Response:
 def stop(watch_id: str) -> Response:
     """Stop watching (state ``stopped``); an ended watch is left as it is, and the page says so."""
     watch = _watch_or_404(watch_id)
-    if stop_watch(db.session, watch, current_clock()):
+    if stop_watch(db.session, watch, services().clock()):
         db.session.commit()
         flash("Stopped: no events will be sent for this watch from now on.", "success")
     else:
@@ -70,7 +71,7 @@ def test(watch_id: str) -> Response:
     """Send ``bridge.test`` to every target now (disabled ones too) and report each real outcome."""
     watch = _watch_or_404(watch_id)
     targets = {target.id: target_json(target) for target in watch.targets}
-    _event_id, outcomes = send_test(db.session, watch, current_notifier(), current_clock)
+    _event_id, outcomes = send_test(db.session, watch, services().notifier, services().clock)
     if not outcomes:
         flash("This watch has no targets to test.", "info")
     for outcome in outcomes:
@@ -90,7 +91,7 @@ def retry(delivery_id: str) -> Response:
         "dashboard.watch", watch_id=delivery.watch_id
     )
     try:
-        retries.retry_delivery(db.session, delivery, current_clock())
+        retries.retry_delivery(db.session, delivery, services().clock())
     except retries.NotRetryable as exc:
         db.session.rollback()
         flash(f"Not retried: {exc}.", "error")

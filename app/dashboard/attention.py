@@ -8,14 +8,14 @@ from flask import render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.api.serializers import target_json
 from app.dashboard import dashboard
 from app.db import db
 from app.models import Delivery, Event, Target, Watch
-from app.outbox.attempts import DEAD, FAILED
+from app.resources.serializers import target_json
+from app.vocabulary import DeliveryState
 
 PAGE_SIZE = 25
-ATTENTION_STATES = (FAILED, DEAD)
+ATTENTION_STATES = (DeliveryState.FAILED, DeliveryState.DEAD)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from flask import (
     url_for,
 )
 
-from app import current_settings
-from app.api.auth import token_fingerprint, token_matches
 from app.dashboard import dashboard
+from app.services import services
+from app.web.auth import token_fingerprint, token_matches
 
 SESSION_KEY = "signed_in_as"
 #: Views anyone may reach: the sign-in page itself.
@@ -53,7 +53,7 @@ def signed_in() -> bool:
     if not isinstance(fingerprint, str):
         return False
     matched = False
-    for token in current_settings().api_tokens():
+    for token in services().settings.api_tokens():
         matched |= hmac.compare_digest(fingerprint, token_fingerprint(token))
     return matched
 
@@ -83,7 +83,7 @@ def login() -> Response | tuple[str, int] | str:
             return redirect(next_path)
         return render_template("dashboard/login.html", next_path=next_path, error=None)
     token = request.form.get("token", "")
-    if not token or not token_matches(token, current_settings().api_tokens()):
+    if not token or not token_matches(token, services().settings.api_tokens()):
         error = "That token is not accepted. Use one of the bridge's API tokens."
         return render_template("dashboard/login.html", next_path=next_path, error=error), 401
     session.clear()

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
-from app.api.serializers import rfc3339
+from app.clock import rfc3339
 
 EXCERPT_CHARACTERS = 200
 

@@ -1,6 +1,6 @@
 """The bridge health banner: what an on-call engineer must know before reading anything else.
 
-The rules are ``/readyz``'s (``app.web.health``): a worker not seen for 30 s, upstream and Slack
+The rules are ``/readyz``'s (``app.ops.health``): a worker not seen for 30 s, upstream and Slack
 credential health, and a rate-limit pause from the upstream.
 """
 
@@ -13,13 +13,14 @@ from flask import has_request_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import current_clock
 from app.dashboard import dashboard
 from app.dashboard.auth import signed_in
 from app.db import db
+from app.health.bridge_state import ROW_ID
 from app.models import BridgeState, WorkerHeartbeat
-from app.web.health import WORKER_STALE_AFTER
-from app.worker.bridge_state import FAILING, ROW_ID
+from app.ops.health import WORKER_STALE_AFTER
+from app.services import services
+from app.vocabulary import AuthHealth
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
     elif now - last_seen > WORKER_STALE_AFTER:
         detail = "Polling and deliveries stop while no worker runs. Last seen:"
         alerts.append(Alert("worker", "No worker seen for over 30 s", detail, last_seen))
-    if state is not None and state.upstream_auth == FAILING:
+    if state is not None and state.upstream_auth == AuthHealth.FAILING:
         detail = state.upstream_auth_detail or "the API Gateway answers 401"
         alerts.append(
             Alert(
@@ -53,7 +54,7 @@ def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
                 state.upstream_auth_changed_at,
             )
         )
-    if state is not None and state.slack_auth == FAILING:
+    if state is not None and state.slack_auth == AuthHealth.FAILING:
         detail = state.slack_auth_detail or "Slack refuses the bot token"
         alerts.append(
             Alert(
@@ -82,4 +83,4 @@ def _health() -> dict[str, list[Alert]]:
     """``alerts`` for the banner of every dashboard page a signed-in user sees."""
     if not has_request_context() or not signed_in():
         return {"alerts": []}
-    return {"alerts": bridge_alerts(db.session, current_clock())}
+    return {"alerts": bridge_alerts(db.session, services().clock())}

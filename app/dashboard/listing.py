@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Watch
-from app.watches import states
+from app.vocabulary import WATCH_STATES
 
 PAGE_SIZE = 25
 MAX_SEARCH_CHARACTERS = 200
@@ -40,7 +40,7 @@ class WatchQuery:
             else 1
         )
         search = " ".join(args.get("q", "").split())[:MAX_SEARCH_CHARACTERS]
-        return cls(state if state in states.ALL else None, search, page)
+        return cls(state if state in WATCH_STATES else None, search, page)
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query-string arguments for this query with ``changes`` applied (defaults left out)."""
@@ -80,7 +80,7 @@ def list_watches(session: Session, query: WatchQuery, page_size: int = PAGE_SIZE
     if matching is not None:
         count_statement = count_statement.where(matching)
     found: dict[str, int] = dict(session.execute(count_statement).all())
-    counts = {state: found.get(state, 0) for state in states.ALL}
+    counts = {state: found.get(state, 0) for state in WATCH_STATES}
     listed = counts[query.state] if query.state else sum(counts.values())
     pages = max(1, -(-listed // page_size))
     page = min(query.page, pages)

@@ -12,10 +12,6 @@ from typing import Any
 from flask import Response, render_template, request
 from pydantic import ValidationError
 
-from app import current_clock, current_default_targets, current_settings, current_validation
-from app.api.problems import validation_errors
-from app.api.schemas import SUBSCRIBABLE_EVENTS, WatchCreate
-from app.api.serializers import target_json
 from app.dashboard import dashboard
 from app.dashboard.watch_form import (
     API_CHOICES,
@@ -25,7 +21,11 @@ from app.dashboard.watch_form import (
     read_form,
 )
 from app.db import db
+from app.resources.serializers import target_json
+from app.services import services
+from app.vocabulary import SUBSCRIBABLE_EVENTS
 from app.watches.registration import register_watch
+from app.watches.validation import WatchCreate, validation_errors
 
 
 def validate(form: WatchForm) -> WatchCreate | None:
@@ -36,10 +36,10 @@ def validate(form: WatchForm) -> WatchCreate | None:
     """
     model, errors = None, []
     try:
-        model = WatchCreate.model_validate(form.body, context=current_validation())
+        model = WatchCreate.model_validate(form.body, context=services().validation)
     except ValidationError as exc:
         errors = validation_errors(exc, form.body)
-    if "targets" not in form.body and not current_default_targets():
+    if "targets" not in form.body and not services().default_targets:
         errors.append({"pointer": "#/targets", "detail": "required"})
     add_api_errors(form, errors)
     return None if form.errors else model
@@ -50,9 +50,9 @@ def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
         "form": form,
         "events": SUBSCRIBABLE_EVENTS,
         "apis": API_CHOICES,
-        "default_api": current_settings().mi_default_api,
-        "has_default_targets": bool(current_default_targets()),
-        "default_timeout": current_settings().bridge_watch_timeout,
+        "default_api": services().settings.mi_default_api,
+        "has_default_targets": bool(services().default_targets),
+        "default_timeout": services().settings.bridge_watch_timeout,
     }
     return render_template("dashboard/new.html", **context), status
 
@@ -68,7 +68,7 @@ def new_watch() -> tuple[str, int] | Response:
     if model is None:
         return _form_page(form, 422)
     registration = register_watch(
-        db.session, model, current_settings(), current_default_targets(), current_clock()
+        db.session, model, services().settings, services().default_targets, services().clock()
     )
     watch = registration.watch
     secrets = [

@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.serializers import deliveries_by_watch
 from app.models import Delivery, Event, StatusChange, Watch
-from app.outbox.attempts import PENDING
-from app.watches import states
+from app.vocabulary import DeliveryState, WatchState
+from app.watches.queries import deliveries_by_watch
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def phases(
 def detection(watch: Watch, now: datetime) -> Detection:
     """The last change's detection time and lag, and for a watch still watching, its freshness."""
     detected_at = watch.history[-1].observed_at if watch.history else None
-    watching = watch.state == states.WATCHING
+    watching = watch.state == WatchState.WATCHING
     last_polled = watch.last_polled_at
     lag = watch.detection_lag_seconds
     return Detection(
@@ -132,6 +131,6 @@ def events_with_deliveries(session: Session, watch: Watch) -> list[EventDeliveri
 
 def still_live(watch: Watch, events: Sequence[EventDeliveries]) -> bool:
     """True while the page has news to wait for: the watch watches or a delivery is pending."""
-    if watch.state == states.WATCHING:
+    if watch.state == WatchState.WATCHING:
         return True
-    return any(d.state == PENDING for item in events for d in item.deliveries)
+    return any(d.state == DeliveryState.PENDING for item in events for d in item.deliveries)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.api.schemas import DEFAULT_EVENTS
+from app.vocabulary import DEFAULT_EVENTS
 
 #: Text fields of the form, copied into the body under the same name when not empty.
 TEXT_FIELDS = ("workspace", "project_id", "asset_id")

@@ -12,14 +12,15 @@ from typing import Any
 from flask import Response, abort, render_template, request, url_for
 from sqlalchemy import select
 
-from app import current_clock, current_settings
-from app.api.serializers import load_watches, target_json
 from app.dashboard import dashboard
 from app.dashboard.listing import WatchQuery, list_watches
 from app.dashboard.timeline import detection, events_with_deliveries, phases, still_live
 from app.db import db
 from app.models import Watch
-from app.watches import states
+from app.resources.serializers import target_json
+from app.services import services
+from app.vocabulary import WATCH_STATES
+from app.watches.queries import load_watches
 
 LIVE_HEADER = "X-Live"
 
@@ -27,7 +28,7 @@ LIVE_HEADER = "X-Live"
 def _list_context() -> dict[str, Any]:
     query = WatchQuery.from_args(request.args)
     page = list_watches(db.session, query)
-    return {"query": query, "listing": page, "states": states.ALL}
+    return {"query": query, "listing": page, "states": WATCH_STATES}
 
 
 @dashboard.get("/")
@@ -50,7 +51,7 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
     if not found:
         abort(404)
     watch = found[0]
-    now = current_clock()
+    now = services().clock()
     events = events_with_deliveries(db.session, watch)
     return {
         "watch": watch,
@@ -60,7 +61,7 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
         "events": events,
         "targets": {target.id: target_json(target) for target in watch.targets},
         "live": still_live(watch, events),
-        "public_url": current_settings().bridge_public_url,
+        "public_url": services().settings.bridge_public_url,
     }
 
 

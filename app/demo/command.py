@@ -20,9 +20,9 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
-from app import create_app
 from app.demo.samples import PROJECT, RETIRED_GENERATION, SAMPLES, WORKSPACE, Sample
 from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
+from app.factory import create_app
 from app.simulator.server import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimulatorServer
 from app.watches.registration import generate_secret
 

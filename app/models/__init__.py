@@ -1,6 +1,6 @@
 """The bridge's tables (SQLAlchemy 2 declarative). The database is the only coordinator."""
 
-from app.models.base import Base, new_id, utcnow
+from app.models.base import Base, new_id
 from app.models.operations import BridgeState, IdempotencyKey, WorkerHeartbeat
 from app.models.outbox import Delivery, DeliveryAttempt, Event
 from app.models.watches import WATCHING_ONLY, Asset, StatusChange, Target, Watch
@@ -19,5 +19,4 @@ __all__ = [
     "Watch",
     "WorkerHeartbeat",
     "new_id",
-    "utcnow",
 ]

@@ -52,11 +52,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 
 
-def utcnow() -> datetime:
-    """Now, aware UTC: the default for created/updated columns."""
-    return datetime.now(UTC)
-
-
 PublicId = String(32)
 
 #: Surrogate keys of tables that grow with use (and the columns referring to them): 64-bit on

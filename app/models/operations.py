@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, utcnow
+from app.clock import utcnow
+from app.models.base import Base
 
 
 class IdempotencyKey(Base):

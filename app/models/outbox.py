@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, BigKey, PublicId, new_id, utcnow
+from app.clock import utcnow
+from app.models.base import Base, BigKey, PublicId, new_id
 
 
 class Event(Base):

@@ -17,12 +17,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, BigKey, PublicId, new_id, utcnow
-from app.watches.states import WATCHING
+from app.clock import utcnow
+from app.models.base import Base, BigKey, PublicId, new_id
+from app.vocabulary import WatchState
 
 #: The predicate of the partial indexes on active watches, as SQL (``WATCHING_ONLY`` below is the
 #: same, for queries).
-_WATCHING_SQL = f"state = '{WATCHING}'"
+_WATCHING_SQL = f"state = '{WatchState.WATCHING}'"
 
 ID_LENGTH = 128
 
@@ -155,4 +156,4 @@ class StatusChange(Base):
 
 #: ``watches.state = 'watching'`` with the state as a literal: the predicate of the partial indexes
 #: above, so the planner can use them (a bound parameter could be any state).
-WATCHING_ONLY = Watch.__table__.c.state == literal_column(f"'{WATCHING}'")
+WATCHING_ONLY = Watch.__table__.c.state == literal_column(f"'{WatchState.WATCHING}'")

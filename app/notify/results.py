@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-
-class DeliveryOutcome(StrEnum):
-    """The decision a result asks of the outbox."""
-
-    SUCCEEDED = "succeeded"
-    RETRY = "retry"  # a failed attempt: next one by the retry schedule, dead after the last
-    THROTTLED = "throttled"  # 429/503 with Retry-After: wait it out, the attempt is not used up
-    DISABLE_TARGET = "disable_target"  # the target is gone (410, channel_not_found...): failed
-    REFUSED = "refused"  # the connect-time address check refused the destination: failed
-    HOLD = "hold"  # a bridge-wide credentials problem: keep it, try later, disable nothing
+from app.vocabulary import AuthHealth, DeliveryOutcome
 
 
 @dataclass(frozen=True)
@@ -31,8 +21,8 @@ class DeliveryResult:
     retry_after: float | None = None
     #: Columns of the target to update (e.g. the Slack message ts to edit later).
     target_updates: dict[str, Any] = field(default_factory=dict)
-    #: What this attempt says about the bridge's Slack token ("ok", "failing"), if anything.
-    slack_auth: str | None = None
+    #: What this attempt says about the bridge's Slack token, if anything.
+    slack_auth: AuthHealth | None = None
 
 
 @dataclass(frozen=True)

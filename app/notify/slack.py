@@ -19,13 +19,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
+from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
 from app.outbound import bounded
 from app.outbound.deadline import deadline
 from app.outbound.http import operator_session
-from app.upstream.outcomes import now_utc
+from app.vocabulary import AuthHealth, DeliveryOutcome
 
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 # https://api.slack.com/methods/chat.postMessage#errors: these mean "this channel, never again".
@@ -97,7 +98,7 @@ def send(
     """
     if client is None:
         return DeliveryResult(
-            DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth="failing"
+            DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth=AuthHealth.FAILING
         )
     message = build_message(event.body, public_url)
     started = time.monotonic()
@@ -122,7 +123,7 @@ def send(
         )  # fmt: skip
     return DeliveryResult(
         DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=_ms(started),
-        target_updates=updates, slack_auth="ok",
+        target_updates=updates, slack_auth=AuthHealth.OK,
     )  # fmt: skip
 
 
@@ -172,8 +173,8 @@ def _api_error(exc: SlackApiError, duration_ms: int, updates: dict[str, Any]) ->
     if error in DISABLING_ERRORS:
         return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, **common)
     if error in CREDENTIAL_ERRORS:
-        return DeliveryResult(DeliveryOutcome.HOLD, slack_auth="failing", **common)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now_utc())
+        return DeliveryResult(DeliveryOutcome.HOLD, slack_auth=AuthHealth.FAILING, **common)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), utcnow())
     if (status == 429 or status >= 500) and retry_after is not None:
         return DeliveryResult(DeliveryOutcome.THROTTLED, retry_after=retry_after, **common)
     return DeliveryResult(DeliveryOutcome.RETRY, **common)

@@ -15,11 +15,12 @@ from typing import Any
 
 import requests
 
+from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import build_message
 from app.outbound import bounded
-from app.upstream.outcomes import now_utc
+from app.vocabulary import DeliveryOutcome
 
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 # Slack's incoming-webhook errors: the hook was removed or its token revoked; stop sending.
@@ -65,7 +66,7 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
         return DeliveryResult(
             DeliveryOutcome.DISABLE_TARGET, error=f"HTTP {status} {body}"[:200], **common
         )
-    retry_after = parse_retry_after(answer.headers.get("Retry-After"), now_utc())
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
     if (status == 429 or status >= 500) and retry_after is not None:
         return DeliveryResult(
             DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import requests
 
-from app.api.schemas import SECRET_PREFIX
+from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbound import bounded
-from app.upstream.outcomes import now_utc
+from app.vocabulary import DeliveryOutcome
 
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 EXCERPT_CHARS = 200
 USER_AGENT = "mi-bridge-webhooks/0.1"
@@ -91,7 +92,7 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
     if status == 410:
         # Standard Webhooks: 410 Gone means the endpoint was removed; stop sending to it.
         return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, error="HTTP 410 Gone", **common)
-    retry_after = parse_retry_after(answer.headers.get("Retry-After"), now_utc())
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
     if status in (429, 503) and retry_after is not None:
         return DeliveryResult(
             DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, DeliveryAttempt, Target
-from app.notify.results import DeliveryOutcome, DeliveryResult
+from app.notify.results import DeliveryResult
+from app.vocabulary import DeliveryOutcome, DeliveryState
 
 log = logging.getLogger(__name__)
-PENDING, SUCCEEDED, FAILED, DEAD = "pending", "succeeded", "failed", "dead"
 MAX_THROTTLE_WAIT = timedelta(hours=1)  # a Retry-After is honoured up to an hour
 #: A receiver asking for less than this does not get a free attempt: "Retry-After: 0" on every
 #: answer would otherwise have the bridge send once a second for ever.
@@ -70,7 +70,7 @@ def _decide(
     outcome = result.outcome
     if outcome is DeliveryOutcome.SUCCEEDED:
         delivery.attempt_count += 1
-        delivery.state, delivery.next_attempt_at = SUCCEEDED, None
+        delivery.state, delivery.next_attempt_at = DeliveryState.SUCCEEDED, None
     elif outcome is DeliveryOutcome.THROTTLED and not _spends_attempt(
         delivery, result, now, schedule
     ):
@@ -80,14 +80,14 @@ def _decide(
     elif outcome is DeliveryOutcome.DISABLE_TARGET:
         delivery.attempt_count += 1
         disable_target(target, result.error or "disabled by the receiver", now)
-        delivery.state, delivery.next_attempt_at = FAILED, None
+        delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
     elif outcome is DeliveryOutcome.REFUSED:
         delivery.attempt_count += 1
-        delivery.state, delivery.next_attempt_at = FAILED, None
+        delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
     else:
         delivery.attempt_count += 1
         if delivery.attempt_count > len(schedule):
-            delivery.state, delivery.next_attempt_at = DEAD, None
+            delivery.state, delivery.next_attempt_at = DeliveryState.DEAD, None
         else:
             delay = schedule[delivery.attempt_count - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
             wait = timedelta(seconds=delay)
@@ -131,7 +131,7 @@ def disable_target(target: Target, reason: str, now: datetime) -> None:
 
 def fail_for_disabled_target(delivery: Delivery, target: Target, now: datetime) -> None:
     """End a delivery whose target is disabled, sending nothing."""
-    delivery.state = FAILED
+    delivery.state = DeliveryState.FAILED
     delivery.next_attempt_at = None
     delivery.lease_owner = delivery.lease_expires_at = None
     delivery.last_error = f"target disabled: {target.disabled_reason or 'disabled'}"[:512]

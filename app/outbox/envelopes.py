@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.api.serializers import rfc3339
+from app.clock import rfc3339
 from app.models import Watch
 
 

@@ -12,11 +12,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.health import bridge_state
 from app.models import Delivery, Event, Target
 from app.notify.registry import NotifierContext, sender_for
-from app.notify.results import DeliveryOutcome, DeliveryResult, EventSnapshot, TargetSnapshot
+from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbox.attempts import fail_for_disabled_target, record_attempt
-from app.worker import bridge_state
+from app.vocabulary import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from app.simulator.specs import (
     parse_config_changes,
     parse_generation_switch,
 )
-from app.upstream.generations import Generation
+from app.vocabulary import ApiGeneration
 
 control = Blueprint("sim_control", __name__, url_prefix=CONTROL_PREFIX)
 
@@ -119,11 +119,11 @@ def list_generations() -> Response:
 @control.put("/generations/<name>")
 def put_generation(name: str) -> Response:
     """Turn a generation on or off (``{"enabled": false, "status_code": 404|410}``)."""
-    names = [generation.value for generation in Generation]
+    names = [generation.value for generation in ApiGeneration]
     if name not in names:
         return control_error(f"no generation {name!r}; one of: {', '.join(names)}", 404)
     switch = parse_generation_switch(_body())
-    current_state().set_generation_switch(Generation(name), switch)
+    current_state().set_generation_switch(ApiGeneration(name), switch)
     return jsonify({name: switch.to_dict()})
 
 

@@ -24,7 +24,7 @@ from app.simulator.specs import (
     reject_unknown,
     require_object,
 )
-from app.upstream.generations import Generation
+from app.vocabulary import ApiGeneration
 
 _COMMON_FIELDS = ("kind", "count", "asset_id", "generation")
 _MAX_COUNT = 1_000_000
@@ -41,7 +41,7 @@ class FaultSpec:
     params: Mapping[str, Any]
     count: int | None = 1
     asset_id: str | None = None
-    generation: Generation | None = None
+    generation: ApiGeneration | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class FaultRule:
     remaining: int | None
     matched: int = 0
 
-    def matches(self, asset_id: str, generation: Generation) -> bool:
+    def matches(self, asset_id: str, generation: ApiGeneration) -> bool:
         """True if this rule still has uses and its filters accept the request."""
         spec = self.spec
         return (
@@ -100,7 +100,7 @@ class FaultBook:
         self.rules.append(rule)
         return rule
 
-    def take(self, asset_id: str, generation: Generation) -> FiredFault | None:
+    def take(self, asset_id: str, generation: ApiGeneration) -> FiredFault | None:
         """Consume one use of the first matching rule and return it, or None if none matches."""
         for rule in self.rules:
             if rule.matches(asset_id, generation):
@@ -136,14 +136,14 @@ def parse_fault_spec(body: Any) -> FaultSpec:
     )
     asset_id = read_optional_str(body, "asset_id", None)
     generation = read_optional_str(body, "generation", None)
-    if generation is not None and generation not in {g.value for g in Generation}:
-        raise SpecError(f"generation must be one of: {', '.join(g.value for g in Generation)}")
+    if generation is not None and generation not in {g.value for g in ApiGeneration}:
+        raise SpecError(f"generation must be one of: {', '.join(g.value for g in ApiGeneration)}")
     return FaultSpec(
         kind=kind,
         params=MappingProxyType(parse(body)),
         count=count,
         asset_id=asset_id,
-        generation=Generation(generation) if generation else None,
+        generation=ApiGeneration(generation) if generation else None,
     )
 
 

@@ -20,8 +20,8 @@ from app.simulator.faults import FaultBook, FaultSpec, FiredFault
 from app.simulator.gate import HoldGate
 from app.simulator.settings import GenerationSwitch, SimConfig
 from app.simulator.specs import AssetSpec
-from app.upstream.generations import Generation
 from app.upstream.statuses import ANALYZE_CANCEL
+from app.vocabulary import ApiGeneration
 
 
 class UnknownAssetError(LookupError):
@@ -75,11 +75,11 @@ class SimulatorState:
         self._assets: dict[AssetKey, SimAsset] = {}
         self._traffic: dict[AssetKey, AssetTraffic] = {}
         self._faults = FaultBook()
-        self._switches = {generation: GenerationSwitch() for generation in Generation}
+        self._switches = {generation: GenerationSwitch() for generation in ApiGeneration}
         self._connections = 0
         self._requests = 0
         self._auth_failures = 0
-        self._by_generation = dict.fromkeys(Generation, 0)
+        self._by_generation = dict.fromkeys(ApiGeneration, 0)
 
     def now(self) -> float:
         """The schedule clock's current reading (seconds)."""
@@ -223,7 +223,7 @@ class SimulatorState:
                 self._auth_failures += 1
 
     @contextmanager
-    def tracking_status_request(self, key: AssetKey, generation: Generation) -> Iterator[None]:
+    def tracking_status_request(self, key: AssetKey, generation: ApiGeneration) -> Iterator[None]:
         """Count a status request to ``key`` for as long as it is being answered."""
         with self._lock:
             self._by_generation[generation] += 1
@@ -270,7 +270,7 @@ class SimulatorState:
         with self._lock:
             return self._faults.add(spec).view()
 
-    def take_fault(self, asset_id: str, generation: Generation) -> FiredFault | None:
+    def take_fault(self, asset_id: str, generation: ApiGeneration) -> FiredFault | None:
         """Consume the first matching fault rule, if any."""
         with self._lock:
             return self._faults.take(asset_id, generation)
@@ -290,14 +290,14 @@ class SimulatorState:
         with self._lock:
             self._faults.clear()
 
-    # Generation switches.
+    # ApiGeneration switches.
 
-    def generation_switch(self, generation: Generation) -> GenerationSwitch:
+    def generation_switch(self, generation: ApiGeneration) -> GenerationSwitch:
         """Whether ``generation`` answers, and how it refuses when off."""
         with self._lock:
             return self._switches[generation]
 
-    def set_generation_switch(self, generation: Generation, switch: GenerationSwitch) -> None:
+    def set_generation_switch(self, generation: ApiGeneration, switch: GenerationSwitch) -> None:
         """Turn a generation on or off."""
         with self._lock:
             self._switches[generation] = switch

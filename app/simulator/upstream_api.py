@@ -22,7 +22,7 @@ from app.simulator.responses import gateway_answer, json_answer, service_answer
 from app.simulator.server import current_state, is_control_path
 from app.simulator.state import AnalysisConflictError, UnknownAssetError
 from app.simulator.verify import verify_request
-from app.upstream.generations import Generation
+from app.vocabulary import ApiGeneration
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +77,22 @@ def request_target(environ: dict[str, Any]) -> str:
 @upstream.get("/video-assets/<asset_id>/analyze-status")
 def video_asset_status(ws: str, pid: str, asset_id: str) -> Response:
     """Status, first generation (deprecated, to be turned off January 2027)."""
-    return _answer_status(Generation.VIDEO_ASSETS, (ws, pid, asset_id))
+    return _answer_status(ApiGeneration.VIDEO_ASSETS, (ws, pid, asset_id))
 
 
 @upstream.get("/assets/<asset_id>/analyze-status")
 def asset_status(ws: str, pid: str, asset_id: str) -> Response:
     """Status, second generation (deprecated, to be removed January 2027)."""
-    return _answer_status(Generation.ASSETS, (ws, pid, asset_id))
+    return _answer_status(ApiGeneration.ASSETS, (ws, pid, asset_id))
 
 
 @upstream.get("/assets/<asset_id>/index/status")
 def index_status(ws: str, pid: str, asset_id: str) -> Response:
     """Status, current index API."""
-    return _answer_status(Generation.INDEX, (ws, pid, asset_id))
+    return _answer_status(ApiGeneration.INDEX, (ws, pid, asset_id))
 
 
-def _answer_status(generation: Generation, key: AssetKey) -> Response:
+def _answer_status(generation: ApiGeneration, key: AssetKey) -> Response:
     state = current_state()
     with state.tracking_status_request(key, generation):
         switch = state.generation_switch(generation)

@@ -23,16 +23,17 @@ import aiohttp
 import certifi
 from yarl import URL
 
-from app.upstream.generations import Generation, status_path
+from app.clock import utcnow
+from app.upstream.generations import status_path
 from app.upstream.loop_thread import LoopThread
 from app.upstream.outcomes import (
     PollOutcome,
     PollResult,
     classify_response,
-    now_utc,
     storable_text,
 )
 from app.upstream.signing import signed_headers
+from app.vocabulary import ApiGeneration
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class MediaIntelligenceClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         concurrency: int = 32,
-        clock: Callable[[], datetime] = now_utc,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.concurrency = concurrency
@@ -84,7 +85,7 @@ class MediaIntelligenceClient:
         workspace: str,
         project_id: str,
         asset_id: str,
-        generation: Generation,
+        generation: ApiGeneration,
         *,
         budget: float | None = None,
     ) -> PollResult:
@@ -98,7 +99,7 @@ class MediaIntelligenceClient:
         workspace: str,
         project_id: str,
         asset_id: str,
-        generation: Generation,
+        generation: ApiGeneration,
         *,
         budget: float | None = None,
     ) -> PollResult:

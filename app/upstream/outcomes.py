@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -197,8 +197,3 @@ def _index_id(value: Any) -> int | None:
         # refuses more than 4,300 digits anyway).
         return int(digits) if len(digits) <= 20 else 2**64
     return None
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)

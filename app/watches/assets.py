@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Asset, Watch
-from app.watches.states import WATCHING
+from app.vocabulary import WatchState
 
 
 def get_or_create_asset(
@@ -73,7 +73,7 @@ def unschedule_if_unwatched(session: Session, asset: Asset) -> None:
     active = session.scalar(
         select(func.count())
         .select_from(Watch)
-        .where(Watch.asset_pk == asset.pk, Watch.state == WATCHING)
+        .where(Watch.asset_pk == asset.pk, Watch.state == WatchState.WATCHING)
     )
     if not active:
         asset.next_poll_at = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.upstream import statuses
-from app.watches import states
+from app.vocabulary import WatchState
 
 TERMINAL_EVENTS = {
     statuses.ANALYZE_COMPLETED: "analysis.completed",
@@ -18,9 +18,9 @@ TERMINAL_EVENTS = {
     statuses.ANALYZE_CANCEL: "analysis.cancelled",
 }
 TERMINAL_STATES = {
-    statuses.ANALYZE_COMPLETED: states.COMPLETED,
-    statuses.ANALYZE_FAIL: states.FAILED,
-    statuses.ANALYZE_CANCEL: states.CANCELLED,
+    statuses.ANALYZE_COMPLETED: WatchState.COMPLETED,
+    statuses.ANALYZE_FAIL: WatchState.FAILED,
+    statuses.ANALYZE_CANCEL: WatchState.CANCELLED,
 }
 STATUS_CHANGED = "analysis.status_changed"
 

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.api.schemas import MAX_SECRET_BYTES, SECRET_PREFIX, WatchCreate, WebhookTargetIn
 from app.config import Settings
 from app.models import Target, Watch
-from app.watches import states
+from app.notify.webhook import SECRET_PREFIX
+from app.vocabulary import WatchReason, WatchState
 from app.watches.assets import unschedule_if_unwatched, upsert_due_asset
+from app.watches.validation import MAX_SECRET_BYTES, WatchCreate, WebhookTargetIn
 
 GENERATED_SECRET_BYTES = 32
 assert GENERATED_SECRET_BYTES <= MAX_SECRET_BYTES
@@ -47,7 +48,7 @@ def register_watch(
         session, request.workspace, request.project_id, request.asset_id, api, now
     )
     watch = Watch(
-        state=states.WATCHING,
+        state=WatchState.WATCHING,
         workspace=request.workspace,
         project_id=request.project_id,
         asset_id=request.asset_id,
@@ -85,10 +86,10 @@ def stop_watch(session: Session, watch: Watch, now: datetime) -> bool:
 
     Events created before the stop are still delivered. The caller commits.
     """
-    if watch.state != states.WATCHING:
+    if watch.state != WatchState.WATCHING:
         return False
-    watch.state = states.STOPPED
-    watch.reason = states.REASON_STOPPED
+    watch.state = WatchState.STOPPED
+    watch.reason = WatchReason.STOPPED
     watch.finished_at = now
     watch.updated_at = now
     session.flush()

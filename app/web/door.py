@@ -24,11 +24,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import BadRequest, NotFound
 
-from app.api.problems import problem
+from app.web.problems import problem
 
 log = logging.getLogger(__name__)
 
 #: Blueprints whose path parameters are ids and whose query arguments reach the database.
+#: The largest request body any view accepts (Flask answers 413 beyond it).
+MAX_BODY_BYTES = 64 * 1024
 GUARDED_BLUEPRINTS = frozenset({"api", "dashboard"})
 _ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 #: What ``<watch_id>`` and ``<delivery_id>`` name, for the 404's detail.

@@ -22,12 +22,12 @@ from datetime import timedelta
 from sqlalchemy import Row, and_, case, exists, literal, select, update
 from sqlalchemy.orm import Session
 
+from app.health import bridge_state
 from app.models import WATCHING_ONLY, Asset, Watch
 from app.models.base import UTCDateTime
 from app.upstream.outcomes import PollOutcome, PollResult, storable_text
-from app.watches.backoff import error_interval, jittered, next_interval
-from app.worker import bridge_state
-from app.worker.claims import ClaimedAsset, lock_held
+from app.worker.asset_claims import ClaimedAsset, lock_held
+from app.worker.pacing import error_interval, jittered, next_interval
 from app.worker.poll_rules import ApplyContext, PollChain, active_watches, apply_poll
 from app.worker.quiet_writes import QuietAsset, QuietWatch, write_quiet_polls
 

@@ -19,8 +19,8 @@ from app.db import db
 from app.models import Delivery, Target
 from app.notify.registry import NOTIFIERS
 from app.notify.results import DeliveryResult
-from app.outbox.attempts import PENDING
 from app.outbox.sending import ClaimedDelivery, apply_results, load_claims, send_claim
+from app.vocabulary import DeliveryState
 from app.worker.runtime import DELIVERY_CONCURRENCY, WorkerRuntime
 
 BATCH_SIZE = 32
@@ -49,7 +49,7 @@ def claim_due_deliveries(
         and_(
             earlier.target_id == Delivery.target_id,
             earlier.seq < Delivery.seq,
-            earlier.state == PENDING,
+            earlier.state == DeliveryState.PENDING,
             earlier.first_attempted_at.is_(None),
         )
     )
@@ -58,7 +58,7 @@ def claim_due_deliveries(
         select(Delivery.seq)
         .join(Target, Target.id == Delivery.target_id)
         .where(
-            Delivery.state == PENDING,
+            Delivery.state == DeliveryState.PENDING,
             Delivery.next_attempt_at <= now,
             lease_free,
             Target.type.in_(list(NOTIFIERS)),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.models import WATCHING_ONLY, Watch
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
-from app.watches import states
+from app.vocabulary import WatchReason, WatchState
 from app.watches.assets import unschedule_if_unwatched
 
 BATCH = 200
@@ -29,8 +29,8 @@ def expire_due_watches(session: Session, now: datetime) -> int:
         )
     )
     for watch in watches:
-        watch.state = states.EXPIRED
-        watch.reason = states.REASON_EXPIRED
+        watch.state = WatchState.EXPIRED
+        watch.reason = WatchReason.EXPIRED
         watch.finished_at = watch.updated_at = now
         if "watch.expired" in watch.events:
             analysis = Analysis(watch.status, watch.status, watch.index_id, watch.message)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from app.api.idempotency import purge_expired
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
 from app.db import db
+from app.models import IdempotencyKey
 from app.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -19,3 +23,9 @@ def housekeep(runtime: WorkerRuntime) -> int:
     if removed:
         log.info("housekeeping: removed %d expired idempotency keys", removed)
     return removed
+
+
+def purge_expired(session: Session, now: datetime) -> int:
+    """Delete idempotency keys past their lifetime (set when the API stored them); returns how many."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
+    return result.rowcount or 0

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from app.upstream.client import MediaIntelligenceClient
-from app.upstream.generations import Generation, successor
+from app.upstream.generations import successor
 from app.upstream.outcomes import PollOutcome, PollResult
-from app.worker.claims import ClaimedAsset
+from app.vocabulary import ApiGeneration
+from app.worker.asset_claims import ClaimedAsset
 from app.worker.poll_rules import PollChain
 from app.worker.runtime import WorkerRuntime
 
@@ -134,7 +135,7 @@ async def _poll_one(
     """
     if not await _wait_until(timing.sends_at(claim), runtime.stop, halt):
         return None
-    generation: Generation | None = Generation(claim.api)
+    generation: ApiGeneration | None = ApiGeneration(claim.api)
     requests: list[tuple[str, PollResult]] = []
     async with client.slots:
         while generation is not None:

@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, select
 from sqlalchemy.orm import Session
 
+from app.health import bridge_state
 from app.models import WATCHING_ONLY, Asset, BridgeState, StatusChange, Watch
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
 from app.upstream.outcomes import PollOutcome, PollResult
-from app.watches import states
+from app.vocabulary import AuthHealth, WatchReason, WatchState
 from app.watches.assets import get_or_create_asset
-from app.watches.backoff import PollPacing, error_interval, jittered, next_interval
 from app.watches.observations import observe
-from app.worker import bridge_state
-from app.worker.claims import ClaimedAsset
+from app.worker.asset_claims import ClaimedAsset
+from app.worker.pacing import PollPacing, error_interval, jittered, next_interval
 
 log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_PAUSE = timedelta(hours=1)
@@ -106,7 +106,7 @@ def apply_poll(
         answered.last_error = fit(result.detail, _LAST_ERROR)
     else:
         _apply_trouble(session, answered, result, ctx)
-    waiting = [w for w in watches if w.state == states.WATCHING and w.asset_pk == asset.pk]
+    waiting = [w for w in watches if w.state == WatchState.WATCHING and w.asset_pk == asset.pk]
     _schedule(asset, waiting, claim.claimed_at, ctx)
     if answered is not asset:
         session.flush()
@@ -143,7 +143,7 @@ def _move_to_generation(
     for watch in watches:
         watch.api = generation
         watch.asset_pk = successor.pk
-        watch.reason = states.REASON_GENERATION_GONE
+        watch.reason = WatchReason.GENERATION_GONE
         watch.updated_at = now
     session.flush()
     return successor
@@ -165,7 +165,7 @@ def _apply_status(
     asset.status, asset.message, asset.index_id = status, result.message, result.index_id
     asset.consecutive_errors = 0
     asset.last_error = None
-    bridge_state.record_upstream_auth(session, bridge_state.OK, None, now)
+    bridge_state.record_upstream_auth(session, AuthHealth.OK, None, now)
     for watch in watches:
         first = watch.status is None  # every observation sets it: None means never observed
         decision = observe(watch.status, first, status, frozenset(watch.events))
@@ -206,10 +206,10 @@ def _end_in_error(
     """Permanent trouble of these watches: 404 from the last generation, or another 4xx."""
     now = ctx.now
     not_found = result.outcome is PollOutcome.NOT_FOUND
-    reason = states.REASON_ASSET_NOT_FOUND if not_found else states.REASON_UPSTREAM_REJECTED
+    reason = WatchReason.ASSET_NOT_FOUND if not_found else WatchReason.UPSTREAM_REJECTED
     message = result.message or result.detail
     for watch in watches:
-        _finish(watch, states.ERROR, reason, now)
+        _finish(watch, WatchState.ERROR, reason, now)
         watch.message = message
         if "watch.error" in watch.events:
             analysis = Analysis(watch.status, watch.status, watch.index_id, message)
@@ -230,7 +230,7 @@ def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: Appl
     elif result.outcome is PollOutcome.AUTH:
         detail = fit(result.message or result.detail, _AUTH_DETAIL)
         log.warning("upstream authentication failed (%s): check NCP keys and the clock", detail)
-        bridge_state.record_upstream_auth(session, bridge_state.FAILING, detail, ctx.now)
+        bridge_state.record_upstream_auth(session, AuthHealth.FAILING, detail, ctx.now)
         asset.interval = ctx.pacing.cap  # retry slowly: a credentials problem needs a human
     else:
         asset.consecutive_errors += 1

@@ -23,9 +23,9 @@ from typing import NamedTuple
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
-from app.worker import bridge_state
+from app.health import bridge_state
 from app.worker.apply import ApplyContext, PollChain, apply_batch
-from app.worker.claims import ClaimedAsset, claim_due_assets, release
+from app.worker.asset_claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
 from app.worker.poll_requests import BatchTiming, Inbox, poll_batch
 from app.worker.runtime import WorkerRuntime
@@ -96,7 +96,7 @@ def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     ``lookahead`` (seconds) also claims assets due that soon (less ``LOOKAHEAD_MARGIN_SECONDS``):
     the scheduler passes its tick period, so an asset's claim is ready when it falls due instead of
     up to one tick late. Its request is still sent no earlier than its due time (the interval is a
-    bound both ways, see ``app.watches.backoff``).
+    bound both ways, see ``app.worker.pacing``).
     """
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():

@@ -17,9 +17,10 @@ from sqlalchemy import BigInteger, Float, String, Text, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from app.health import bridge_state
 from app.models import WATCHING_ONLY, Asset, BridgeState, Watch
 from app.models.base import UTCDateTime
-from app.worker import bridge_state
+from app.vocabulary import AuthHealth
 
 
 class QuietAsset(NamedTuple):
@@ -74,9 +75,9 @@ def _watch_values(source: dict) -> dict:
 # any poll went through the ORM path of app.worker.apply, as every asset's first poll does.)
 _UPSTREAM_AUTH_OK = (
     update(_state)
-    .where(_state.c.id == bridge_state.ROW_ID, _state.c.upstream_auth != bridge_state.OK)
+    .where(_state.c.id == bridge_state.ROW_ID, _state.c.upstream_auth != AuthHealth.OK)
     .values(
-        upstream_auth=bridge_state.OK,
+        upstream_auth=AuthHealth.OK,
         upstream_auth_detail=None,
         upstream_auth_changed_at=bindparam("now"),
         updated_at=bindparam("now"),

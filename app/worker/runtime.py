@@ -14,12 +14,12 @@ from datetime import datetime
 
 from flask import Flask
 
-from app import _SERVICES, SETTINGS_KEY
 from app.config import Settings
 from app.notify.registry import NotifierContext
+from app.services import services
 from app.upstream.client import MediaIntelligenceClient
-from app.watches.backoff import PollPacing
 from app.worker.counters import WorkerCounters
+from app.worker.pacing import PollPacing
 from app.worker.ratelimit import RateLimiter
 
 #: Concurrent notification sends per worker process.
@@ -60,7 +60,7 @@ class WorkerRuntime:
         cls, app: Flask, kind: str = "worker", rng: random.Random | None = None
     ) -> WorkerRuntime:
         """A runtime for ``app``'s settings and clock (upstream credentials may be empty)."""
-        settings: Settings = app.config[SETTINGS_KEY]
+        settings = services(app).settings
         secret = settings.ncp_secret_key.get_secret_value() if settings.ncp_secret_key else ""
         client = MediaIntelligenceClient(
             settings.mi_api_url,
@@ -74,14 +74,14 @@ class WorkerRuntime:
             client=client,
             worker_id=new_worker_id(kind),
             kind=kind,
-            clock=app.extensions[_SERVICES]["clock"],
+            clock=services(app).clock,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
             limiter=RateLimiter(settings.mi_max_rps),
         )
 
     @property
     def notifier_context(self) -> NotifierContext:
-        return self.app.extensions[_SERVICES]["notifier"]
+        return services(self.app).notifier
 
     @property
     def pacing(self) -> PollPacing:

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from app.models import Delivery, Target, Watch
 from app.notify.registry import NotifierContext, sender_for
-from app.notify.results import DeliveryOutcome, DeliveryResult
-from app.outbox.attempts import FAILED, SUCCEEDED
+from app.notify.results import DeliveryResult
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
 from app.outbox.sending import ClaimedDelivery, apply_results, load_claims
+from app.vocabulary import DeliveryOutcome, DeliveryState
 
 #: The contract's budget for the whole test, every target included.
 TEST_BUDGET_SECONDS = 20.0
@@ -92,10 +92,11 @@ def _settle(session: Session, claim: ClaimedDelivery, result: DeliveryResult) ->
     target = session.get(Target, claim.target.id)
     assert delivery is not None
     assert target is not None
-    delivery.state = SUCCEEDED if result.outcome is DeliveryOutcome.SUCCEEDED else FAILED
+    succeeded = result.outcome is DeliveryOutcome.SUCCEEDED
+    delivery.state = DeliveryState.SUCCEEDED if succeeded else DeliveryState.FAILED
     delivery.next_attempt_at = None
     delivery.lease_owner = delivery.lease_expires_at = None
-    if delivery.state == SUCCEEDED and target.disabled:
+    if delivery.state == DeliveryState.SUCCEEDED and target.disabled:
         target.disabled, target.disabled_reason, target.disabled_at = False, None, None
     return TestOutcome(target.id, target.type, delivery.id, result)
 

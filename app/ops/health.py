@@ -8,10 +8,10 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import current_clock
-from app.api.serializers import rfc3339
+from app.clock import rfc3339
 from app.db import db
 from app.models import BridgeState, WorkerHeartbeat
+from app.services import services
 
 health = Blueprint("health", __name__)
 
@@ -46,7 +46,7 @@ def readyz() -> tuple[Response, int]:
             "rate_limited_until": None,
         }
         return jsonify(body), 503
-    now = current_clock()
+    now = services().clock()
     worker_ok = last_seen is not None and now - last_seen <= WORKER_STALE_AFTER
     rate_limited_until = state.rate_limited_until if state else None
     body = {

@@ -9,10 +9,10 @@ from dataclasses import asdict
 import click
 from flask.cli import with_appcontext
 
-from app import current_settings
+from app.services import services
 from app.upstream.client import MediaIntelligenceClient
-from app.upstream.generations import Generation
 from app.upstream.outcomes import PollOutcome
+from app.vocabulary import ApiGeneration
 
 
 @click.command()
@@ -22,7 +22,7 @@ from app.upstream.outcomes import PollOutcome
 @click.option(
     "--api",
     "generation",
-    type=click.Choice([g.value for g in Generation]),
+    type=click.Choice([g.value for g in ApiGeneration]),
     default=None,
     help="Status endpoint generation (default: MI_DEFAULT_API).",
 )
@@ -34,10 +34,10 @@ def upstream_status_command(
 
     Exits 0 when a status was observed, 1 otherwise (authentication, not found, errors).
     """
-    settings = current_settings()
+    settings = services().settings
     if not settings.ncp_access_key or settings.ncp_secret_key is None:
         raise click.UsageError("set NCP_ACCESS_KEY and NCP_SECRET_KEY first")
-    chosen = Generation(generation or settings.mi_default_api)
+    chosen = ApiGeneration(generation or settings.mi_default_api)
     with MediaIntelligenceClient(
         settings.mi_api_url, settings.ncp_access_key, settings.ncp_secret_key.get_secret_value()
     ) as client:

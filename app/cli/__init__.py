@@ -12,13 +12,13 @@ import click
 from flask.cli import FlaskGroup
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from app import create_app
+from app.cli.upstream import upstream_status_command
+from app.cli.watch import watch_group
+from app.cli.worker import deliver_once_command, poll_once_command, worker_command
 from app.config import ConfigError
 from app.demo import demo_command
+from app.factory import create_app
 from app.simulator.cli import simulator_command
-from app.upstream.cli import upstream_status_command
-from app.watches.cli import watch_group
-from app.worker.cli import deliver_once_command, poll_once_command, worker_command
 
 cli = FlaskGroup(
     create_app=create_app,

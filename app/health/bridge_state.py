@@ -8,9 +8,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import BridgeState
+from app.vocabulary import AuthHealth
 
 ROW_ID = 1
-OK, FAILING, UNKNOWN = "ok", "failing", "unknown"
 
 
 def bridge_state(session: Session) -> BridgeState:
@@ -22,13 +22,15 @@ def bridge_state(session: Session) -> BridgeState:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
         insert(BridgeState)
-        .values(id=ROW_ID, upstream_auth=UNKNOWN, slack_auth=UNKNOWN)
+        .values(id=ROW_ID, upstream_auth=AuthHealth.UNKNOWN, slack_auth=AuthHealth.UNKNOWN)
         .on_conflict_do_nothing(index_elements=["id"])
     )
     return session.get(BridgeState, ROW_ID, populate_existing=True)  # type: ignore[return-value]
 
 
-def record_upstream_auth(session: Session, value: str, detail: str | None, now: datetime) -> None:
+def record_upstream_auth(
+    session: Session, value: AuthHealth, detail: str | None, now: datetime
+) -> None:
     """Set the upstream credential health; writes only when it changes."""
     row = bridge_state(session)
     if row.upstream_auth != value:
@@ -37,12 +39,14 @@ def record_upstream_auth(session: Session, value: str, detail: str | None, now: 
         row.upstream_auth_changed_at = now
 
 
-def record_slack_auth(session: Session, value: str, detail: str | None, now: datetime) -> None:
+def record_slack_auth(
+    session: Session, value: AuthHealth, detail: str | None, now: datetime
+) -> None:
     """Set the Slack token health; writes only when it changes."""
     row = bridge_state(session)
     if row.slack_auth != value:
         row.slack_auth = value
-        row.slack_auth_detail = detail if value != OK else None
+        row.slack_auth_detail = detail if value != AuthHealth.OK else None
         row.slack_auth_changed_at = now
 
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
-from app.api.schemas import ApiGeneration, EventName
-from app.notify.results import DeliveryOutcome
+from app.vocabulary import ApiGeneration, DeliveryOutcome
+from app.watches.validation import SubscribableEvent
 
 #: How ``serializers.rfc3339`` writes every time: UTC, milliseconds, ``Z``.
 Timestamp = Annotated[
@@ -147,7 +147,7 @@ class Watch(_Shape):
     message: str | None = Field(description="the upstream's own text")
     reason: WatchReason | None = Field(description="why the watch ended or changed generation")
     labels: dict[str, str]
-    events: list[EventName]
+    events: list[SubscribableEvent]
     targets: list[Target]
     created_at: Timestamp
     updated_at: Timestamp
@@ -222,7 +222,7 @@ class EventEnvelope(_Shape):
 class FeedItem(EventEnvelope):
     """An event of the feed: the envelope exactly as delivered, plus its cursor and watch id."""
 
-    type: EventName
+    type: SubscribableEvent
     cursor: SeqCursor
     watch_id: WatchId
 

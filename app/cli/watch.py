@@ -15,19 +15,21 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from app import current_clock, current_default_targets, current_settings, current_validation
-from app.api.schemas import (
+from app.cli import watch_output as cli_output
+from app.db import db
+from app.models import Watch
+from app.resources.serializers import watch_json
+from app.services import services
+from app.vocabulary import ENDED_STATES, WATCH_STATES, WatchState
+from app.watches.queries import deliveries_by_watch, load_watches
+from app.watches.registration import register_watch, stop_watch
+from app.watches.validation import (
     SUBSCRIBABLE_EVENTS,
     ApiGeneration,
     InvalidWatch,
     WatchCreate,
     validate_watch,
 )
-from app.api.serializers import deliveries_by_watch, load_watches, watch_json
-from app.db import db
-from app.models import Watch
-from app.watches import cli_output, states
-from app.watches.registration import register_watch, stop_watch
 
 DEFAULT_LIST_LIMIT = 50
 #: Exit status of a command ended by SIGINT (128 + 2), as shells report it.
@@ -89,7 +91,7 @@ def _refuse(errors: list[dict[str, str]]) -> NoReturn:
 def _validated(payload: dict[str, Any]) -> WatchCreate:
     """The registration, or exit 2 with the API's 422 errors, one ``#/pointer: detail`` a line."""
     try:
-        return validate_watch(payload, current_validation(), bool(current_default_targets()))
+        return validate_watch(payload, services().validation, bool(services().default_targets))
     except InvalidWatch as exc:
         _refuse(exc.errors)
 
@@ -165,7 +167,7 @@ def add_command(**options: Any) -> None:
     model = _validated(_payload(options))
     session = db.session
     registration = register_watch(
-        session, model, current_settings(), current_default_targets(), current_clock()
+        session, model, services().settings, services().default_targets, services().clock()
     )
     body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
     session.commit()
@@ -202,7 +204,7 @@ def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
                 click.echo(f"{watch_id} no longer exists", err=True)
                 return 1
             line.show(progress, time.monotonic() - started)
-            if progress.state in states.ENDED:
+            if progress.state in ENDED_STATES:
                 break
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -219,7 +221,7 @@ def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
     click.echo(cli_output.end_summary(body), err=as_json)
     if as_json:
         _echo_json(body)
-    return 0 if body["state"] == states.COMPLETED else 1
+    return 0 if body["state"] == WatchState.COMPLETED else 1
 
 
 def _find(watch_id: str) -> Watch:
@@ -236,7 +238,7 @@ def _watch_body(watch: Watch) -> dict[str, Any]:
 
 
 @watch_group.command("list")
-@click.option("--state", type=click.Choice(states.ALL), help="Only watches in this state.")
+@click.option("--state", type=click.Choice(WATCH_STATES), help="Only watches in this state.")
 @click.option("--workspace", help="Only watches of this workspace.")
 @click.option("--project-id", help="Only watches of this project.")
 @click.option(
@@ -286,7 +288,7 @@ def show_command(watch_id: str, as_json: bool) -> None:
 def stop_command(watch_id: str) -> None:
     """Stop watching (state stopped, no events after this); an ended watch is left as it is."""
     watch = _find(watch_id)
-    if stop_watch(db.session, watch, current_clock()):
+    if stop_watch(db.session, watch, services().clock()):
         db.session.commit()
         click.echo(f"Stopped {watch_id}.")
     else:

@@ -21,12 +21,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
-from app import current_clock, current_settings
-from app.api.auth import bearer_token, token_matches
-from app.api.problems import problem
 from app.db import db
 from app.models import Delivery, Watch, WorkerHeartbeat
-from app.watches import states
+from app.services import services
+from app.vocabulary import WATCH_STATES
+from app.web.auth import bearer_token, token_matches
+from app.web.problems import problem
 from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
 
 metrics = Blueprint("metrics", __name__)
@@ -106,7 +106,7 @@ def _database_gauges(now: datetime) -> Iterator[Metric]:
     session = db.session
     watches = GaugeMetricFamily("mi_bridge_watches", "Watches by state", labels=["state"])
     counts = dict(session.execute(select(Watch.state, func.count()).group_by(Watch.state)).all())
-    for state in states.ALL:
+    for state in WATCH_STATES:
         watches.add_metric([state], counts.get(state, 0))
     yield watches
     pending = select(func.count(), func.min(Delivery.next_attempt_at)).where(
@@ -142,10 +142,10 @@ def _detection_lag_histogram() -> Metric:
 def metrics_view() -> Response:
     """Prometheus text format; needs a bearer token like the API."""
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token_matches(token, current_settings().api_tokens()):
+    if token is None or not token_matches(token, services().settings.api_tokens()):
         return problem(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BridgeCollector(current_clock()))
+    registry.register(BridgeCollector(services().clock()))
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
-
+from app.clock import rfc3339
 from app.models import Delivery, Event, Target, Watch
 
 #: A path segment short enough to be an id rather than a credential (Slack's T.../B... ids).
 _SHORT_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """RFC 3339 UTC with a ``Z`` and millisecond precision."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def mask_slack_webhook(url: str) -> str:
@@ -131,37 +120,6 @@ def watch_json(
 
 def _active(watch: Watch) -> bool:
     return watch.state == "watching" and watch.asset is not None
-
-
-def load_watches(session: Session, statement: Any) -> list[Watch]:
-    """Run a ``select(Watch)`` with everything ``watch_json`` reads loaded in a few queries."""
-    return list(
-        session.scalars(
-            statement.options(
-                selectinload(Watch.targets), selectinload(Watch.history), selectinload(Watch.asset)
-            )
-        )
-    )
-
-
-def deliveries_by_watch(
-    session: Session, watch_ids: Iterable[str]
-) -> dict[str, list[tuple[Delivery, str]]]:
-    """Every delivery (with attempts and its event type) of these watches, in creation order."""
-    ids = list(watch_ids)
-    grouped: dict[str, list[tuple[Delivery, str]]] = defaultdict(list)
-    if not ids:
-        return grouped
-    rows = session.execute(
-        select(Delivery, Event.type)
-        .join(Event, Event.id == Delivery.event_id)
-        .where(Delivery.watch_id.in_(ids))
-        .options(selectinload(Delivery.attempts))
-        .order_by(Delivery.seq)
-    )
-    for delivery, event_type in rows:
-        grouped[delivery.watch_id].append((delivery, event_type))
-    return grouped
 
 
 def event_json(event: Event) -> dict[str, Any]:

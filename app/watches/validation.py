@@ -20,43 +20,39 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from app.notify.webhook import SECRET_PREFIX
 from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
+from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType
 
-SUBSCRIBABLE_EVENTS = (
-    "analysis.completed",
-    "analysis.failed",
-    "analysis.cancelled",
-    "analysis.status_changed",
-    "watch.expired",
-    "watch.error",
-)
-DEFAULT_EVENTS = (
-    "analysis.completed",
-    "analysis.failed",
-    "analysis.cancelled",
-    "watch.expired",
-    "watch.error",
-)
 MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_TARGETS = 10
 MAX_LABELS = 20
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
-EventName = Literal[
-    "analysis.completed",
-    "analysis.failed",
-    "analysis.cancelled",
-    "analysis.status_changed",
-    "watch.expired",
-    "watch.error",
+
+def _subscribable(value: Any) -> Any:
+    # Checked before the enum so that the error lists only what a registration may name.
+    if isinstance(value, str) and value in SUBSCRIBABLE_EVENTS:
+        return value
+    *first, last = (f"'{event.value}'" for event in SUBSCRIBABLE_EVENTS)
+    expected = f"{', '.join(first)} or {last}"
+    raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+
+
+#: An event type a registration may subscribe to.
+SubscribableEvent = Annotated[
+    EventType,
+    BeforeValidator(_subscribable),
+    WithJsonSchema({"type": "string", "enum": [event.value for event in SUBSCRIBABLE_EVENTS]}),
 ]
-ApiGeneration = Literal["video-assets", "assets", "index"]
 
 
 @dataclass(frozen=True)
@@ -198,7 +194,7 @@ class WatchCreate(_Strict):
         max_length=MAX_TARGETS,
         description="1 to 10 targets; BRIDGE_DEFAULT_TARGETS when absent",
     )
-    events: list[EventName] = Field(default=list(DEFAULT_EVENTS), min_length=1)
+    events: list[SubscribableEvent] = Field(default=list(DEFAULT_EVENTS), min_length=1)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     timeout_seconds: float | None = Field(
         default=None,
@@ -244,10 +240,6 @@ def validate_watch(
 
     Raises ``InvalidWatch`` listing every problem with its JSON pointer into ``payload``.
     """
-    from pydantic import ValidationError
-
-    from app.api.problems import validation_errors
-
     if not isinstance(payload, dict):
         raise InvalidWatch([{"pointer": "#", "detail": "expected an object"}])
     try:
@@ -257,3 +249,39 @@ def validate_watch(
     if model.targets is None and not has_default_targets:
         raise InvalidWatch([{"pointer": "#/targets", "detail": "required"}])
     return model
+
+
+def validation_errors(exc: ValidationError, data: Any) -> list[dict[str, str]]:
+    """Every pydantic error as ``{"pointer": "#/targets/0/url", "detail": ...}``, in input order."""
+    return [
+        {"pointer": _pointer(error, data), "detail": _detail(error)}
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _pointer(error: Any, data: Any) -> str:
+    """The JSON pointer into the *input* document: union tags and ``[key]`` markers are dropped."""
+    parts: list[str] = []
+    current = data
+    loc = list(error["loc"])
+    for position, element in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(current, list) and isinstance(element, int):
+            parts.append(str(element))
+            current = current[element] if element < len(current) else None
+        elif isinstance(current, dict) and (element in current or last):
+            parts.append(str(element))
+            current = current.get(element)
+        # anything else is a discriminator tag or pydantic's "[key]" marker: not in the input
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append("type")
+    return "#" + "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def _detail(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return "required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return message

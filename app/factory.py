@@ -1,0 +1,107 @@
+"""The application factory (Flask convention): ``create_app`` builds the web app; nothing runs at
+import time. It is the top of the layers: it wires every entry point and service together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from pydantic import ValidationError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.clock import Clock, utcnow
+from app.config import ConfigError, Settings, load_settings
+from app.db import init_db
+from app.logs import configure_logging, install_request_ids
+from app.notify.registry import NotifierContext
+from app.notify.slack import make_client as make_slack_client
+from app.outbound.addresses import Resolver, system_resolver
+from app.outbound.http import guarded_session
+from app.services import Services
+from app.watches.validation import DefaultTargets, ValidationSettings
+from app.web.door import MAX_BODY_BYTES
+
+
+def create_app(
+    config: Settings | Mapping[str, Any] | None = None,
+    *,
+    resolver: Resolver = system_resolver,
+    clock: Clock = utcnow,
+    connect_resolver: Resolver | None = None,
+) -> Flask:
+    """Build the web application.
+
+    ``config`` is either ready ``Settings`` or a mapping of variable names that override the
+    environment (defaults < .env < environment < mapping). ``resolver`` (host names to addresses,
+    for the outbound address guard) and ``clock`` (scheduling time, never wire time) are injectable
+    for tests; ``connect_resolver`` (default: ``resolver``) is the one used when notifications
+    connect. Raises ``ConfigError`` for bad values.
+    """
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    app = Flask(__name__, template_folder="../templates", instance_path=_instance_path(settings))
+    app.config["SECRET_KEY"] = (
+        settings.secret_key.get_secret_value() if settings.secret_key else "development-only"
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Behind Heroku's router (or any one reverse proxy) trust exactly one X-Forwarded-* hop.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
+    configure_logging(settings)
+    install_request_ids(app)
+
+    validation = ValidationSettings(resolver, settings.bridge_allow_private_urls)
+    Services(
+        settings=settings,
+        clock=clock,
+        validation=validation,
+        default_targets=_default_targets(settings, validation),
+        notifier=NotifierContext(
+            http=guarded_session(connect_resolver or resolver, settings.bridge_allow_private_urls),
+            slack=make_slack_client(
+                settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+                settings.slack_api_url,
+            ),
+            public_url=settings.bridge_public_url,
+        ),
+    ).install(app)
+    init_db(app, settings.sqlalchemy_url)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.api import deliveries, feed, watches  # noqa: F401  (routes register on import)
+    from app.api.blueprint import api, install_error_handlers
+    from app.api.docs import docs
+    from app.dashboard import csrf, init_dashboard
+    from app.ops.health import health
+    from app.ops.metrics import metrics
+
+    app.register_blueprint(health)
+    app.register_blueprint(metrics)
+    app.register_blueprint(docs)
+    app.register_blueprint(api)
+    init_dashboard(app)  # the dashboard blueprint, its CSRF protection and session cookie policy
+    csrf.exempt(api)  # the API authenticates with bearer tokens, never with the session cookie
+    install_error_handlers(app)
+
+
+def _default_targets(settings: Settings, validation: Any) -> list[Any]:
+
+    if not settings.bridge_default_targets:
+        return []
+    try:
+        parsed = DefaultTargets.model_validate(
+            {"targets": list(settings.bridge_default_targets)}, context=validation
+        )
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = "/".join(str(part) for part in error["loc"][1:])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError("BRIDGE_DEFAULT_TARGETS", f"{where}: {message}") from None
+    return tuple(parsed.targets)
+
+
+def _instance_path(settings: Settings) -> str:
+    return str(settings.bridge_instance_path.resolve())

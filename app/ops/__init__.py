@@ -1,0 +1,1 @@
+"""The operations endpoints: ``/healthz``, ``/readyz`` and ``/metrics``."""

@@ -1,0 +1,120 @@
+"""The contract's words, each spelled once: every state, reason, event type and outcome is a StrEnum
+here, used as it is by the models, the pydantic request and response models, the serializers and
+the templates. A member *is* its string (``WatchState.WATCHING == "watching"``), so rows, JSON and
+SQL compare with it directly.
+
+Nothing in this module imports from the rest of the app (it is the bottom layer).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class WatchState(StrEnum):
+    """Where a watch is: ``watching`` until it ends in one of the other states."""
+
+    WATCHING = "watching"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+#: Every watch state, in the contract's order.
+WATCH_STATES: tuple[WatchState, ...] = tuple(WatchState)
+#: The states a watch never leaves.
+ENDED_STATES: frozenset[WatchState] = frozenset(WatchState) - {WatchState.WATCHING}
+
+
+class WatchReason(StrEnum):
+    """Why a watch ended or changed endpoint generation (the watch's ``reason``)."""
+
+    EXPIRED = "expired"
+    ASSET_NOT_FOUND = "asset_not_found"
+    STOPPED = "stopped"
+    UPSTREAM_REJECTED = "upstream_rejected"
+    GENERATION_GONE = "generation_gone"
+
+
+class EventType(StrEnum):
+    """The ``type`` of an event (and of the webhook envelope that carries it)."""
+
+    ANALYSIS_COMPLETED = "analysis.completed"
+    ANALYSIS_FAILED = "analysis.failed"
+    ANALYSIS_CANCELLED = "analysis.cancelled"
+    ANALYSIS_STATUS_CHANGED = "analysis.status_changed"
+    WATCH_EXPIRED = "watch.expired"
+    WATCH_ERROR = "watch.error"
+    BRIDGE_TEST = "bridge.test"
+
+
+#: The events a registration may subscribe to (``bridge.test`` is sent on request only).
+SUBSCRIBABLE_EVENTS: tuple[EventType, ...] = tuple(
+    e for e in EventType if e != EventType.BRIDGE_TEST
+)
+#: The events of a registration that names none.
+DEFAULT_EVENTS: tuple[EventType, ...] = tuple(
+    e for e in SUBSCRIBABLE_EVENTS if e != EventType.ANALYSIS_STATUS_CHANGED
+)
+
+
+class ApiGeneration(StrEnum):
+    """A generation of the upstream status endpoint; the value is its name in the API and config."""
+
+    VIDEO_ASSETS = "video-assets"  # deprecated, to be turned off January 2027
+    ASSETS = "assets"  # deprecated, to be removed January 2027
+    INDEX = "index"  # current
+
+
+class TargetType(StrEnum):
+    """Where a notification goes."""
+
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    SLACK_WEBHOOK = "slack_webhook"
+
+
+class DeliveryState(StrEnum):
+    """A delivery's state: ``pending`` until it succeeded, failed for good, or ran out of tries."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class DeliveryOutcome(StrEnum):
+    """What one delivery attempt asks of the outbox (stored as the attempt's ``outcome``)."""
+
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # a failed attempt: next one by the retry schedule, dead after the last
+    THROTTLED = "throttled"  # 429/503 with Retry-After: wait it out, the attempt is not used up
+    DISABLE_TARGET = "disable_target"  # the target is gone (410, channel_not_found...): failed
+    REFUSED = "refused"  # the connect-time address check refused the destination: failed
+    HOLD = "hold"  # a bridge-wide credentials problem: keep it, try later, disable nothing
+
+
+class AuthHealth(StrEnum):
+    """What the bridge knows of a credential (upstream keys, Slack token)."""
+
+    OK = "ok"
+    FAILING = "failing"
+    UNKNOWN = "unknown"
+
+
+class ReadinessStatus(StrEnum):
+    """``/readyz``'s ``status``."""
+
+    READY = "ready"
+    NO_WORKER = "no_worker"
+    UNAVAILABLE = "unavailable"
+
+
+class DatabaseHealth(StrEnum):
+    """``/readyz``'s ``database``."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"
