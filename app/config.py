@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.vocabulary import ApiGeneration
+
 Duration = Annotated[float, Field(ge=0.1, allow_inf_nan=False)]
 
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -45,7 +47,7 @@ class Settings(BaseSettings):
     mi_api_url: str = "https://mi.apigw.ntruss.com"
     ncp_access_key: str | None = None
     ncp_secret_key: SecretStr | None = None
-    mi_default_api: Literal["video-assets", "assets", "index"] = "video-assets"
+    mi_default_api: ApiGeneration = ApiGeneration.VIDEO_ASSETS
     slack_bot_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     bridge_api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()

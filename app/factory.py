@@ -15,7 +15,7 @@ from app.clock import Clock, utcnow
 from app.config import ConfigError, Settings, load_settings
 from app.db import init_db
 from app.logs import configure_logging, install_request_ids
-from app.notify.registry import NotifierContext
+from app.notify.context import NotifierContext
 from app.notify.slack import make_client as make_slack_client
 from app.outbound.addresses import Resolver, system_resolver
 from app.outbound.http import guarded_session

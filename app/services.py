@@ -14,7 +14,7 @@ from flask import Flask, current_app
 
 from app.clock import Clock
 from app.config import Settings
-from app.notify.registry import NotifierContext
+from app.notify.context import NotifierContext
 from app.watches.validation import TargetIn, ValidationSettings
 
 _EXTENSION = "mi_bridge"

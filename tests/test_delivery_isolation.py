@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from app.notify import webhook
+from app.notify.context import NotifierContext
 from app.notify.results import EventSnapshot, TargetSnapshot
 from app.outbound.deadline import deadline
 from app.outbound.http import operator_session
@@ -92,7 +93,7 @@ def hostile():
 def _send(url: str, budget: float | None = None):
     event = EventSnapshot("evt_1", "analysis.completed", '{"id": "evt_1"}', datetime.now(UTC))
     target = TargetSnapshot("tgt_1", "webhook", url, None, SECRET, False)
-    return webhook.send(operator_session(), event, target, budget=budget)
+    return webhook.send(NotifierContext(http=operator_session(), budget=budget), event, target)
 
 
 def test_a_dripping_receiver_is_cut_at_the_deadline(hostile):

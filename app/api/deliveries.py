@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app.api.blueprint import api, fail
 from app.api.params import bounded_int, id_filter, sequence_cursor
-from app.api.watches import find_watch
+from app.api.watches import watch_or_404
 from app.db import db
 from app.models import Delivery, Event
 from app.outbox import retries
@@ -26,8 +26,8 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 @api.post("/watches/<watch_id>/test")
 def test_watch(watch_id: str) -> Response:
     """Send a ``bridge.test`` event to every target of the watch now; answer each real outcome."""
-    watch = find_watch(watch_id)
-    event_id, outcomes = send_test(db.session, watch, services().notifier, services().clock)
+    watch = watch_or_404(watch_id)
+    event_id, outcomes = send_test(db.session(), watch, services().notifier, services().clock)
     body = {
         "event_id": event_id,
         "results": [
@@ -86,13 +86,10 @@ def retry_delivery(delivery_id: str) -> tuple[Response, int]:
     A fresh retry schedule starts; a target disabled by an earlier answer is re-enabled, since
     an operator asked to send to it. ``409`` for a delivery still pending or already succeeded.
     """
-    delivery = db.session.scalars(
-        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
-    ).one_or_none()
-    if delivery is None:
-        fail(404, f"no delivery {delivery_id}")
     try:
-        retries.retry_delivery(db.session, delivery, services().clock())
+        delivery = retries.retry_delivery(db.session(), delivery_id, services().clock())
+    except retries.NoSuchDelivery:
+        fail(404, f"no delivery {delivery_id}")
     except retries.NotRetryable as exc:
         fail(409, str(exc))
     db.session.commit()

@@ -17,7 +17,7 @@ from app.models import Watch
 from app.resources.serializers import watch_json
 from app.services import services
 from app.vocabulary import WATCH_STATES
-from app.watches.queries import deliveries_by_watch, load_watches
+from app.watches.queries import deliveries_by_watch, find_watch, load_watches
 from app.watches.registration import register_watch, stop_watch
 from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
@@ -47,7 +47,7 @@ def _validated(payload: object) -> WatchCreate:
 
 
 def _register(model: WatchCreate) -> Response:
-    session = db.session
+    session = db.session()
     registration = register_watch(
         session, model, services().settings, services().default_targets, services().clock()
     )
@@ -57,7 +57,7 @@ def _register(model: WatchCreate) -> Response:
 
 
 def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
-    session = db.session
+    session = db.session()
     fingerprint = g.token_fingerprint
     now = services().clock()
     try:
@@ -120,35 +120,36 @@ def list_watches() -> Response:
     if cursor is not None:
         statement = statement.where(Watch.id < cursor)
     limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    watches = load_watches(db.session, statement.limit(limit + 1))
+    watches = load_watches(db.session(), statement.limit(limit + 1))
     page, more = watches[:limit], len(watches) > limit
-    deliveries = deliveries_by_watch(db.session, [w.id for w in page])
+    deliveries = deliveries_by_watch(db.session(), [w.id for w in page])
     items = [watch_json(w, deliveries.get(w.id, ())) for w in page]
     return _json({"items": items, "next_cursor": page[-1].id if more else None})
 
 
-def find_watch(watch_id: str) -> Watch:
-    watches = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
-    if not watches:
+def watch_or_404(watch_id: str) -> Watch:
+    """The watch with this id, or a 404 problem."""
+    watch = find_watch(db.session(), watch_id)
+    if watch is None:
         fail(404, f"no watch {watch_id}")
-    return watches[0]
+    return watch
 
 
 @api.get("/watches/<watch_id>")
 def get_watch(watch_id: str) -> Response:
     """One watch with its status history and deliveries."""
-    watch = find_watch(watch_id)
-    deliveries = deliveries_by_watch(db.session, [watch.id])
+    watch = watch_or_404(watch_id)
+    deliveries = deliveries_by_watch(db.session(), [watch.id])
     return _json(watch_json(watch, deliveries.get(watch.id, ())))
 
 
 @api.delete("/watches/<watch_id>")
 def delete_watch(watch_id: str) -> Response:
     """Stop watching (``stopped``); an ended watch answers 200 unchanged."""
-    watch = find_watch(watch_id)
-    stop_watch(db.session, watch, services().clock())
+    watch = watch_or_404(watch_id)
+    stop_watch(db.session(), watch, services().clock())
     db.session.commit()
-    deliveries = deliveries_by_watch(db.session, [watch.id])
+    deliveries = deliveries_by_watch(db.session(), [watch.id])
     return _json(watch_json(watch, deliveries.get(watch.id, ())))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn
 
 import click
 from flask.cli import with_appcontext
@@ -20,16 +20,16 @@ from app.db import db
 from app.models import Watch
 from app.resources.serializers import watch_json
 from app.services import services
-from app.vocabulary import ENDED_STATES, WATCH_STATES, WatchState
+from app.vocabulary import (
+    ENDED_STATES,
+    SUBSCRIBABLE_EVENTS,
+    WATCH_STATES,
+    ApiGeneration,
+    WatchState,
+)
 from app.watches.queries import deliveries_by_watch, load_watches
 from app.watches.registration import register_watch, stop_watch
-from app.watches.validation import (
-    SUBSCRIBABLE_EVENTS,
-    ApiGeneration,
-    InvalidWatch,
-    WatchCreate,
-    validate_watch,
-)
+from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
 DEFAULT_LIST_LIMIT = 50
 #: Exit status of a command ended by SIGINT (128 + 2), as shells report it.
@@ -106,7 +106,7 @@ def _echo_json(body: Any) -> None:
 @click.argument("asset_id")
 @click.option(
     "--api",
-    type=click.Choice(get_args(ApiGeneration)),
+    type=click.Choice([generation.value for generation in ApiGeneration]),
     default=None,
     help="Status endpoint generation (default: MI_DEFAULT_API).",
 )
@@ -165,7 +165,7 @@ def add_command(**options: Any) -> None:
     per problem, the same messages as the API's 422.
     """
     model = _validated(_payload(options))
-    session = db.session
+    session = db.session()
     registration = register_watch(
         session, model, services().settings, services().default_targets, services().clock()
     )
@@ -226,19 +226,23 @@ def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
 
 def _find(watch_id: str) -> Watch:
     """The watch with this id, or exit 1 saying there is none."""
-    watches = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    watches = load_watches(db.session(), select(Watch).where(Watch.id == watch_id))
     if not watches:
         raise click.ClickException(f"no watch {watch_id}")
     return watches[0]
 
 
 def _watch_body(watch: Watch) -> dict[str, Any]:
-    deliveries = deliveries_by_watch(db.session, [watch.id])
+    deliveries = deliveries_by_watch(db.session(), [watch.id])
     return watch_json(watch, deliveries.get(watch.id, ()))
 
 
 @watch_group.command("list")
-@click.option("--state", type=click.Choice(WATCH_STATES), help="Only watches in this state.")
+@click.option(
+    "--state",
+    type=click.Choice([state.value for state in WATCH_STATES]),
+    help="Only watches in this state.",
+)
 @click.option("--workspace", help="Only watches of this workspace.")
 @click.option("--project-id", help="Only watches of this project.")
 @click.option(
@@ -259,9 +263,9 @@ def list_command(
     for name, value in filters.items():
         if value is not None:
             statement = statement.where(getattr(Watch, name) == value)
-    watches = load_watches(db.session, statement)
+    watches = load_watches(db.session(), statement)
     if as_json:
-        deliveries = deliveries_by_watch(db.session, [w.id for w in watches])
+        deliveries = deliveries_by_watch(db.session(), [w.id for w in watches])
         _echo_json({"items": [watch_json(w, deliveries.get(w.id, ())) for w in watches]})
     elif not watches:
         click.echo("No watches match.")
@@ -288,7 +292,7 @@ def show_command(watch_id: str, as_json: bool) -> None:
 def stop_command(watch_id: str) -> None:
     """Stop watching (state stopped, no events after this); an ended watch is left as it is."""
     watch = _find(watch_id)
-    if stop_watch(db.session, watch, services().clock()):
+    if stop_watch(db.session(), watch, services().clock()):
         db.session.commit()
         click.echo(f"Stopped {watch_id}.")
     else:

@@ -9,27 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
-from sqlalchemy import select
 
 from app.dashboard import dashboard
 from app.dashboard.auth import safe_next
 from app.dashboard.formatting import duration, excerpt
 from app.db import db
-from app.models import Delivery, Watch
+from app.models import Watch
 from app.outbox import retries
 from app.outbox.bridge_test import TestOutcome, send_test
 from app.resources.serializers import target_json
 from app.services import services
 from app.vocabulary import DeliveryOutcome
-from app.watches.queries import load_watches
+from app.watches.queries import find_watch
 from app.watches.registration import stop_watch
 
 
 def _watch_or_404(watch_id: str) -> Watch:
-    found = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
-    if not found:
+    watch = find_watch(db.session(), watch_id)
+    if watch is None:
         abort(404)
-    return found[0]
+    return watch
+
+
+def _next_or_watch(watch_id: str) -> str:
+    return safe_next(request.form.get("next")) or url_for("dashboard.watch", watch_id=watch_id)
 
 
 def _back_to_watch(watch_id: str) -> Response:
@@ -40,7 +43,7 @@ def _back_to_watch(watch_id: str) -> Response:
 def stop(watch_id: str) -> Response:
     """Stop watching (state ``stopped``); an ended watch is left as it is, and the page says so."""
     watch = _watch_or_404(watch_id)
-    if stop_watch(db.session, watch, services().clock()):
+    if stop_watch(db.session(), watch, services().clock()):
         db.session.commit()
         flash("Stopped: no events will be sent for this watch from now on.", "success")
     else:
@@ -71,7 +74,7 @@ def test(watch_id: str) -> Response:
     """Send ``bridge.test`` to every target now (disabled ones too) and report each real outcome."""
     watch = _watch_or_404(watch_id)
     targets = {target.id: target_json(target) for target in watch.targets}
-    _event_id, outcomes = send_test(db.session, watch, services().notifier, services().clock)
+    _event_id, outcomes = send_test(db.session(), watch, services().notifier, services().clock)
     if not outcomes:
         flash("This watch has no targets to test.", "info")
     for outcome in outcomes:
@@ -82,20 +85,16 @@ def test(watch_id: str) -> Response:
 @dashboard.post("/deliveries/<delivery_id>/retry")
 def retry(delivery_id: str) -> Response:
     """Send a ``dead`` or ``failed`` delivery again (same ``webhook-id``); then back to ``next``."""
-    delivery = db.session.scalars(
-        select(Delivery).where(Delivery.id == delivery_id).with_for_update()
-    ).one_or_none()
-    if delivery is None:
-        abort(404)
-    back = safe_next(request.form.get("next")) or url_for(
-        "dashboard.watch", watch_id=delivery.watch_id
-    )
     try:
-        retries.retry_delivery(db.session, delivery, services().clock())
+        delivery = retries.retry_delivery(db.session(), delivery_id, services().clock())
+    except retries.NoSuchDelivery:
+        abort(404)
     except retries.NotRetryable as exc:
+        back = _next_or_watch(exc.delivery.watch_id)
         db.session.rollback()
         flash(f"Not retried: {exc}.", "error")
         return redirect(back)
+    back = _next_or_watch(delivery.watch_id)
     db.session.commit()
     flash(
         f"Delivery {delivery_id} is queued again: a worker sends it within a few seconds, "

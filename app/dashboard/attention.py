@@ -80,5 +80,5 @@ def deliveries() -> str:
         int(page_text) if page_text.isascii() and page_text.isdigit() and len(page_text) < 7 else 1
     )
     return render_template(
-        "dashboard/deliveries.html", attention=needing_attention(db.session, page)
+        "dashboard/deliveries.html", attention=needing_attention(db.session(), page)
     )

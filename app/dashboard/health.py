@@ -1,7 +1,7 @@
 """The bridge health banner: what an on-call engineer must know before reading anything else.
 
-The rules are ``/readyz``'s (``app.ops.health``): a worker not seen for 30 s, upstream and Slack
-credential health, and a rate-limit pause from the upstream.
+The rule is ``/readyz``'s (``app.health.readiness``): a worker not seen for 30 s, upstream and
+Slack credential health, and a rate-limit pause from the upstream.
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import has_request_context
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.dashboard import dashboard
 from app.dashboard.auth import signed_in
 from app.db import db
-from app.health.bridge_state import ROW_ID
-from app.models import BridgeState, WorkerHeartbeat
-from app.ops.health import WORKER_STALE_AFTER
+from app.health.readiness import read_health
 from app.services import services
 from app.vocabulary import AuthHealth
 
@@ -36,36 +33,37 @@ class Alert:
 
 def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
     """Every current bridge-wide problem, most severe first; empty when all is well."""
+    bridge = read_health(session, now)
     alerts: list[Alert] = []
-    state = session.get(BridgeState, ROW_ID)
-    last_seen = session.scalar(select(func.max(WorkerHeartbeat.last_seen_at)))
-    if last_seen is None:
+    if bridge.worker_last_seen is None:
         alerts.append(Alert("worker", "No worker has been seen", "Nothing is polled or delivered."))
-    elif now - last_seen > WORKER_STALE_AFTER:
+    elif not bridge.worker_ok:
         detail = "Polling and deliveries stop while no worker runs. Last seen:"
-        alerts.append(Alert("worker", "No worker seen for over 30 s", detail, last_seen))
-    if state is not None and state.upstream_auth == AuthHealth.FAILING:
-        detail = state.upstream_auth_detail or "the API Gateway answers 401"
+        alerts.append(
+            Alert("worker", "No worker seen for over 30 s", detail, bridge.worker_last_seen)
+        )
+    if bridge.upstream_auth == AuthHealth.FAILING:
+        detail = bridge.upstream_auth_detail or "the API Gateway answers 401"
         alerts.append(
             Alert(
                 "upstream_auth",
                 "Media Intelligence rejects the bridge's credentials (or its clock)",
                 f"Watches keep watching but learn nothing: {detail}. Since:",
-                state.upstream_auth_changed_at,
+                bridge.upstream_auth_since,
             )
         )
-    if state is not None and state.slack_auth == AuthHealth.FAILING:
-        detail = state.slack_auth_detail or "Slack refuses the bot token"
+    if bridge.slack_auth == AuthHealth.FAILING:
+        detail = bridge.slack_auth_detail or "Slack refuses the bot token"
         alerts.append(
             Alert(
                 "slack_auth",
                 "Slack rejects the bridge's bot token",
                 f"Slack deliveries are held and retried: {detail}. Since:",
-                state.slack_auth_changed_at,
+                bridge.slack_auth_since,
             )
         )
-    until = state.rate_limited_until if state is not None else None
-    if until is not None and until > now:
+    until = bridge.rate_limited_until
+    if until is not None:
         alerts.append(
             Alert(
                 "rate_limited",
@@ -83,4 +81,4 @@ def _health() -> dict[str, list[Alert]]:
     """``alerts`` for the banner of every dashboard page a signed-in user sees."""
     if not has_request_context() or not signed_in():
         return {"alerts": []}
-    return {"alerts": bridge_alerts(db.session, services().clock())}
+    return {"alerts": bridge_alerts(db.session(), services().clock())}

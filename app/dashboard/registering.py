@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, render_template, request
-from pydantic import ValidationError
 
 from app.dashboard import dashboard
 from app.dashboard.watch_form import (
@@ -25,24 +24,21 @@ from app.resources.serializers import target_json
 from app.services import services
 from app.vocabulary import SUBSCRIBABLE_EVENTS
 from app.watches.registration import register_watch
-from app.watches.validation import WatchCreate, validation_errors
+from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
 
 def validate(form: WatchForm) -> WatchCreate | None:
     """The validated registration, or None with the API's errors filed under the form's fields.
 
-    A missing target list is reported together with the schema's errors (the API reports it once
-    the rest is valid), so the form shows every problem at once.
+    It is the API's and the CLI's validation (``validate_watch``), so the form shows every problem
+    the API would report, at once.
     """
-    model, errors = None, []
     try:
-        model = WatchCreate.model_validate(form.body, context=services().validation)
-    except ValidationError as exc:
-        errors = validation_errors(exc, form.body)
-    if "targets" not in form.body and not services().default_targets:
-        errors.append({"pointer": "#/targets", "detail": "required"})
-    add_api_errors(form, errors)
-    return None if form.errors else model
+        model = validate_watch(form.body, services().validation, bool(services().default_targets))
+    except InvalidWatch as exc:
+        add_api_errors(form, exc.errors)
+        return None
+    return None if form.errors else model  # the form's own errors (label lines) count too
 
 
 def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
@@ -68,7 +64,7 @@ def new_watch() -> tuple[str, int] | Response:
     if model is None:
         return _form_page(form, 422)
     registration = register_watch(
-        db.session, model, services().settings, services().default_targets, services().clock()
+        db.session(), model, services().settings, services().default_targets, services().clock()
     )
     watch = registration.watch
     secrets = [

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.vocabulary import DEFAULT_EVENTS
+from app.vocabulary import DEFAULT_EVENTS, ApiGeneration
 
 #: Text fields of the form, copied into the body under the same name when not empty.
 TEXT_FIELDS = ("workspace", "project_id", "asset_id")
@@ -20,7 +20,7 @@ TARGET_FIELDS = (
     ("slack", (("slack_channel", "channel"),)),
     ("slack_webhook", (("slack_webhook_url", "url"),)),
 )
-API_CHOICES = ("video-assets", "assets", "index")
+API_CHOICES = tuple(ApiGeneration)
 FORM_ERRORS = "form"
 
 

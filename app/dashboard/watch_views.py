@@ -27,7 +27,7 @@ LIVE_HEADER = "X-Live"
 
 def _list_context() -> dict[str, Any]:
     query = WatchQuery.from_args(request.args)
-    page = list_watches(db.session, query)
+    page = list_watches(db.session(), query)
     return {"query": query, "listing": page, "states": WATCH_STATES}
 
 
@@ -47,12 +47,12 @@ def watches_live() -> Response:
 
 
 def _watch_context(watch_id: str) -> dict[str, Any]:
-    found = load_watches(db.session, select(Watch).where(Watch.id == watch_id))
+    found = load_watches(db.session(), select(Watch).where(Watch.id == watch_id))
     if not found:
         abort(404)
     watch = found[0]
     now = services().clock()
-    events = events_with_deliveries(db.session, watch)
+    events = events_with_deliveries(db.session(), watch)
     return {
         "watch": watch,
         "now": now,

@@ -21,12 +21,13 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
+from app.notify.context import NotifierContext, elapsed_ms
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
 from app.outbound import bounded
 from app.outbound.deadline import deadline
 from app.outbound.http import operator_session
-from app.vocabulary import AuthHealth, DeliveryOutcome
+from app.vocabulary import AuthHealth, DeliveryOutcome, EventType
 
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 # https://api.slack.com/methods/chat.postMessage#errors: these mean "this channel, never again".
@@ -83,29 +84,24 @@ def make_client(
     )
 
 
-def send(
-    client: WebClient | None,
-    event: EventSnapshot,
-    target: TargetSnapshot,
-    public_url: str | None,
-    budget: float | None = None,
-) -> DeliveryResult:
-    """Post or edit the watch's message in the target's channel for one event.
+def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot) -> DeliveryResult:
+    """Post or edit the watch's message in the target's channel for one event (``context.slack``).
 
-    All calls of one attempt end within ``TIMEOUT_SECONDS`` (or ``budget``, when smaller). A message
+    All calls of one attempt end within ``TIMEOUT_SECONDS`` (or the context's budget). A message
     posted before a later call failed is kept in ``target_updates`` whatever the failure, so the
     retry edits it instead of posting a second one.
     """
+    client = context.slack
     if client is None:
         return DeliveryResult(
             DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth=AuthHealth.FAILING
         )
-    message = build_message(event.body, public_url)
+    message = build_message(event.body, context.public_url)
     started = time.monotonic()
     updates: dict[str, Any] = {}
     try:
-        with deadline(min(TIMEOUT_SECONDS, budget) if budget is not None else TIMEOUT_SECONDS):
-            if event.type == "bridge.test":
+        with deadline(context.seconds(TIMEOUT_SECONDS)):
+            if event.type == EventType.BRIDGE_TEST:
                 _post(client, target.channel or "", message)
             else:
                 _post_or_update(client, target, message, updates)
@@ -114,15 +110,15 @@ def send(
                         client, updates["slack_channel_id"], message, thread_ts=updates["slack_ts"]
                     )
     except SlackApiError as exc:
-        return _api_error(exc, _ms(started), updates)
+        return _api_error(exc, elapsed_ms(started), updates)
     except (SlackClientError, URLError, OSError, ValueError) as exc:
         # Transport trouble (unreachable, reset, deadline, a body that is not Slack's JSON): retry.
         return DeliveryResult(
-            DeliveryOutcome.RETRY, duration_ms=_ms(started), error=_transport_error(exc),
+            DeliveryOutcome.RETRY, duration_ms=elapsed_ms(started), error=_transport_error(exc),
             target_updates=updates,
         )  # fmt: skip
     return DeliveryResult(
-        DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=_ms(started),
+        DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=elapsed_ms(started),
         target_updates=updates, slack_auth=AuthHealth.OK,
     )  # fmt: skip
 
@@ -178,7 +174,3 @@ def _api_error(exc: SlackApiError, duration_ms: int, updates: dict[str, Any]) ->
     if (status == 429 or status >= 500) and retry_after is not None:
         return DeliveryResult(DeliveryOutcome.THROTTLED, retry_after=retry_after, **common)
     return DeliveryResult(DeliveryOutcome.RETRY, **common)
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

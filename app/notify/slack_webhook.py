@@ -10,13 +10,11 @@ text quotes it.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
-
-import requests
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
+from app.notify.context import NotifierContext, post_once
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import build_message
 from app.outbound import bounded
@@ -33,25 +31,12 @@ def build_payload(event_body: str, public_url: str | None) -> bytes:
     return json.dumps({"text": message.text, "blocks": message.blocks}).encode()
 
 
-def send(
-    session: requests.Session,
-    event: EventSnapshot,
-    target: TargetSnapshot,
-    public_url: str | None,
-    budget: float | None = None,
-) -> DeliveryResult:
+def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot) -> DeliveryResult:
     """Post one message for the event to the incoming webhook and check the answer."""
-    seconds = min(TIMEOUT_SECONDS, budget) if budget is not None else TIMEOUT_SECONDS
-    started = time.monotonic()
-    try:
-        answer = bounded.post(
-            session, target.url or "", data=build_payload(event.body, public_url),
-            headers={"content-type": "application/json; charset=utf-8"}, seconds=seconds,
-        )  # fmt: skip
-    except bounded.SendFailed as exc:
-        outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY
-        return DeliveryResult(outcome, duration_ms=_ms(started), error=str(exc))
-    return classify(answer, _ms(started))
+    return post_once(
+        context, target.url or "", build_payload(event.body, context.public_url),
+        {"content-type": "application/json; charset=utf-8"}, TIMEOUT_SECONDS, classify,
+    )  # fmt: skip
 
 
 def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
@@ -72,7 +57,3 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
             DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common
         )
     return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status} {body}"[:200], **common)
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

@@ -13,10 +13,9 @@ import hmac
 import time
 from dataclasses import dataclass
 
-import requests
-
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
+from app.notify.context import NotifierContext, post_once
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbound import bounded
 from app.vocabulary import DeliveryOutcome
@@ -58,28 +57,17 @@ def build_payload(event: EventSnapshot, target: TargetSnapshot, timestamp: int) 
     )
 
 
-def send(
-    session: requests.Session,
-    event: EventSnapshot,
-    target: TargetSnapshot,
-    budget: float | None = None,
-) -> DeliveryResult:
-    """POST the event to the target's URL once and classify the answer.
+def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot) -> DeliveryResult:
+    """POST the event to the target's URL once (through the guarded ``context.http``) and classify
+    the answer.
 
-    The attempt ends within ``TIMEOUT_SECONDS`` (or ``budget``, when smaller) whatever the receiver
-    does, and reads at most ``bounded.DEFAULT_LIMIT`` bytes of its answer.
+    The attempt ends within ``TIMEOUT_SECONDS`` (or the context's budget, when smaller) whatever the
+    receiver does, and reads at most ``bounded.DEFAULT_LIMIT`` bytes of its answer.
     """
     payload = build_payload(event, target, int(time.time()))
-    started = time.monotonic()
-    seconds = min(TIMEOUT_SECONDS, budget) if budget is not None else TIMEOUT_SECONDS
-    try:
-        answer = bounded.post(
-            session, target.url or "", data=payload.body, headers=payload.headers, seconds=seconds
-        )
-    except bounded.SendFailed as exc:
-        outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY
-        return DeliveryResult(outcome, duration_ms=_ms(started), error=str(exc))
-    return classify(answer, _ms(started))
+    return post_once(
+        context, target.url or "", payload.body, payload.headers, TIMEOUT_SECONDS, classify
+    )
 
 
 def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
@@ -103,7 +91,3 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
             DeliveryOutcome.RETRY, error=f"HTTP {status} redirect not followed", **common
         )
     return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status}", **common)
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

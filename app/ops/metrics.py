@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import Blueprint, Response, request
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,15 +22,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 
 from app.db import db
+from app.health.readiness import worker_alive
 from app.models import Delivery, Watch, WorkerHeartbeat
 from app.services import services
-from app.vocabulary import WATCH_STATES
+from app.vocabulary import WATCH_STATES, DeliveryState
 from app.web.auth import bearer_token, token_matches
 from app.web.problems import problem
 from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
 
 metrics = Blueprint("metrics", __name__)
-ALIVE_WITHIN = timedelta(seconds=30)
 LAG_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -41,12 +41,12 @@ class BridgeCollector(Collector):
         self.now = now
 
     def collect(self) -> Iterator[Metric]:
-        session = db.session
+        session = db.session()
         beats = session.execute(
             select(WorkerHeartbeat.counters, WorkerHeartbeat.last_seen_at)
         ).all()
         yield from _worker_counters([counters or {} for counters, _ in beats])
-        alive = sum(1 for _, seen in beats if self.now - seen <= ALIVE_WITHIN)
+        alive = sum(1 for _, seen in beats if worker_alive(seen, self.now))
         yield GaugeMetricFamily(
             "mi_bridge_workers_alive", "Workers seen in the last 30 s", value=alive
         )
@@ -103,14 +103,14 @@ def _summed_histogram(
 
 
 def _database_gauges(now: datetime) -> Iterator[Metric]:
-    session = db.session
+    session = db.session()
     watches = GaugeMetricFamily("mi_bridge_watches", "Watches by state", labels=["state"])
     counts = dict(session.execute(select(Watch.state, func.count()).group_by(Watch.state)).all())
     for state in WATCH_STATES:
         watches.add_metric([state], counts.get(state, 0))
     yield watches
     pending = select(func.count(), func.min(Delivery.next_attempt_at)).where(
-        Delivery.state == "pending"
+        Delivery.state == DeliveryState.PENDING
     )
     depth, oldest = session.execute(pending).one()
     yield GaugeMetricFamily("mi_bridge_delivery_queue_depth", "Pending deliveries", value=depth)

@@ -19,7 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, Target, Watch
-from app.notify.registry import NotifierContext, sender_for
+from app.notify.context import NotifierContext
+from app.notify.registry import notifier_for
 from app.notify.results import DeliveryResult
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
@@ -102,7 +103,7 @@ def _settle(session: Session, claim: ClaimedDelivery, result: DeliveryResult) ->
 
 
 def _send(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResult:
-    sender = sender_for(claim.target.type)
+    sender = notifier_for(claim.target.type)
     if sender is None:
         return DeliveryResult(DeliveryOutcome.RETRY, error=f"no notifier for {claim.target.type}")
     try:

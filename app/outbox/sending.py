@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.health import bridge_state
 from app.models import Delivery, Event, Target
-from app.notify.registry import NotifierContext, sender_for
+from app.notify.context import NotifierContext
+from app.notify.registry import notifier_for
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbox.attempts import fail_for_disabled_target, record_attempt
 from app.vocabulary import DeliveryOutcome
@@ -66,7 +67,7 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
     """
     if claim.target.disabled:
         return None
-    sender = sender_for(claim.target.type)
+    sender = notifier_for(claim.target.type)
     assert sender is not None  # only registered types are claimed
     try:
         return sender(context, claim.event, claim.target)

@@ -41,3 +41,9 @@ def deliveries_by_watch(
     for delivery, event_type in rows:
         grouped[delivery.watch_id].append((delivery, event_type))
     return grouped
+
+
+def find_watch(session: Session, watch_id: str) -> Watch | None:
+    """The watch with this id, loaded as ``load_watches`` loads it, or None (API, CLI, dashboard)."""
+    found = load_watches(session, select(Watch).where(Watch.id == watch_id))
+    return found[0] if found else None

@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from app.notify.webhook import SECRET_PREFIX
 from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
-from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType
+from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType, TargetType
 
 MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
@@ -130,7 +130,7 @@ def _checked_url(url: str, info: ValidationInfo) -> str:
 class WebhookTargetIn(_Strict):
     """A signed HTTP webhook (Standard Webhooks). Without ``secret`` one is generated and shown once."""
 
-    type: Literal["webhook"]
+    type: Literal[TargetType.WEBHOOK]
     url: OutboundUrl
     secret: str | None = Field(
         default=None, description="whsec_ followed by the base64 of 24 to 64 random bytes"
@@ -157,7 +157,7 @@ class WebhookTargetIn(_Strict):
 class SlackTargetIn(_Strict):
     """A Slack channel, posted to with the bridge's bot token (``SLACK_BOT_TOKEN``)."""
 
-    type: Literal["slack"]
+    type: Literal[TargetType.SLACK]
     channel: Annotated[
         str,
         StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$"),
@@ -168,7 +168,7 @@ class SlackTargetIn(_Strict):
 class SlackWebhookTargetIn(_Strict):
     """A Slack incoming webhook (or a Slack-compatible one): one message per event."""
 
-    type: Literal["slack_webhook"]
+    type: Literal[TargetType.SLACK_WEBHOOK]
     url: OutboundUrl
 
     _url = field_validator("url")(_checked_url)
@@ -238,16 +238,21 @@ def validate_watch(
 ) -> WatchCreate:
     """The one validation of a registration, for the API, the CLI and the dashboard alike.
 
-    Raises ``InvalidWatch`` listing every problem with its JSON pointer into ``payload``.
+    Raises ``InvalidWatch`` listing every problem with its JSON pointer into ``payload`` (a
+    missing target list among them, when there are no default targets to fall back on).
     """
     if not isinstance(payload, dict):
         raise InvalidWatch([{"pointer": "#", "detail": "expected an object"}])
+    errors: list[dict[str, str]] = []
+    model = None
     try:
         model = WatchCreate.model_validate(payload, context=context)
     except ValidationError as exc:
-        raise InvalidWatch(validation_errors(exc, payload)) from None
-    if model.targets is None and not has_default_targets:
-        raise InvalidWatch([{"pointer": "#/targets", "detail": "required"}])
+        errors = validation_errors(exc, payload)
+    if payload.get("targets") is None and not has_default_targets:
+        errors.append({"pointer": "#/targets", "detail": "required"})
+    if errors or model is None:
+        raise InvalidWatch(errors)
     return model
 
 
@@ -284,4 +289,11 @@ def _detail(error: Any) -> str:
         return "required"
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "union_tag_invalid":
+        # The tags are TargetType members, which pydantic would show as reprs.
+        expected = ", ".join(f"'{tag.value}'" for tag in TargetType)
+        return (
+            f"Input tag '{error['ctx']['tag']}' found using {error['ctx']['discriminator']} "
+            f"does not match any of the expected tags: {expected}"
+        )
     return message

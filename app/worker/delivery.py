@@ -1,8 +1,5 @@
-"""The delivery tick: claim due deliveries with a lease, send them concurrently, record each attempt.
-
-Per-target order: a delivery is claimable only when every earlier pending delivery to its target has
-been attempted at least once (``first_attempted_at``); dead and failed ones never block.
-"""
+"""The delivery tick: claim due deliveries with a lease (``delivery_claims``), send them
+concurrently, record each attempt."""
 
 from __future__ import annotations
 
@@ -10,17 +7,11 @@ import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
 
 from app.db import db
-from app.models import Delivery, Target
-from app.notify.registry import NOTIFIERS
 from app.notify.results import DeliveryResult
-from app.outbox.sending import ClaimedDelivery, apply_results, load_claims, send_claim
-from app.vocabulary import DeliveryState
+from app.outbox.sending import ClaimedDelivery, apply_results, send_claim
+from app.worker.delivery_claims import claim_due_deliveries
 from app.worker.runtime import DELIVERY_CONCURRENCY, WorkerRuntime
 
 BATCH_SIZE = 32
@@ -38,44 +29,6 @@ class DeliveryReport:
     claimed: int = 0
     sent: int = 0
     failed_disabled: int = 0
-
-
-def claim_due_deliveries(
-    session: Session, token: str, now: datetime, lease_seconds: float, limit: int
-) -> list[ClaimedDelivery]:
-    """Lease due deliveries whose turn has come (see module doc). The caller commits."""
-    earlier = aliased(Delivery)
-    blocked = exists().where(
-        and_(
-            earlier.target_id == Delivery.target_id,
-            earlier.seq < Delivery.seq,
-            earlier.state == DeliveryState.PENDING,
-            earlier.first_attempted_at.is_(None),
-        )
-    )
-    lease_free = or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now)
-    due = (
-        select(Delivery.seq)
-        .join(Target, Target.id == Delivery.target_id)
-        .where(
-            Delivery.state == DeliveryState.PENDING,
-            Delivery.next_attempt_at <= now,
-            lease_free,
-            Target.type.in_(list(NOTIFIERS)),
-            ~blocked,
-        )
-        .order_by(Delivery.next_attempt_at, Delivery.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Delivery)
-    )
-    claimed = session.scalars(
-        update(Delivery)
-        .where(Delivery.seq.in_(due.scalar_subquery()), lease_free)
-        .values(lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Delivery.seq)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return load_claims(session, list(claimed))
 
 
 def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
@@ -114,7 +67,7 @@ def _claim_and_send(
     limit: int,
 ) -> int:
     """Claim up to ``limit`` due deliveries and start sending them; how many were claimed."""
-    session = db.session
+    session = db.session()
     token = runtime.next_claim_token()
     lease = runtime.settings.bridge_lease_seconds
     claims = claim_due_deliveries(session, token, runtime.clock(), lease, limit)
@@ -133,7 +86,7 @@ def _record(
     finished: list[tuple[Future[DeliveryResult | None], str, ClaimedDelivery]],
 ) -> None:
     """Record finished sends in one short transaction (each in its own savepoint)."""
-    session = db.session
+    session = db.session()
     by_token: dict[str, list[tuple[ClaimedDelivery, DeliveryResult | None]]] = {}
     for future, token, claim in finished:
         by_token.setdefault(token, []).append((claim, future.result()))

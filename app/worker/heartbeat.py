@@ -15,7 +15,7 @@ from app.worker.runtime import WorkerRuntime
 def beat(runtime: WorkerRuntime) -> None:
     """Upsert this worker's row with the time and its cumulative counters (own transaction)."""
     with runtime.app.app_context():
-        session = db.session
+        session = db.session()
         now = runtime.clock()
         values = {
             "worker_id": runtime.worker_id,

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def housekeep(runtime: WorkerRuntime) -> int:
     """Delete idempotency keys past their 24 h lifetime; returns how many were removed."""
     with runtime.app.app_context():
-        removed = purge_expired(db.session, runtime.clock())
+        removed = purge_expired(db.session(), runtime.clock())
         db.session.commit()
     if removed:
         log.info("housekeeping: removed %d expired idempotency keys", removed)

@@ -100,7 +100,7 @@ def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     """
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
-        report.expired = expire_due_watches(db.session, runtime.clock())
+        report.expired = expire_due_watches(db.session(), runtime.clock())
         tick = _Tick(runtime, report, lookahead)
         try:
             tick.run()
@@ -131,7 +131,7 @@ class _Tick:
         while self.batches or self.more:
             if self.more and self._outstanding() <= self.size:
                 if time.monotonic() - self.swept >= EXPIRY_EVERY_SECONDS:
-                    self.report.expired += expire_due_watches(db.session, self.runtime.clock())
+                    self.report.expired += expire_due_watches(db.session(), self.runtime.clock())
                     self.swept = time.monotonic()
                 self._claim()
             group = self._collect()
@@ -145,7 +145,7 @@ class _Tick:
     def _claim(self) -> None:
         """Claim a batch and queue its requests; claims nothing when stopped, halted or paused."""
         self.more = False
-        runtime, session = self.runtime, db.session
+        runtime, session = self.runtime, db.session()
         if runtime.stop.is_set() or self.halt.is_set():
             return
         # The clock first: the monotonic reading is then never earlier, so neither is a request.
@@ -201,7 +201,7 @@ class _Tick:
 
     def _apply(self, group: list[_Item]) -> None:
         """Apply a group in one transaction (claims of any batches), release what was not polled."""
-        runtime, session, report = self.runtime, db.session, self.report
+        runtime, session, report = self.runtime, db.session(), self.report
         ctx = ApplyContext(runtime.clock(), runtime.pacing, runtime.rng)
         polled = [(item.claim, item.chain) for item in group if item.chain is not None]
         if polled:
@@ -230,7 +230,7 @@ class _Tick:
             if batch.future is not None:
                 wait([batch.future])
             try:
-                release(db.session, batch.token, [claim.pk for claim in batch.claims])
+                release(db.session(), batch.token, [claim.pk for claim in batch.claims])
                 db.session.commit()
             except SQLAlchemyError:
                 db.session.rollback()

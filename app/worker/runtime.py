@@ -15,7 +15,7 @@ from datetime import datetime
 from flask import Flask
 
 from app.config import Settings
-from app.notify.registry import NotifierContext
+from app.notify.context import NotifierContext
 from app.services import services
 from app.upstream.client import MediaIntelligenceClient
 from app.worker.counters import WorkerCounters

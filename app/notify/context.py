@@ -1,0 +1,70 @@
+"""The one notifier interface: every notifier is ``send(context, event, target) -> DeliveryResult``.
+
+``NotifierContext`` carries what notifiers share (the guarded HTTP session, the Slack Web API
+client, the public URL for links) and the time ``budget`` of the current tick; every notifier ends
+its attempt within ``context.seconds(its own limit)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+from slack_sdk import WebClient
+
+from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
+from app.outbound import bounded
+from app.vocabulary import DeliveryOutcome
+
+
+@dataclass
+class NotifierContext:
+    """What notifiers share: the guarded HTTP session, the Slack Web API client, the public URL."""
+
+    http: requests.Session
+    slack: WebClient | None = None
+    public_url: str | None = None
+    #: Upper bound (seconds) for one send, set per tick from the delivery lease; None: no bound.
+    budget: float | None = None
+
+    def seconds(self, limit: float) -> float:
+        """How long one attempt may take: the notifier's own ``limit``, or less within a budget."""
+        return min(limit, self.budget) if self.budget is not None else limit
+
+
+class Notifier(Protocol):
+    """Send one event to one target once and classify the answer; never longer than the context
+    allows. Raising is a bug: the outbox turns it into a failed attempt of that delivery only."""
+
+    def __call__(
+        self, context: NotifierContext, event: EventSnapshot, target: TargetSnapshot
+    ) -> DeliveryResult: ...
+
+
+def post_once(
+    context: NotifierContext,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    limit: float,
+    classify: Callable[[bounded.Answer, int], DeliveryResult],
+) -> DeliveryResult:
+    """One bounded POST through the guarded ``context.http``: ``classify(answer, duration_ms)``
+    decides on an answer; no answer is a retry, or ``refused`` when the address guard said no."""
+    started = time.monotonic()
+    try:
+        answer = bounded.post(
+            context.http, url, data=body, headers=headers, seconds=context.seconds(limit)
+        )
+    except bounded.SendFailed as exc:
+        outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY
+        return DeliveryResult(outcome, duration_ms=elapsed_ms(started), error=str(exc))
+    return classify(answer, elapsed_ms(started))
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (a ``time.monotonic()`` reading)."""
+    return int((time.monotonic() - started) * 1000)
