@@ -92,8 +92,10 @@ class Settings(BaseSettings):
                 return ()
             try:
                 value = json.loads(value)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise ValueError(f"not valid JSON ({exc.msg})") from None
+            except ValueError as exc:  # e.g. an integer of more digits than int() converts
+                raise ValueError(f"not valid JSON ({exc})") from None
         if not isinstance(value, list | tuple):
             raise ValueError("expected a JSON list of target objects")
         return tuple(value)
@@ -150,7 +152,7 @@ def load_settings(
     """Read and validate the configuration; raise ``ConfigError`` naming the first bad variable."""
     values = {key.lower(): value for key, value in (overrides or {}).items()}
     try:
-        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **values)
     except ValidationError as exc:
         raise _config_error(exc) from None
 

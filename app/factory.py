@@ -20,7 +20,7 @@ from app.notify.slack import make_client as make_slack_client
 from app.outbound.addresses import Resolver, system_resolver
 from app.outbound.http import guarded_session
 from app.services import Services
-from app.watches.validation import DefaultTargets, ValidationSettings
+from app.watches.validation import DefaultTargets, TargetIn, ValidationSettings
 from app.web.door import MAX_BODY_BYTES
 
 
@@ -46,7 +46,9 @@ def create_app(
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     # Behind Heroku's router (or any one reverse proxy) trust exactly one X-Forwarded-* hop.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's way to add WSGI middleware
+        app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1
+    )
     configure_logging(settings)
     install_request_ids(app)
 
@@ -87,10 +89,10 @@ def _register_blueprints(app: Flask) -> None:
     install_error_handlers(app)
 
 
-def _default_targets(settings: Settings, validation: Any) -> list[Any]:
+def _default_targets(settings: Settings, validation: ValidationSettings) -> tuple[TargetIn, ...]:
 
     if not settings.bridge_default_targets:
-        return []
+        return ()
     try:
         parsed = DefaultTargets.model_validate(
             {"targets": list(settings.bridge_default_targets)}, context=validation

@@ -1,7 +1,7 @@
 """The contract's words, each spelled once: every state, reason, event type and outcome is a StrEnum
-here, used as it is by the models, the pydantic request and response models, the serializers and
-the templates. A member *is* its string (``WatchState.WATCHING == "watching"``), so rows, JSON and
-SQL compare with it directly.
+here, used as it is by the models, the pydantic request and response models and the templates.
+A member *is* its string (``WatchState.WATCHING == "watching"``), so rows, JSON and SQL compare
+with it directly.
 
 Nothing in this module imports from the rest of the app (it is the bottom layer).
 """
@@ -118,3 +118,9 @@ class DatabaseHealth(StrEnum):
 
     OK = "ok"
     UNREACHABLE = "unreachable"
+
+
+class Liveness(StrEnum):
+    """``/healthz``'s ``status``: the process serves."""
+
+    OK = "ok"

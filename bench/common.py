@@ -126,7 +126,7 @@ def bench_app(database_url: str, far_end: str, **overrides: Any):
     """A migrated app on ``database_url`` whose upstream is ``far_end``; polls once per asset."""
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app.factory import create_app
 
     config = {
         "BRIDGE_ENV": "development",

@@ -60,7 +60,7 @@ def run_product_client(urls: list[str], slots: int = BARE_THREADS) -> float:
     import time
 
     from app.upstream.client import MediaIntelligenceClient
-    from app.upstream.generations import Generation
+    from app.vocabulary import ApiGeneration
 
     base = urls[0].split("/api/", 1)[0]
     asset_ids = [url.rsplit("/", 2)[1] for url in urls]
@@ -68,7 +68,7 @@ def run_product_client(urls: list[str], slots: int = BARE_THREADS) -> float:
     async def poll_all(client: MediaIntelligenceClient) -> None:
         async def one(asset_id: str) -> None:
             async with client.slots:
-                result = await client.fetch_status("bench", "1", asset_id, Generation.VIDEO_ASSETS)
+                result = await client.fetch_status("bench", "1", asset_id, ApiGeneration.VIDEO_ASSETS)
             if result.status != "ANALYZING":
                 raise RuntimeError(f"product client: unexpected {result}")
 

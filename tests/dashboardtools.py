@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Flask
 
+from tests.fixtures import API_TOKEN
+
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-#: The ``app`` fixture's token (``tests.conftest.API_TOKEN``).
-API_TOKEN = "test-api-token"
 FIELD_ERROR = re.compile(r'<p class="field__error" id="([a-z_]+)-error-\d+">([^<]*)</p>')
 
 

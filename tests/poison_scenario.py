@@ -31,17 +31,17 @@ from sqlalchemy import select
 from app.db import db
 from app.models import Asset, BridgeState, Event, Watch
 from app.simulator import SimConfig, SimulatorServer, SimulatorState
-from tests.conftest import (
-    API_TOKEN,
+from tests.fake_slack import TOKEN as SLACK_TOKEN
+from tests.fake_slack import FakeSlack
+from tests.fixtures import (
+    AUTH,
     TEST_ACCESS_KEY,
     TEST_SECRET_KEY,
     SimControl,
-    StaticResolver,
-    _migrated_app,
-    _wait_until,
+    build_app,
+    dispose,
+    wait_until,
 )
-from tests.fake_slack import TOKEN as SLACK_TOKEN
-from tests.fake_slack import FakeSlack
 from tests.hostile_servers import DripReceiver, HugeAnswerReceiver, SlackFront, TimedReceiver
 from tests.poison_records import (
     AssetRow,
@@ -56,7 +56,6 @@ from tests.poison_records import (
 from tests.processes import Processes, bridge_env
 from tests.receiver import Answer
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 RETRY_SCHEDULE = (1.0, 1.0)
 LEASE_SECONDS = 30  # the contract's 15 s send timeout applies in full from a 30 s lease on
 POLL_INTERVAL, POLL_MAX_INTERVAL = 0.5, 1.0
@@ -93,7 +92,7 @@ INDEX_2_64 = {
 def _until(predicate: Any, timeout: float) -> bool:
     """True once ``predicate()`` is, False if it is not within ``timeout`` seconds."""
     try:
-        _wait_until(predicate, timeout=timeout)
+        wait_until(predicate, timeout=timeout)
     except AssertionError:
         return False
     return True
@@ -138,10 +137,9 @@ class PoisonScenario:
             for server in servers:
                 server.start()
             self.sim = SimControl(self.simulator.url)
-            self.app = _migrated_app(
-                self.database_url, StaticResolver(),
-                {"MI_DEFAULT_API": "index", "BRIDGE_ALLOW_PRIVATE_URLS": "true"},
-            )  # fmt: skip
+            self.app = build_app(
+                self.database_url, MI_DEFAULT_API="index", BRIDGE_ALLOW_PRIVATE_URLS="true"
+            )
             self._register_main()
             self._start_workers()
             self._phase_a()
@@ -157,8 +155,7 @@ class PoisonScenario:
             if self.sim is not None:
                 self.sim.close()
             if self.app is not None:
-                with self.app.app_context():
-                    db.engine.dispose()
+                dispose(self.app)
         self.run.seconds = time.monotonic() - started
         return self.run
 

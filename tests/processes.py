@@ -20,11 +20,10 @@ from typing import Any
 
 import requests
 
-from tests.conftest import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
+from tests.fixtures import API_TOKEN, AUTH, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 #: The variable ``processes_with_marker`` looks for in ``/proc/<pid>/environ``.
 MARKER = "MI_BRIDGE_TEST_RUN"
 

@@ -13,21 +13,10 @@ from app.outbound.addresses import (
     check_url,
     system_resolver,
 )
-from tests.watchtools import (
-    app_from_template,
-    assert_problem,
-    pointers,
-    sqlite_template,
-    watch_body,
-)
+from tests.fixtures import build_app
+from tests.watchtools import assert_problem, pointers, watch_body
 
 WATCHES = "/api/v1/watches"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
 
 
 NOT_GLOBAL = [
@@ -282,9 +271,9 @@ def test_allow_private_skips_resolution_but_not_the_scheme():
 
 @pytest.mark.parametrize("host", ["2130706433", "0x7f.1"])
 def test_numeric_spellings_are_422_through_the_api_with_the_system_resolver(
-    template, tmp_path, auth_headers, host
+    tmp_path, auth_headers, host
 ):
-    app = app_from_template(template, tmp_path, system_resolver, name="system.db")
+    app = build_app(f"sqlite:///{tmp_path}/system.db", resolver=system_resolver)
     url = f"http://{host}/hook"
     body = watch_body(targets=[target("webhook", url), target("slack_webhook", url)])
     refused_for_both(app.test_client().post(WATCHES, json=body, headers=auth_headers))

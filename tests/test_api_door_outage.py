@@ -15,8 +15,9 @@ import pytest
 
 from app.api.openapi import build_document
 from tests.dashboardtools import sign_in
+from tests.fixtures import build_app
 from tests.tcpproxy import TcpProxy
-from tests.watchtools import assert_problem, development_app, migrated_app, watch_body
+from tests.watchtools import assert_problem, watch_body
 
 WATCHES = "/api/v1/watches"
 SOME_WATCH = f"{WATCHES}/wch_01JD3Q00000000000000000000"
@@ -64,7 +65,7 @@ def proxied(postgres_url, resolver) -> Iterator[tuple]:
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     netloc = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
     url = urlunsplit(parts._replace(netloc=f"{netloc}:{proxy.port}"))
-    app = migrated_app(url, resolver)
+    app = build_app(url, resolver=resolver)
     try:
         yield app, proxy
     finally:
@@ -117,7 +118,7 @@ def refusing_port() -> Iterator[int]:
 
 def test_a_postgres_that_was_never_there_is_503(refusing_port, resolver, auth_headers):
     url = f"postgresql://mi_bridge:mi_bridge@127.0.0.1:{refusing_port}/mi_bridge"
-    app = development_app(url, resolver)
+    app = build_app(url, resolver=resolver, migrate=False)
     client = app.test_client()
     assert_every_api_call_is_unavailable(client, auth_headers)
     assert_readyz_unreachable(client)
@@ -125,7 +126,7 @@ def test_a_postgres_that_was_never_there_is_503(refusing_port, resolver, auth_he
 
 def test_a_sqlite_database_that_cannot_be_opened_is_503(tmp_path, resolver, auth_headers):
     folder = tmp_path / "data"
-    app = migrated_app(f"sqlite:///{folder}/bridge.db", resolver)
+    app = build_app(f"sqlite:///{folder}/bridge.db", resolver=resolver)
     client = app.test_client()
     assert client.get(WATCHES, headers=auth_headers).status_code == 200
 

@@ -8,22 +8,9 @@ from sqlalchemy import func, select
 
 from app.db import db
 from app.models import IdempotencyKey, Watch
-from tests.watchtools import (
-    FakeClock,
-    app_from_template,
-    assert_problem,
-    dispose,
-    sqlite_template,
-    watch_body,
-)
+from tests.watchtools import assert_problem, watch_body
 
 WATCHES = "/api/v1/watches"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
 
 
 def post(client, body, key, token="test-api-token"):
@@ -139,16 +126,6 @@ def test_a_key_of_255_printable_characters_is_accepted(client):
     assert post(client, watch_body(), key).headers["Idempotent-Replayed"] == "true"
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def clocked_app(template, tmp_path, resolver, clock):
-    return app_from_template(template, tmp_path, resolver, clock, name="clocked.db")
-
-
 def test_a_key_is_replayed_for_24_hours(clocked_app, clock):
     client = clocked_app.test_client()
     first = post(client, watch_body(), "day-key")
@@ -243,14 +220,6 @@ def test_concurrent_requests_with_one_key_make_one_watch_on_sqlite(app):
 
 def test_concurrent_requests_with_one_key_and_other_bodies_on_sqlite(app):
     assert_conflicting_race_is_one_watch_and_409s(app)
-
-
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An app on a fresh PostgreSQL database; its connections are closed before the drop."""
-    app = app_factory(DATABASE_URL=postgres_url)
-    yield app
-    dispose(app)
 
 
 @pytest.mark.postgres

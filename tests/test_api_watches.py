@@ -13,12 +13,9 @@ from app.models import Asset, Target, Watch
 from tests.watchtools import (
     DEFAULT_EVENTS,
     PUBLIC_HOOK,
-    FakeClock,
-    app_from_template,
     assert_problem,
     parse_time,
     secret_of,
-    sqlite_template,
     watch_body,
 )
 
@@ -49,23 +46,6 @@ WATCH_KEYS = {
     "deliveries",
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def clocked_app(template, tmp_path, resolver, clock):
-    """An app on SQLite whose scheduling clock is ``clock``."""
-    return app_from_template(template, tmp_path, resolver, clock, name="clocked.db")
 
 
 @pytest.fixture
@@ -262,11 +242,8 @@ def test_default_api_comes_from_mi_default_api(app_factory, auth_headers):
     assert explicit.get_json()["api"] == "assets"
 
 
-def test_default_deadline_comes_from_bridge_watch_timeout(
-    template, tmp_path, resolver, auth_headers
-):
-    clock = FakeClock()
-    app = app_from_template(template, tmp_path, resolver, clock, BRIDGE_WATCH_TIMEOUT="3600.5")
+def test_default_deadline_comes_from_bridge_watch_timeout(app_factory, clock, auth_headers):
+    app = app_factory(clock=clock, BRIDGE_WATCH_TIMEOUT="3600.5")
     client = app.test_client()
     watch = client.post(WATCHES, json=watch_body(), headers=auth_headers).get_json()
     assert parse_time(watch["deadline_at"]) == clock.now + timedelta(seconds=3600.5)

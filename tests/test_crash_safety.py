@@ -33,6 +33,8 @@ from tests.processes import AUTH, Processes, answers, bridge_env, child_pids, fr
 from tests.receiver import Answer, Receiver
 from tests.test_worker_processes import END_STATE, check_watch, sim_schedule, watch_body
 
+pytestmark = pytest.mark.slow
+
 WATCHES = 500
 KILL_SECONDS = 35.0
 #: Kills that must have happened before the run may count as settled.
@@ -129,16 +131,6 @@ def register_with_retries(base: str, body: dict, key: str, deadline: float) -> t
         pause.wait(0.05)  # pacing the retries of a request, not a wait for work
 
 
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An in-process app on the test's PostgreSQL database, to read the rows afterwards."""
-    app = app_factory(DATABASE_URL=postgres_url, MI_DEFAULT_API="index")
-    yield app
-    with app.app_context():
-        db.engine.dispose()  # no pooled connection outlives the test database
-
-
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(150)
 def test_sigkill_chaos_loses_and_duplicates_nothing(

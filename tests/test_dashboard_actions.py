@@ -23,11 +23,6 @@ def flashes(client, path: str) -> list[tuple[str, str]]:
     return [(kind, html.unescape(text)) for kind, text in FLASH.findall(page)]
 
 
-@pytest.fixture
-def csrf(client):
-    return sign_in(client)
-
-
 def test_stop_a_watching_watch_then_again(app, client, csrf):
     watch_id = seed_watch(app, "a1")
     response = client.post(f"/watches/{watch_id}/stop", data={"csrf_token": csrf})
@@ -130,11 +125,8 @@ def test_an_empty_attention_page(client, csrf):
 
 
 @pytest.fixture
-def clocked(app_factory):
-    from tests.conftest import FakeClock
-
-    clock = FakeClock()
-    app = app_factory(_clock=clock)
+def clocked(app_factory, clock):
+    app = app_factory(clock=clock)
     client = app.test_client()
     sign_in(client)
     return app, client, clock

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
 from tests.browser import (
     EXPECT_TIMEOUT_MS,
     LiveServer,
     WorkerThread,
-    launch_chromium,
     screenshot,
     sign_in,
 )
@@ -24,14 +23,6 @@ from tests.dashboardtools import API_TOKEN
 from tests.receiver import Answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

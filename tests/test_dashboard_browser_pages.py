@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.dashboard.listing import PAGE_SIZE
 from app.db import db
@@ -18,7 +18,6 @@ from tests.browser import (
     EXPECT_TIMEOUT_MS,
     LiveServer,
     fits_the_width,
-    launch_chromium,
     screenshot,
     serious_violations,
     sign_in,
@@ -28,14 +27,6 @@ from tests.dashboardtools import API_TOKEN, dead_delivery, seed_watch
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 WIDTHS = {"phone": 375, "desktop": 1280}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -26,11 +26,6 @@ def form_data(csrf: str, **fields: object) -> MultiDict:
     return data
 
 
-@pytest.fixture
-def csrf(client):
-    return sign_in(client)
-
-
 def test_the_form_makes_the_apis_body():
     submitted = MultiDict(
         {

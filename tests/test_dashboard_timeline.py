@@ -109,16 +109,6 @@ def test_times_and_excerpts():
     assert excerpt("x" * 30, 10) == "x" * 9 + "…"
 
 
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An app on a fresh PostgreSQL database; its connections are closed before the drop."""
-    from tests.watchtools import dispose
-
-    app = app_factory(DATABASE_URL=postgres_url)
-    yield app
-    dispose(app)
-
-
 @pytest.mark.postgres
 def test_label_search_on_postgresql(pg_app):
     from app.dashboard.listing import WatchQuery, list_watches

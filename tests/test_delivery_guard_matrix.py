@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, Bridge
+from tests.fixtures import Bridge, build_app, simulator_config
 
 _watching = threading.Event()  # process-wide: deliveries may run on worker threads
 _attempts: list[str] = []
@@ -50,28 +50,14 @@ def connections():
 @pytest.fixture
 def rebinding_bridge(tmp_path, resolver, clock, simulator, sim_control):
     """The conftest ``bridge``, except that notifications connect through ``resolver`` itself."""
-    from flask_migrate import upgrade
-
-    from app.factory import create_app
-
-    app = create_app(
-        {
-            "BRIDGE_ENV": "development",
-            "BRIDGE_API_TOKENS": "test-api-token",
-            "SECRET_KEY": "test-secret",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
-            "MI_API_URL": simulator.url,
-            "NCP_ACCESS_KEY": TEST_ACCESS_KEY,
-            "NCP_SECRET_KEY": TEST_SECRET_KEY,
-            "MI_DEFAULT_API": "index",
-            "BRIDGE_RETRY_SCHEDULE": "1",
-        },
+    app = build_app(
+        f"sqlite:///{tmp_path}/bridge.db",
         resolver=resolver,
         clock=clock,
         connect_resolver=resolver,
+        **simulator_config(simulator.url),
+        BRIDGE_RETRY_SCHEDULE="1",
     )
-    with app.app_context():
-        upgrade()
     bridge = Bridge(app, clock, simulator, sim_control)
     yield bridge
     bridge.runtime.close()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
 EXPECTED_ENDS = {
     "clip-completes": "completed",
@@ -16,7 +18,6 @@ EXPECTED_ENDS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_demo_runs_unattended_and_every_sample_reaches_its_end(tmp_path):
     result = subprocess.run(
@@ -32,7 +33,6 @@ def test_demo_runs_unattended_and_every_sample_reaches_its_end(tmp_path):
     assert (tmp_path / "instance" / "demo" / "mi-bridge.db").exists()  # under the working directory
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_ctrl_c_stops_the_demo_cleanly(tmp_path, wait_until):
     import signal

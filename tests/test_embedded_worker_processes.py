@@ -16,16 +16,9 @@ from app.db import db
 from app.models import WorkerHeartbeat
 from tests.processes import AUTH, Processes, answers, bridge_env, child_pids, free_port
 
+pytestmark = pytest.mark.slow
+
 WATCHES = 30
-
-
-@pytest.fixture
-def pg_app(app_factory, postgres_url):
-    """An in-process app on the test's PostgreSQL database, to read the rows the processes wrote."""
-    app = app_factory(DATABASE_URL=postgres_url)
-    yield app
-    with app.app_context():
-        db.engine.dispose()  # no pooled connection outlives the test database
 
 
 def _heartbeats(app) -> list[WorkerHeartbeat]:
@@ -55,7 +48,6 @@ def _polled(sim_control, prefix: str) -> int:
     return sum(1 for a in assets if a["asset_id"].startswith(prefix) and a["requests"] > 0)
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_gunicorn_with_embedded_workers_completes_30_watches(

@@ -28,7 +28,7 @@ from app.db import db
 from app.models import Asset, BridgeState, Delivery, Event, StatusChange, Watch, WorkerHeartbeat
 from app.upstream.client import MediaIntelligenceClient
 from app.worker.delivery import deliver_once
-from tests.conftest import TEST_ACCESS_KEY
+from tests.fixtures import TEST_ACCESS_KEY
 from tests.processes import AUTH, Processes, bridge_env
 from tests.tcpproxy import TcpProxy
 

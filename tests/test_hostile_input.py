@@ -12,8 +12,8 @@ import pytest
 from app.web import auth as api_auth
 from tests.dashboardtools import seed_watch, sign_in
 from tests.fake_slack import TOKEN as SLACK_TOKEN
+from tests.fixtures import AUTH, TEST_SECRET_KEY, Bridge, simulator_config
 
-AUTH = {"Authorization": "Bearer test-api-token"}
 LIMIT = 64 * 1024
 PROBLEM = "application/problem+json"
 WATCH = {
@@ -175,16 +175,12 @@ def test_hostile_labels_reach_slack_as_literal_escaped_text(
     app_factory, fake_slack, clock, simulator, sim_control
 ):
     from app.worker.delivery import deliver_once
-    from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, Bridge
 
     app = app_factory(
-        MI_API_URL=simulator.url,
-        NCP_ACCESS_KEY=TEST_ACCESS_KEY,
-        NCP_SECRET_KEY=TEST_SECRET_KEY,
-        MI_DEFAULT_API="index",
+        clock=clock,
+        **simulator_config(simulator.url),
         SLACK_API_URL=fake_slack.api_url,
         SLACK_BOT_TOKEN=SLACK_TOKEN,
-        _clock=clock,
     )
     bridge = Bridge(app, clock, simulator, sim_control)
     try:
@@ -302,17 +298,12 @@ SLACK_WEBHOOK_SECRET = "XXsecretXXpathXX"
 
 @pytest.fixture
 def secret_bridge(app_factory, clock, simulator, sim_control, receiver, fake_slack):
-    from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, Bridge
-
     app = app_factory(
-        MI_API_URL=simulator.url,
-        NCP_ACCESS_KEY=TEST_ACCESS_KEY,
-        NCP_SECRET_KEY=TEST_SECRET_KEY,
-        MI_DEFAULT_API="index",
+        clock=clock,
+        **simulator_config(simulator.url),
         SLACK_API_URL=fake_slack.api_url,
         SLACK_BOT_TOKEN=SLACK_TOKEN,
         BRIDGE_ALLOW_PRIVATE_URLS="true",
-        _clock=clock,
     )
     bridge = Bridge(app, clock, simulator, sim_control)
     yield bridge
@@ -321,7 +312,6 @@ def secret_bridge(app_factory, clock, simulator, sim_control, receiver, fake_sla
 
 def test_secrets_never_appear_after_creation(secret_bridge, receiver, fake_slack):
     from app.worker.delivery import deliver_once
-    from tests.conftest import TEST_SECRET_KEY
 
     bridge = secret_bridge
     slack_webhook = fake_slack.webhook_url("hook").rstrip("/") + "/" + SLACK_WEBHOOK_SECRET

@@ -13,6 +13,9 @@ from alembic.script import ScriptDirectory
 from app.db import MIGRATIONS_DIR
 from tests import dbtools
 
+# Each test runs several ``mi-bridge db`` processes in turn (10-30 s a test).
+pytestmark = pytest.mark.slow
+
 MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
 TABLES = {
     "alembic_version",

@@ -14,6 +14,8 @@ from standardwebhooks import Webhook
 from tests.processes import Api, Processes, answers, bridge_env, free_port
 from tests.receiver import Answer, Received
 
+pytestmark = pytest.mark.slow
+
 
 def _body(asset_id: str, hook: str) -> dict:
     return {
@@ -33,7 +35,6 @@ def _polled_then_completed(api: Api, sim_control, watch: dict, index_id: int, wa
     assert sim_control.put(f"/assets/ws/1/{watch['asset_id']}", json=pin).status_code == 200
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_completed_webhook_once_and_redelivered_after_sigkill(

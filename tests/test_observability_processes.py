@@ -19,10 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.upstream.generations import status_path
 from app.upstream.signing import sign
 from app.vocabulary import ApiGeneration
-from tests.conftest import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
 from tests.fake_slack import TOKEN as SLACK_TOKEN
+from tests.fixtures import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
 from tests.processes import AUTH, Api, Processes, answers, bridge_env, free_port
 from tests.receiver import Answer
+
+pytestmark = pytest.mark.slow
 
 WATCH_STATES = ("watching", "completed", "failed", "cancelled", "expired", "stopped", "error")
 
@@ -55,7 +57,6 @@ def _scrape(base_url: str, token: str = API_TOKEN) -> dict[tuple[str, tuple], fl
 # --- /metrics across processes ----------------------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_metrics_of_web_count_what_the_worker_process_did(
@@ -201,7 +202,6 @@ def _ncp_signatures(paths: list[str], since_ms: int, until_ms: int) -> set[str]:
     }
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_production_logs_are_json_and_carry_no_secret(

@@ -7,7 +7,6 @@ import json
 import random
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, text
 
 from app.db import db
@@ -16,7 +15,6 @@ from app.upstream.outcomes import PollOutcome, PollResult, classify_response
 from app.worker.apply import ApplyContext, PollChain, apply_batch
 from app.worker.asset_claims import claim_due_assets
 
-DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 TOKEN = "test-token"
 
 # A database that refuses one status history row: what a value the bridge failed to clean would do.
@@ -37,14 +35,6 @@ ALLOW_POISON = {
     "sqlite": ["DROP TRIGGER refuse_poison"],
     "postgres": ["DROP TRIGGER refuse_poison ON status_history", "DROP FUNCTION refuse_poison()"],
 }
-
-
-@pytest.fixture(params=DATABASES)
-def any_bridge(request):
-    """The tick-by-tick bridge on SQLite, then on PostgreSQL; ``.database`` names which."""
-    bridge = request.getfixturevalue("bridge" if request.param == "sqlite" else "pg_bridge")
-    bridge.database = request.param
-    return bridge
 
 
 def asset_row(bridge, asset_id):

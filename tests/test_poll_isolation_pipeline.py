@@ -5,17 +5,9 @@ PostgreSQL, the tick run on a thread of the test against the simulator's ``hold`
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 BYSTANDERS = [f"b{n}" for n in range(6)]
 #: "Within about a second" of the tick's start, with room for a busy machine.
 PROMPT_SECONDS = 1.5
-
-
-@pytest.fixture(params=DATABASES)
-def any_bridge(request):
-    return request.getfixturevalue("bridge" if request.param == "sqlite" else "pg_bridge")
 
 
 def held(bridge) -> int:

@@ -24,6 +24,8 @@ from app.models import Asset, WorkerHeartbeat
 from app.worker.pacing import JITTER
 from tests.processes import AUTH, Processes, bridge_env
 
+pytestmark = pytest.mark.slow
+
 ASSETS = [f"e{n:02d}" for n in range(24)]
 INTERVAL = 1.0
 #: Requests per asset to observe: about this many seconds of polling.
@@ -55,7 +57,6 @@ def polled_at_least(sim_control, polls: int) -> bool:
     return len(times) == len(ASSETS) and min(map(len, times.values())) >= polls
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
 def test_two_workers_never_poll_an_asset_within_its_jittered_interval(

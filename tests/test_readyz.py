@@ -8,33 +8,16 @@ import pytest
 from app.db import db
 from app.models import BridgeState, WorkerHeartbeat
 from tests import dbtools
-from tests.watchtools import (
-    FakeClock,
-    app_from_template,
-    dispose,
-    migrated_app,
-    parse_time,
-    sqlite_template,
-)
+from tests.fixtures import build_app, dispose
+from tests.watchtools import parse_time
 
 READY_KEYS = {"database", "worker_last_seen", "upstream_auth", "slack_auth", "rate_limited_until"}
 
 
 @pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated SQLite file for this module's apps."""
-    return sqlite_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def app(template, tmp_path, resolver, clock):
+def app(app_factory, clock):
     """Like the conftest ``app`` (migrated SQLite, test token), with the test's ``clock``."""
-    return app_from_template(template, tmp_path, resolver, clock)
+    return app_factory(clock=clock)
 
 
 def beat(app, worker_id, last_seen_at):
@@ -137,7 +120,7 @@ def test_readyz_needs_no_token_and_ignores_a_bad_one(app, clock):
 
 def test_an_unusable_sqlite_path_is_503_database_unreachable(tmp_path, resolver, clock):
     folder = tmp_path / "data"
-    app = migrated_app(f"sqlite:///{folder}/bridge.db", resolver, clock)
+    app = build_app(f"sqlite:///{folder}/bridge.db", resolver=resolver, clock=clock)
     beat(app, "worker-1", clock.now)
     assert readyz(app)[0] == 200
 
@@ -153,7 +136,7 @@ def test_an_unusable_sqlite_path_is_503_database_unreachable(tmp_path, resolver,
 
 @pytest.mark.postgres
 def test_a_dropped_postgres_database_is_503_database_unreachable(postgres_url, resolver, clock):
-    app = migrated_app(postgres_url, resolver, clock)
+    app = build_app(postgres_url, resolver=resolver, clock=clock)
     try:
         beat(app, "worker-1", clock.now)
         assert readyz(app)[0] == 200
@@ -172,7 +155,7 @@ def test_a_dropped_postgres_database_is_503_database_unreachable(postgres_url, r
 
 @pytest.mark.postgres
 def test_readyz_on_postgres(postgres_url, resolver, clock):
-    app = migrated_app(postgres_url, resolver, clock)
+    app = build_app(postgres_url, resolver=resolver, clock=clock)
     try:
         assert readyz(app)[0] == 503
         beat(app, "worker-1", clock.now - timedelta(seconds=3))

@@ -26,7 +26,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.api.openapi import build_document
-from tests.conftest import API_TOKEN
+from tests.fixtures import API_TOKEN
+
+pytestmark = pytest.mark.slow
 
 #: Examples per operation (valid and invalid requests together).
 MAX_EXAMPLES = 100

@@ -6,18 +6,11 @@ from app.simulator.assets import Pin, Schedule, SimAsset, derived_index_id
 from app.simulator.settings import SimConfig
 from app.simulator.specs import AssetSpec
 from app.simulator.state import AnalysisConflictError, SimulatorState, UnknownAssetError
+from tests.fixtures import FakeClock
 
 KEY = ("ws", "1", "a1")
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+#: Where the simulator's clock (monotonic seconds) starts in these tests.
+SIM_START = 1000.0
 
 
 @pytest.mark.parametrize(
@@ -81,7 +74,7 @@ def test_pin_answers_any_status_as_given():
 
 
 def test_schedule_starts_when_the_asset_is_put():
-    clock = ManualClock()
+    clock = FakeClock(SIM_START)
     state = SimulatorState(clock=clock)
     state.put_asset(KEY, AssetSpec(Schedule(2, 5)))
     clock.now += 1.5
@@ -95,7 +88,7 @@ def test_schedule_starts_when_the_asset_is_put():
 
 
 def test_request_analysis_restarts_a_terminal_asset_and_conflicts_while_running():
-    clock = ManualClock()
+    clock = FakeClock(SIM_START)
     state = SimulatorState(clock=clock)
     state.put_asset(KEY, AssetSpec(Schedule(1, 1, "ANALYZE_FAIL")))
     with pytest.raises(AnalysisConflictError):
@@ -113,7 +106,7 @@ def test_request_analysis_restarts_a_terminal_asset_and_conflicts_while_running(
 
 
 def test_request_analysis_of_a_pinned_asset_uses_the_default_schedule():
-    clock = ManualClock()
+    clock = FakeClock(SIM_START)
     state = SimulatorState(
         SimConfig(default_schedule=Schedule(1, 1, "ANALYZE_CANCEL")), clock=clock
     )
@@ -124,7 +117,7 @@ def test_request_analysis_of_a_pinned_asset_uses_the_default_schedule():
 
 
 def test_cancel_only_while_waiting_or_analysing():
-    clock = ManualClock()
+    clock = FakeClock(SIM_START)
     state = SimulatorState(clock=clock)
     state.put_asset(KEY, AssetSpec(Schedule(1, 1)))
     clock.now += 1.5
@@ -136,7 +129,7 @@ def test_cancel_only_while_waiting_or_analysing():
 
 
 def test_unknown_assets_follow_auto_create():
-    state = SimulatorState(SimConfig(auto_create=False), clock=ManualClock())
+    state = SimulatorState(SimConfig(auto_create=False), clock=FakeClock(SIM_START))
     assert state.resolve_asset(KEY) is None
     with pytest.raises(UnknownAssetError):
         state.request_analysis(KEY)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
+from tests.fixtures import API_TOKEN, TEST_ACCESS_KEY, TEST_SECRET_KEY
 from tests.processes import (
     BIN,
     MARKER,
@@ -31,6 +31,8 @@ from tests.processes import (
     processes_with_marker,
     run_db_upgrade,
 )
+
+pytestmark = pytest.mark.slow
 
 #: case -> (the variable the one line must name, the environment that breaks it)
 BAD_VARIABLES = {
@@ -102,7 +104,6 @@ def startup_failures(tmp_path_factory):
     return results
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("case", list(BAD_VARIABLES))
@@ -142,7 +143,6 @@ def _smoke_environment(tmp_path: Path, database_url: str, simulator_url: str, po
     }
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "database", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]

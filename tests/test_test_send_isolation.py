@@ -12,6 +12,8 @@ import pytest
 from tests.processes import Api, Processes, answers, bridge_env, free_port, run_db_upgrade
 from tests.receiver import Answer, Receiver
 
+pytestmark = pytest.mark.slow
+
 #: A delivery normally follows its poll within about a second (README); generous on a shared machine.
 NORMAL_POLL_TO_DELIVERY = 5.0
 
@@ -80,7 +82,6 @@ def _run(tmp_path, database_url, simulator, sim_control, receiver, wait_until) -
         api.close()
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_held_test_send_delays_no_other_watch_on_sqlite(
     tmp_path, simulator, sim_control, receiver, wait_until
@@ -88,7 +89,6 @@ def test_held_test_send_delays_no_other_watch_on_sqlite(
     _run(tmp_path, f"sqlite:///{tmp_path}/bridge.db", simulator, sim_control, receiver, wait_until)
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_held_test_send_delays_no_other_watch_on_postgres(

@@ -24,8 +24,8 @@ from app.db import db
 from app.models import Target, Watch
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY
-from tests.watchtools import PUBLIC_HOOK, FakeClock, secret_of
+from tests.fixtures import TEST_ACCESS_KEY, TEST_SECRET_KEY, FakeClock
+from tests.watchtools import PUBLIC_HOOK, secret_of
 
 MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
 SLACK_HOOK = "https://hooks.example.test/services/T000/B000/XXXX"
@@ -58,7 +58,7 @@ def stored(app, watch_id: str) -> Watch:
 
 def test_add_prints_a_summary_and_the_generated_secret_once(app_factory):
     clock = FakeClock()
-    app = app_factory(_clock=clock)
+    app = app_factory(clock=clock)
     result = invoke(
         app,
         f"add my-workspace 1234 5678 --webhook {PUBLIC_HOOK} --label cms_id=abc-123"

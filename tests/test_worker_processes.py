@@ -25,6 +25,8 @@ from app.db import db
 from app.models import Asset, Delivery, Event, StatusChange, Watch, WorkerHeartbeat
 from tests.processes import AUTH, BIN, REPO, Processes, bridge_env, free_port
 
+pytestmark = pytest.mark.slow
+
 OUTCOMES = ("ANALYZE_COMPLETED", "ANALYZE_FAIL", "ANALYZE_CANCEL")
 END_STATE = {
     "ANALYZE_COMPLETED": "completed",
@@ -82,7 +84,6 @@ def sim_schedule(rng: random.Random, wait: float, analyze: float) -> dict[str, A
 # --- PostgreSQL: two workers, 300 watches ---------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(90)
 def test_two_workers_share_300_watches_exactly_once(
@@ -199,7 +200,6 @@ def _asset(app, asset_id: str) -> Asset:
         return db.session.scalars(select(Asset).where(Asset.asset_id == asset_id)).one()
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
 def test_sigkill_mid_poll_lease_expires_and_another_worker_finishes(
@@ -257,7 +257,6 @@ def test_sigkill_mid_poll_lease_expires_and_another_worker_finishes(
     assert after.poll_count == sim_asset["requests"] - 1  # the killed worker's poll is lost
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(60)
 def test_sigterm_mid_poll_exits_promptly_and_cleanly(
@@ -294,7 +293,6 @@ def test_sigterm_mid_poll_exits_promptly_and_cleanly(
 # --- SQLite: gunicorn and a worker on one file ------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_sqlite_web_and_worker_processes_run_100_watches(tmp_path, simulator, receiver, wait_until):
     """The single-machine setup: gunicorn and a worker share one SQLite file without locking up."""

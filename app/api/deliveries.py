@@ -9,17 +9,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.blueprint import api, fail
-from app.api.params import bounded_int, id_filter, sequence_cursor
+from app.api.params import bounded_int, choice, id_filters, sequence_cursor
 from app.api.watches import watch_or_404
 from app.db import db
 from app.models import Delivery, Event
 from app.outbox import retries
 from app.outbox.bridge_test import send_test
-from app.resources.serializers import delivery_json
+from app.resources.deliveries import delivery_list, delivery_resource, watch_test
 from app.services import services
 from app.vocabulary import DeliveryState
 
-DELIVERY_STATES = (DeliveryState.PENDING, "succeeded", DeliveryState.FAILED, DeliveryState.DEAD)
+DELIVERY_STATES = tuple(DeliveryState)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 
@@ -28,22 +28,7 @@ def test_watch(watch_id: str) -> Response:
     """Send a ``bridge.test`` event to every target of the watch now; answer each real outcome."""
     watch = watch_or_404(watch_id)
     event_id, outcomes = send_test(db.session(), watch, services().notifier, services().clock)
-    body = {
-        "event_id": event_id,
-        "results": [
-            {
-                "target_id": outcome.target_id,
-                "type": outcome.target_type,
-                "delivery_id": outcome.delivery_id,
-                "ok": outcome.result.outcome.value == "succeeded",
-                "outcome": outcome.result.outcome.value,
-                "status_code": outcome.result.status_code,
-                "duration_ms": outcome.result.duration_ms,
-                "error": outcome.result.error,
-            }
-            for outcome in outcomes
-        ],
-    }
+    body = watch_test(event_id, outcomes).as_json()
     return Response(json.dumps(body), mimetype="application/json")
 
 
@@ -57,15 +42,11 @@ def list_deliveries() -> Response:
         .options(selectinload(Delivery.attempts))
         .order_by(Delivery.seq.desc())
     )
-    state = args.get("state")
+    state = choice(args.get("state"), "state", DELIVERY_STATES)
     if state is not None:
-        if state not in DELIVERY_STATES:
-            fail(400, f"state must be one of {', '.join(DELIVERY_STATES)}")
         statement = statement.where(Delivery.state == state)
-    for name in ("watch_id", "target_id"):
-        value = id_filter(args.get(name), name)
-        if value is not None:
-            statement = statement.where(getattr(Delivery, name) == value)
+    for name, value in id_filters(args, ("watch_id", "target_id")):
+        statement = statement.where(getattr(Delivery, name) == value)
     cursor = sequence_cursor(args.get("cursor"), "cursor")
     if cursor is not None:
         statement = statement.where(Delivery.seq < cursor)
@@ -73,10 +54,8 @@ def list_deliveries() -> Response:
     rows = db.session.execute(statement.limit(limit + 1)).all()
     page = rows[:limit]
     next_cursor = str(page[-1][0].seq) if len(rows) > limit else None
-    items = [delivery_json(delivery, event_type) for delivery, event_type in page]
-    return Response(
-        json.dumps({"items": items, "next_cursor": next_cursor}), mimetype="application/json"
-    )
+    body = delivery_list(page, next_cursor).as_json()
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 @api.post("/deliveries/<delivery_id>/retry")
@@ -94,6 +73,5 @@ def retry_delivery(delivery_id: str) -> tuple[Response, int]:
         fail(409, str(exc))
     db.session.commit()
     event_type = db.session.scalar(select(Event.type).where(Event.id == delivery.event_id))
-    return Response(
-        json.dumps(delivery_json(delivery, event_type or "")), mimetype="application/json"
-    ), 202
+    body = delivery_resource(delivery, event_type).as_json()
+    return Response(json.dumps(body), mimetype="application/json"), 202

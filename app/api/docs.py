@@ -12,6 +12,7 @@ from pathlib import Path
 
 import flask_swagger_ui
 from flask import Blueprint, Response, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 SWAGGER_UI_FILES = Path(flask_swagger_ui.__file__).parent / "dist"
 
@@ -21,7 +22,7 @@ docs = Blueprint(
 
 
 @docs.get("/openapi.json")
-def openapi_json() -> Response:
+def openapi_json() -> BaseResponse:
     """The OpenAPI 3.1 document, built once per process; no token needed, ETag for revalidation."""
     from app.api.openapi import document_json
 

@@ -11,7 +11,7 @@ from app.api.blueprint import api
 from app.api.params import bounded_int, id_filter, sequence_cursor
 from app.db import db
 from app.models import Event
-from app.resources.serializers import event_json
+from app.resources.events import EventList, feed_item
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 
@@ -32,7 +32,7 @@ def list_events() -> Response:
         statement = statement.where(Event.watch_id == watch_id)
     limit = bounded_int(args.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     events = db.session.scalars(statement.limit(limit)).all()
-    items = [event_json(event) for event in events]
-    next_cursor = items[-1]["cursor"] if items else (str(after) if after is not None else None)
-    body = {"items": items, "next_cursor": next_cursor}
+    items = [feed_item(event) for event in events]
+    next_cursor = items[-1].cursor if items else (str(after) if after is not None else None)
+    body = EventList(items=items, next_cursor=next_cursor).as_json()
     return Response(json.dumps(body), mimetype="application/json")

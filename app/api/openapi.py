@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the bridge, generated from the code and built once per process.
 
-Request bodies come from the pydantic request models (``schemas.py``), response bodies from
-``shapes.py``, the paths from ``openapi_paths``. The webhook receivers get is a top-level ``webhooks``
-entry. Every schema lives in ``components/schemas`` under its model's class name.
+Request bodies come from the pydantic request model (``app.watches.validation``), response bodies
+from the models that also build every answer (``app.resources``), the paths from
+``openapi_paths``. The webhook receivers get is a top-level ``webhooks`` entry. Every schema lives
+in ``components/schemas`` under its model's class name.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import metadata
+
+from pydantic import BaseModel
 
 from app.api.idempotency import MAX_KEY_LENGTH
 from app.api.openapi_paths import JSON, PROBLEMS, Spec, json_response, paths, ref
@@ -73,7 +76,8 @@ def _schemas() -> Spec:
     Raises ``ValueError`` if two different schemas would share a name.
     """
     collected: Spec = {}
-    for model in (WatchCreate, *shapes.RESPONSE_MODELS):
+    models: tuple[type[BaseModel], ...] = (WatchCreate, *shapes.RESPONSE_MODELS)
+    for model in models:
         schema = model.model_json_schema(ref_template=REF_TEMPLATE)
         for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
             if collected.setdefault(name, definition) != definition:

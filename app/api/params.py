@@ -8,6 +8,7 @@ the database.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Mapping
 
 from app.api.blueprint import fail
 
@@ -55,3 +56,21 @@ def id_filter(value: str | None, name: str) -> str | None:
     if not _FILTER.fullmatch(value):
         fail(400, f"{name} {FILTER_RULE}")
     return value
+
+
+def choice(value: str | None, name: str, allowed: Iterable[str]) -> str | None:
+    """``value`` when it is one of ``allowed``, None when absent; 400 naming them otherwise."""
+    if value is None:
+        return None
+    options = tuple(allowed)
+    if value not in options:
+        fail(400, f"{name} must be one of {', '.join(options)}")
+    return value
+
+
+def id_filters(args: Mapping[str, str], names: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` for each of ``names`` given in ``args`` (checked as by ``id_filter``)."""
+    for name in names:
+        value = id_filter(args.get(name), name)
+        if value is not None:
+            yield name, value

@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
-from app.api.params import bounded_int, id_filter, text_cursor
+from app.api.params import bounded_int, choice, id_filters, text_cursor
 from app.db import db
 from app.models import Watch
-from app.resources.serializers import watch_json
+from app.outbox.envelopes import ContractModel
+from app.resources.watches import Watch as WatchResource
+from app.resources.watches import watch_list, watch_resource
 from app.services import services
 from app.vocabulary import WATCH_STATES
 from app.watches.queries import deliveries_by_watch, find_watch, load_watches
@@ -51,7 +53,7 @@ def _register(model: WatchCreate) -> Response:
     registration = register_watch(
         session, model, services().settings, services().default_targets, services().clock()
     )
-    body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
+    body = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
     session.commit()
     return _created(body)
 
@@ -67,9 +69,11 @@ def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
             registration = register_watch(
                 session, model, services().settings, services().default_targets, now
             )
-            body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
-            row.status_code, row.body = 201, json.dumps(body)
-            row.location = _location(body["id"])
+            body = watch_resource(
+                registration.watch, generated_secrets=registration.generated_secrets
+            )
+            row.status_code, row.body = 201, json.dumps(body.as_json())
+            row.location = _location(body.id)
             session.commit()
             return _created(body)
     except idempotency.KeyReused:
@@ -96,9 +100,9 @@ def _location(watch_id: str) -> str:
     return url_for("api.get_watch", watch_id=watch_id)
 
 
-def _created(body: dict) -> Response:
-    response = Response(json.dumps(body), status=201, mimetype="application/json")
-    response.headers["Location"] = _location(body["id"])
+def _created(body: WatchResource) -> Response:
+    response = Response(json.dumps(body.as_json()), status=201, mimetype="application/json")
+    response.headers["Location"] = _location(body.id)
     return response
 
 
@@ -107,15 +111,11 @@ def list_watches() -> Response:
     """Watches, newest first, filtered by state, workspace and project; cursor-paginated."""
     args = request.args
     statement = select(Watch).order_by(Watch.id.desc())
-    state = args.get("state")
+    state = choice(args.get("state"), "state", WATCH_STATES)
     if state is not None:
-        if state not in WATCH_STATES:
-            fail(400, f"state must be one of {', '.join(WATCH_STATES)}")
         statement = statement.where(Watch.state == state)
-    for name in ("workspace", "project_id"):
-        value = id_filter(args.get(name), name)
-        if value is not None:
-            statement = statement.where(getattr(Watch, name) == value)
+    for name, value in id_filters(args, ("workspace", "project_id")):
+        statement = statement.where(getattr(Watch, name) == value)
     cursor = text_cursor(args.get("cursor"), "cursor", WATCH_ID)
     if cursor is not None:
         statement = statement.where(Watch.id < cursor)
@@ -123,8 +123,7 @@ def list_watches() -> Response:
     watches = load_watches(db.session(), statement.limit(limit + 1))
     page, more = watches[:limit], len(watches) > limit
     deliveries = deliveries_by_watch(db.session(), [w.id for w in page])
-    items = [watch_json(w, deliveries.get(w.id, ())) for w in page]
-    return _json({"items": items, "next_cursor": page[-1].id if more else None})
+    return _json(watch_list(page, deliveries, page[-1].id if more else None))
 
 
 def watch_or_404(watch_id: str) -> Watch:
@@ -140,7 +139,7 @@ def get_watch(watch_id: str) -> Response:
     """One watch with its status history and deliveries."""
     watch = watch_or_404(watch_id)
     deliveries = deliveries_by_watch(db.session(), [watch.id])
-    return _json(watch_json(watch, deliveries.get(watch.id, ())))
+    return _json(watch_resource(watch, deliveries.get(watch.id, ())))
 
 
 @api.delete("/watches/<watch_id>")
@@ -150,8 +149,8 @@ def delete_watch(watch_id: str) -> Response:
     stop_watch(db.session(), watch, services().clock())
     db.session.commit()
     deliveries = deliveries_by_watch(db.session(), [watch.id])
-    return _json(watch_json(watch, deliveries.get(watch.id, ())))
+    return _json(watch_resource(watch, deliveries.get(watch.id, ())))
 
 
-def _json(body: object, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+def _json(body: ContractModel, status: int = 200) -> Response:
+    return Response(json.dumps(body.as_json()), status=status, mimetype="application/json")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.cli import watch_output as cli_output
 from app.db import db
 from app.models import Watch
-from app.resources.serializers import watch_json
+from app.resources.watches import watch_list, watch_resource
 from app.services import services
 from app.vocabulary import (
     ENDED_STATES,
@@ -27,7 +27,7 @@ from app.vocabulary import (
     ApiGeneration,
     WatchState,
 )
-from app.watches.queries import deliveries_by_watch, load_watches
+from app.watches.queries import deliveries_by_watch, find_watch, load_watches
 from app.watches.registration import register_watch, stop_watch
 from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
@@ -169,7 +169,8 @@ def add_command(**options: Any) -> None:
     registration = register_watch(
         session, model, services().settings, services().default_targets, services().clock()
     )
-    body = watch_json(registration.watch, generated_secrets=registration.generated_secrets)
+    resource = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
+    body = resource.as_json()
     session.commit()
     started = time.monotonic()
     if options["as_json"]:
@@ -194,7 +195,7 @@ def _progress(watch_id: str) -> cli_output.Progress | None:
 
 def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
     """Follow a watch until it ends: 0 if it completed, 1 for any other end, 130 on Ctrl-C."""
-    stream = click.get_text_stream("stderr" if as_json else "stdout")
+    stream = sys.stderr if as_json else sys.stdout
     line = cli_output.StatusLine(stream)
     try:
         while True:
@@ -226,15 +227,15 @@ def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
 
 def _find(watch_id: str) -> Watch:
     """The watch with this id, or exit 1 saying there is none."""
-    watches = load_watches(db.session(), select(Watch).where(Watch.id == watch_id))
-    if not watches:
+    watch = find_watch(db.session(), watch_id)
+    if watch is None:
         raise click.ClickException(f"no watch {watch_id}")
-    return watches[0]
+    return watch
 
 
 def _watch_body(watch: Watch) -> dict[str, Any]:
     deliveries = deliveries_by_watch(db.session(), [watch.id])
-    return watch_json(watch, deliveries.get(watch.id, ()))
+    return watch_resource(watch, deliveries.get(watch.id, ())).as_json()
 
 
 @watch_group.command("list")
@@ -266,11 +267,14 @@ def list_command(
     watches = load_watches(db.session(), statement)
     if as_json:
         deliveries = deliveries_by_watch(db.session(), [w.id for w in watches])
-        _echo_json({"items": [watch_json(w, deliveries.get(w.id, ())) for w in watches]})
+        # The API's page without its cursor: the command line pages with --limit only.
+        page = watch_list(watches, deliveries, next_cursor=None)
+        _echo_json(page.model_dump(mode="json", exclude_unset=True, exclude={"next_cursor"}))
     elif not watches:
         click.echo("No watches match.")
     else:
-        click.echo("\n".join(cli_output.watch_table([watch_json(w) for w in watches])))
+        rows = [watch_resource(w).as_json() for w in watches]
+        click.echo("\n".join(cli_output.watch_table(rows)))
 
 
 @watch_group.command("show")

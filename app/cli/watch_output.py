@@ -1,7 +1,7 @@
 """Text shown by ``mi-bridge watch``: summaries, the list table, one watch in detail, the status line.
 
-Every function here takes the contract's JSON shapes (``watch_json``) and returns text, so what an
-operator reads and what the API answers cannot drift apart.
+Every function here takes the contract's JSON shapes (``watch_resource(...).as_json()``) and
+returns text, so what an operator reads and what the API answers cannot drift apart.
 """
 
 from __future__ import annotations

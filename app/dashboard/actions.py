@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
+from werkzeug.wrappers import Response
 
 from app.dashboard import dashboard
 from app.dashboard.auth import safe_next
@@ -17,7 +18,7 @@ from app.db import db
 from app.models import Watch
 from app.outbox import retries
 from app.outbox.bridge_test import TestOutcome, send_test
-from app.resources.serializers import target_json
+from app.resources.targets import target_resource
 from app.services import services
 from app.vocabulary import DeliveryOutcome
 from app.watches.queries import find_watch
@@ -73,7 +74,7 @@ def test_message(outcome: TestOutcome, target: dict[str, Any]) -> tuple[str, str
 def test(watch_id: str) -> Response:
     """Send ``bridge.test`` to every target now (disabled ones too) and report each real outcome."""
     watch = _watch_or_404(watch_id)
-    targets = {target.id: target_json(target) for target in watch.targets}
+    targets = {target.id: target_resource(target).as_json() for target in watch.targets}
     _event_id, outcomes = send_test(db.session(), watch, services().notifier, services().clock)
     if not outcomes:
         flash("This watch has no targets to test.", "info")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.dashboard import dashboard
 from app.db import db
 from app.models import Delivery, Event, Target, Watch
-from app.resources.serializers import target_json
+from app.resources.targets import target_resource
 from app.vocabulary import DeliveryState
 
 PAGE_SIZE = 25
@@ -64,11 +64,11 @@ def needing_attention(session: Session, page: int, page_size: int = PAGE_SIZE) -
         .order_by(Target.disabled_at.desc())
     ).all()
     return AttentionPage(
-        rows=[AttentionRow(d, kind, w, target_json(t)) for d, kind, w, t in rows],
+        rows=[AttentionRow(d, kind, w, target_resource(t).as_json()) for d, kind, w, t in rows],
         total=total or 0,
         page=page,
         pages=pages,
-        disabled=[(target_json(target), watch) for target, watch in disabled],
+        disabled=[(target_resource(target).as_json(), watch) for target, watch in disabled],
     )
 
 

@@ -10,7 +10,6 @@ import hmac
 from urllib.parse import urlsplit
 
 from flask import (
-    Response,
     flash,
     has_request_context,
     redirect,
@@ -19,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.wrappers import Response
 
 from app.dashboard import dashboard
 from app.services import services

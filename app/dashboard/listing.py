@@ -80,7 +80,7 @@ def list_watches(session: Session, query: WatchQuery, page_size: int = PAGE_SIZE
     if matching is not None:
         count_statement = count_statement.where(matching)
     found: dict[str, int] = dict(session.execute(count_statement).all())
-    counts = {state: found.get(state, 0) for state in WATCH_STATES}
+    counts: dict[str, int] = {state: found.get(state, 0) for state in WATCH_STATES}
     listed = counts[query.state] if query.state else sum(counts.values())
     pages = max(1, -(-listed // page_size))
     page = min(query.page, pages)
@@ -125,6 +125,7 @@ def _label_exists(session: Session, key: str | None, pattern: str) -> ColumnElem
     each_function = func.json_each_text if dialect == "postgresql" else func.json_each
     pairs = each_function(Watch.labels).table_valued("key", "value").alias("label")
     value_matches = pairs.c.value.ilike(pattern, escape=_LIKE_ESCAPE)
+    condition: ColumnElement[bool]
     if key is not None:
         condition = (pairs.c.key == key) & value_matches
     else:

@@ -20,7 +20,7 @@ from app.dashboard.watch_form import (
     read_form,
 )
 from app.db import db
-from app.resources.serializers import target_json
+from app.resources.targets import target_resource
 from app.services import services
 from app.vocabulary import SUBSCRIBABLE_EVENTS
 from app.watches.registration import register_watch
@@ -68,7 +68,7 @@ def new_watch() -> tuple[str, int] | Response:
     )
     watch = registration.watch
     secrets = [
-        (target_json(target), registration.generated_secrets[target.id])
+        (target_resource(target).as_json(), registration.generated_secrets[target.id])
         for target in watch.targets
         if target.id in registration.generated_secrets
     ]

@@ -10,17 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, abort, render_template, request, url_for
-from sqlalchemy import select
 
 from app.dashboard import dashboard
 from app.dashboard.listing import WatchQuery, list_watches
 from app.dashboard.timeline import detection, events_with_deliveries, phases, still_live
 from app.db import db
-from app.models import Watch
-from app.resources.serializers import target_json
+from app.resources.targets import target_resource
 from app.services import services
 from app.vocabulary import WATCH_STATES
-from app.watches.queries import load_watches
+from app.watches.queries import find_watch
 
 LIVE_HEADER = "X-Live"
 
@@ -47,10 +45,9 @@ def watches_live() -> Response:
 
 
 def _watch_context(watch_id: str) -> dict[str, Any]:
-    found = load_watches(db.session(), select(Watch).where(Watch.id == watch_id))
-    if not found:
+    watch = find_watch(db.session(), watch_id)
+    if watch is None:
         abort(404)
-    watch = found[0]
     now = services().clock()
     events = events_with_deliveries(db.session(), watch)
     return {
@@ -59,7 +56,7 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
         "phases": phases(watch.created_at, watch.api, watch.history, watch.finished_at, now),
         "detection": detection(watch, now),
         "events": events,
-        "targets": {target.id: target_json(target) for target in watch.targets},
+        "targets": {target.id: target_resource(target).as_json() for target in watch.targets},
         "live": still_live(watch, events),
         "public_url": services().settings.bridge_public_url,
     }

@@ -58,7 +58,8 @@ def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
     )
     simulator.start()
     token = secrets.token_urlsafe(18)
-    web = make_server("127.0.0.1", port, None, threaded=True)  # type: ignore[arg-type]
+    # No app yet: building it needs this server's port. ``web.app`` is set below, before serving.
+    web = make_server("127.0.0.1", port, None, threaded=True)  # type: ignore[arg-type]  # see above
     base_url = f"http://127.0.0.1:{web.server_port}"
     webhook_secret = generate_secret()
     config = DemoConfig(webhook_secret, fail_first={"analysis.failed"})

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import re
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from markupsafe import Markup
+from werkzeug.wrappers import Response
 
 from app.dashboard.auth import signed_in
 from app.demo.standins import demo_config
@@ -47,7 +48,7 @@ def _inline(text: str) -> str:
 def _require_sign_in() -> Response | None:
     if signed_in():
         return None
-    return redirect(url_for("dashboard.login", next=request.path))  # type: ignore[return-value]
+    return redirect(url_for("dashboard.login", next=request.path))
 
 
 @demo_pages.context_processor

@@ -25,7 +25,10 @@ def bridge_state(session: Session) -> BridgeState:
         .values(id=ROW_ID, upstream_auth=AuthHealth.UNKNOWN, slack_auth=AuthHealth.UNKNOWN)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    return session.get(BridgeState, ROW_ID, populate_existing=True)  # type: ignore[return-value]
+    row = session.get(BridgeState, ROW_ID, populate_existing=True)
+    if row is None:
+        raise RuntimeError("bridge_state row missing right after its INSERT ... ON CONFLICT")
+    return row
 
 
 def record_upstream_auth(

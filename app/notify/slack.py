@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import time
 from email.message import Message
-from typing import Any
+from typing import Any, cast
 from urllib.error import HTTPError, URLError
 from urllib.request import Request
 
@@ -49,9 +49,11 @@ class BoundedWebClient(WebClient):
         self._session = session
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        # slack-sdk builds its Request with bytes or None: urllib types the field far more loosely.
+        data = cast(bytes | None, req.data)
         try:
             answer = bounded.post(
-                self._session, url, data=req.data or b"", headers=dict(req.header_items()),
+                self._session, url, data=data or b"", headers=dict(req.header_items()),
                 seconds=TIMEOUT_SECONDS, limit=ANSWER_LIMIT,
             )  # fmt: skip
         except bounded.SendFailed as exc:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
@@ -74,20 +75,16 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
     """The outbox decision for one webhook answer."""
     status = answer.status
     excerpt = answer.text[:EXCERPT_CHARS] or None
-    common = {"status_code": status, "duration_ms": duration_ms, "excerpt": excerpt}
+    result = partial(DeliveryResult, status_code=status, duration_ms=duration_ms, excerpt=excerpt)
     if 200 <= status < 300:
-        return DeliveryResult(DeliveryOutcome.SUCCEEDED, **common)
+        return result(DeliveryOutcome.SUCCEEDED)
     if status == 410:
         # Standard Webhooks: 410 Gone means the endpoint was removed; stop sending to it.
-        return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, error="HTTP 410 Gone", **common)
+        return result(DeliveryOutcome.DISABLE_TARGET, error="HTTP 410 Gone")
     retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
     if status in (429, 503) and retry_after is not None:
-        return DeliveryResult(
-            DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common
-        )
+        return result(DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}")
     if 300 <= status < 400:
         # Redirects are not followed (a redirect could point anywhere, our network included).
-        return DeliveryResult(
-            DeliveryOutcome.RETRY, error=f"HTTP {status} redirect not followed", **common
-        )
-    return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status}", **common)
+        return result(DeliveryOutcome.RETRY, error=f"HTTP {status} redirect not followed")
+    return result(DeliveryOutcome.RETRY, error=f"HTTP {status}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.clock import rfc3339
 from app.db import db
 from app.health.readiness import read_health
+from app.resources.health import Health, Readiness
 from app.services import services
+from app.vocabulary import AuthHealth, DatabaseHealth, Liveness, ReadinessStatus
 
 health = Blueprint("health", __name__)
 
@@ -16,7 +17,7 @@ health = Blueprint("health", __name__)
 @health.get("/healthz")
 def healthz() -> Response:
     """The process is up."""
-    return jsonify(status="ok")
+    return jsonify(Health(status=Liveness.OK).as_json())
 
 
 @health.get("/readyz")
@@ -26,21 +27,21 @@ def readyz() -> tuple[Response, int]:
         bridge = read_health(db.session(), services().clock())
     except SQLAlchemyError:
         db.session.rollback()
-        body = {
-            "status": "unavailable",
-            "database": "unreachable",
-            "worker_last_seen": None,
-            "upstream_auth": "unknown",
-            "slack_auth": "unknown",
-            "rate_limited_until": None,
-        }
-        return jsonify(body), 503
-    body = {
-        "status": bridge.status,
-        "database": "ok",
-        "worker_last_seen": rfc3339(bridge.worker_last_seen),
-        "upstream_auth": bridge.upstream_auth,
-        "slack_auth": bridge.slack_auth,
-        "rate_limited_until": rfc3339(bridge.rate_limited_until),
-    }
-    return jsonify(body), 200 if bridge.worker_ok else 503
+        unavailable = Readiness(
+            status=ReadinessStatus.UNAVAILABLE,
+            database=DatabaseHealth.UNREACHABLE,
+            worker_last_seen=None,
+            upstream_auth=AuthHealth.UNKNOWN,
+            slack_auth=AuthHealth.UNKNOWN,
+            rate_limited_until=None,
+        )
+        return jsonify(unavailable.as_json()), 503
+    ready = Readiness(
+        status=bridge.status,
+        database=DatabaseHealth.OK,
+        worker_last_seen=bridge.worker_last_seen,
+        upstream_auth=bridge.upstream_auth,
+        slack_auth=bridge.slack_auth,
+        rate_limited_until=bridge.rate_limited_until,
+    )
+    return jsonify(ready.as_json()), 200 if bridge.worker_ok else 503

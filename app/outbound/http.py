@@ -13,7 +13,7 @@ when it sends a request, so a send is bounded in total time; ``read_capped`` bou
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -25,58 +25,72 @@ from urllib3.util import connection
 from app.outbound import deadline
 from app.outbound.addresses import Resolver, blocked_reason
 
+if TYPE_CHECKING:
+    # The mixins are only ever combined with HTTPConnection (``_BoundedAdapter`` builds the
+    # classes); to the type checker they are connections, at run time plain ``object``.
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
 
 class AddressRefused(NewConnectionError):
     """The destination resolved to an address the bridge must not contact."""
 
 
-class _DeadlineMixin:
+class _DeadlineMixin(_ConnectionBase):
     """Register the connection with the sending thread's deadline before each request."""
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         bound = deadline.current()
         if bound is not None:
             bound.watch(self)
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)
 
 
-class _GuardMixin:
+class _GuardMixin(_ConnectionBase):
     """Resolve, check, then connect to the checked address (used by both HTTP and HTTPS)."""
 
     guard_resolver: Resolver
     guard_allow_private: bool
 
     def _new_conn(self) -> socket.socket:
-        host, port = self._dns_host, self.port  # type: ignore[attr-defined]
+        host, port = self._dns_host, self.port
         try:
             addresses = list(self.guard_resolver(host, port))
         except (socket.gaierror, UnicodeError) as exc:
-            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[attr-defined,arg-type]
+            raise NameResolutionError(
+                self.host,
+                self,
+                exc,  # type: ignore[arg-type]  # urllib3 only formats it; UnicodeError: bad IDNA name
+            ) from exc
         if not self.guard_allow_private:
             for address in addresses:
                 reason = blocked_reason(address)
                 if reason:
-                    raise AddressRefused(self, f"refused: {host} resolves to a {reason}")  # type: ignore[arg-type]
+                    raise AddressRefused(self, f"refused: {host} resolves to a {reason}")
         last_error: OSError | None = None
         for address in addresses:
             try:
                 return connection.create_connection(
                     (address, port),
-                    self.timeout,  # type: ignore[attr-defined]
-                    source_address=self.source_address,  # type: ignore[attr-defined]
-                    socket_options=self.socket_options,  # type: ignore[attr-defined]
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
                 )
             except OSError as exc:
                 last_error = exc
-        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")  # type: ignore[arg-type]
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
 
 
 class _BoundedAdapter(HTTPAdapter):
     """An adapter whose pools use deadline-aware (and, with a resolver, guarded) connections."""
 
     def __init__(self, resolver: Resolver | None, allow_private: bool, **kwargs: Any) -> None:
-        attrs = {"guard_resolver": staticmethod(resolver), "guard_allow_private": allow_private}
-        mixins: tuple[type, ...] = (_DeadlineMixin, _GuardMixin) if resolver else (_DeadlineMixin,)
+        attrs: dict[str, Any] = {"guard_allow_private": allow_private}
+        mixins: tuple[type, ...] = (_DeadlineMixin,)
+        if resolver:
+            attrs["guard_resolver"] = staticmethod(resolver)
+            mixins = (_DeadlineMixin, _GuardMixin)
         http_conn = type("BoundedHTTPConnection", (*mixins, HTTPConnection), attrs)
         https_conn = type("BoundedHTTPSConnection", (*mixins, HTTPSConnection), attrs)
         self._pool_classes = {

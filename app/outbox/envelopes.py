@@ -1,7 +1,12 @@
-"""The event envelope every target receives (contract: Events). Pure: rows in, JSON text out.
+"""The event envelope every target receives (contract: Events): its pydantic models, and the one
+function that builds its JSON text from rows.
 
 The text is built once, stored on the event, and sent byte for byte on every attempt, so a retry
-carries the same body and the same signature input.
+carries the same body and the same signature input. The models here are also the envelope's schema
+in the OpenAPI document and the base of the API's feed items (``app.resources`` builds on this
+module; the outbox sits below resources and never imports from them). So this module also holds
+what every contract model shares: ``ContractModel``, ``sometimes``, the id patterns, and how a time
+is written.
 """
 
 from __future__ import annotations
@@ -9,10 +14,114 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from app.clock import rfc3339
 from app.models import Watch
+from app.vocabulary import ApiGeneration, EventType, WatchReason
+
+WatchId = Annotated[str, StringConstraints(pattern=r"^wch_[0-9A-Z]{26}$")]
+EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9A-Z]{26}$")]
+Count = Annotated[int, Field(ge=0)]
+#: A time in an envelope: a datetime, written as ``app.clock.rfc3339`` does (UTC, milliseconds,
+#: ``Z``). The schema promises only RFC 3339, as the contract's example (no milliseconds) shows.
+EnvelopeTime = Annotated[
+    datetime,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class ContractModel(BaseModel):
+    """A JSON shape of the contract: unknown keys are refused, and ``as_json`` writes it.
+
+    Every key written always is a required field (nullable where it may be null); a key written
+    only sometimes is a ``sometimes`` field, left out of the JSON unless it was given. So a model
+    must be built with every required field passed explicitly (which validation enforces).
+    """
+
+    # No ``from_attributes`` by default: a row has columns (a target's secret) that must never be
+    # read into an answer by accident; builders pass ``from_attributes=True`` where a row's columns
+    # are exactly the shape's fields.
+    model_config = ConfigDict(extra="forbid")
+
+    def as_json(self) -> Any:
+        """JSON-ready data in field order: enums as their values, times as ``rfc3339`` writes
+        them, ``sometimes`` keys present only when they were set (to a value or to ``None``)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def sometimes(description: str, **constraints: Any) -> Any:
+    """A key that is either absent or a non-null value (the schema shows no ``null`` and no default)."""
+    return Field(
+        default=None, description=description, json_schema_extra=_no_default, **constraints
+    )
+
+
+class EnvelopeWatch(ContractModel):
+    """The watch an event is about; ``reason`` only in ``watch.error`` and ``watch.expired``."""
+
+    id: WatchId
+    labels: dict[str, str]
+    reason: WatchReason | SkipJsonSchema[None] = sometimes("why the watch ended")
+
+
+class EnvelopeAsset(ContractModel):
+    """The upstream asset, in the endpoint generation the watch uses."""
+
+    workspace: str
+    project_id: str
+    asset_id: str
+    api: ApiGeneration
+
+
+class EnvelopeAnalysis(ContractModel):
+    """The analysis status (the last known one for ``watch.*`` and ``bridge.test``)."""
+
+    status: str | None
+    previous_status: str | None
+    index_id: int | None
+    message: str | None
+
+
+class EnvelopeDetection(ContractModel):
+    """When the watch was registered and the change detected, and after how many polls."""
+
+    registered_at: EnvelopeTime
+    detected_at: EnvelopeTime
+    poll_count: Count
+
+
+class EventData(ContractModel):
+    """The ``data`` of an event."""
+
+    watch: EnvelopeWatch
+    asset: EnvelopeAsset
+    analysis: EnvelopeAnalysis
+    detection: EnvelopeDetection
+
+
+class EventEnvelope(ContractModel):
+    """The body of every webhook (Standard Webhooks 1.0); the same bytes on every attempt."""
+
+    id: EventId
+    type: EventType
+    timestamp: EnvelopeTime = Field(description="the event's creation time")
+    data: EventData
 
 
 @dataclass(frozen=True)
@@ -25,6 +134,10 @@ class Analysis:
     message: str | None
 
 
+#: The events whose envelope carries the watch's ``reason`` (null if it has none).
+_WITH_REASON = frozenset({EventType.WATCH_ERROR, EventType.WATCH_EXPIRED})
+
+
 def event_body(
     event_id: str,
     event_type: str,
@@ -33,33 +146,29 @@ def event_body(
     created_at: datetime,
     detected_at: datetime | None = None,
 ) -> str:
-    """The JSON text of one event (``timestamp`` is the event's creation time)."""
-    watch_part: dict[str, Any] = {"id": watch.id, "labels": watch.labels}
-    if event_type in ("watch.error", "watch.expired"):
-        watch_part["reason"] = watch.reason
-    body = {
-        "id": event_id,
-        "type": event_type,
-        "timestamp": rfc3339(created_at),
-        "data": {
-            "watch": watch_part,
-            "asset": {
-                "workspace": watch.workspace,
-                "project_id": watch.project_id,
-                "asset_id": watch.asset_id,
-                "api": watch.api,
-            },
-            "analysis": {
-                "status": analysis.status,
-                "previous_status": analysis.previous_status,
-                "index_id": analysis.index_id,
-                "message": analysis.message,
-            },
-            "detection": {
-                "registered_at": rfc3339(watch.created_at),
-                "detected_at": rfc3339(detected_at or created_at),
-                "poll_count": watch.poll_count,
-            },
-        },
-    }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    """The JSON text of one event (``timestamp`` is the event's creation time).
+
+    Compact separators and raw non-ASCII text: these bytes are stored, signed and sent as they are,
+    so the format must never change for events already written.
+    """
+    # ``reason`` is given only where the envelope has it, so ``as_json`` leaves it out elsewhere.
+    if event_type in _WITH_REASON:
+        about = EnvelopeWatch(id=watch.id, labels=watch.labels, reason=watch.reason)
+    else:
+        about = EnvelopeWatch(id=watch.id, labels=watch.labels)
+    envelope = EventEnvelope(
+        id=event_id,
+        type=event_type,
+        timestamp=created_at,
+        data=EventData(
+            watch=about,
+            asset=EnvelopeAsset.model_validate(watch, from_attributes=True),
+            analysis=EnvelopeAnalysis.model_validate(analysis, from_attributes=True),
+            detection=EnvelopeDetection(
+                registered_at=watch.created_at,
+                detected_at=detected_at or created_at,
+                poll_count=watch.poll_count,
+            ),
+        ),
+    )
+    return json.dumps(envelope.as_json(), ensure_ascii=False, separators=(",", ":"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,7 +79,7 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
 def apply_results(
     session: Session,
     token: str | None,
-    results: list[tuple[ClaimedDelivery, DeliveryResult | None]],
+    results: Sequence[tuple[ClaimedDelivery, DeliveryResult | None]],
     now: datetime,
     schedule: tuple[float, ...],
     rng: random.Random,

@@ -88,12 +88,13 @@ def simulator_command(
 
 
 def _key_sources(ctx: click.Context) -> dict[str, str]:
-    names = {
+    # get_parameter_source answers None for a parameter it knows nothing of: "demo" too.
+    names: dict[ParameterSource | None, str] = {
         ParameterSource.ENVIRONMENT: "environment",
         ParameterSource.COMMANDLINE: "command line",
     }
     return {
-        key: names.get(ctx.get_parameter_source(key), "demo")  # type: ignore[arg-type]
+        key: names.get(ctx.get_parameter_source(key), "demo")
         for key in ("access_key", "secret_key")
     }
 

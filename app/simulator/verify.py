@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.upstream.signing import (
     ACCESS_KEY_HEADER,
@@ -21,6 +22,13 @@ from app.upstream.signing import (
 
 REQUIRED_HEADERS = (TIMESTAMP_HEADER, ACCESS_KEY_HEADER, SIGNATURE_HEADER)
 _MILLIS_RE = re.compile(r"^[0-9]{1,19}$")
+
+
+class HeaderItems(Protocol):
+    """What verification reads of the headers: their (name, value) pairs. A dict fits, and so does
+    werkzeug's ``Headers``, which is not a ``Mapping``."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ ACCEPTED = Verdict(True, "ok")
 def verify_request(
     method: str,
     uri: str,
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     credentials: Mapping[str, str],
     now_ms: int,
 ) -> Verdict:

@@ -115,7 +115,7 @@ def _classify_success(base: PollResult, payload: Any, body: bytes) -> PollResult
         return replace(base, message=None, detail=f"malformed body ({len(body)} bytes, not JSON)")
     result = payload.get("result") if isinstance(payload, dict) else None
     status = result.get("status") if isinstance(result, dict) else None
-    if isinstance(status, str) and _STATUS_RE.fullmatch(status):
+    if isinstance(result, dict) and isinstance(status, str) and _STATUS_RE.fullmatch(status):
         index_id = _index_id(result.get("indexId"))
         if index_id is not None and index_id not in _INDEX_ID_RANGE:
             # Not a value the bridge can store or pass on as an integer: an answer to ask again.

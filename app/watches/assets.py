@@ -61,11 +61,11 @@ def upsert_due_asset(
         poll_count=0, consecutive_errors=0, next_poll_at=now, created_at=now, updated_at=now,
     )  # fmt: skip
     current = Asset.__table__.c.next_poll_at
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["workspace", "project_id", "asset_id", "api"],
         set_={"next_poll_at": case((current.is_(None) | (current > now), now), else_=current)},
     ).returning(Asset)
-    return session.scalars(statement, execution_options={"populate_existing": True}).one()
+    return session.scalars(upsert, execution_options={"populate_existing": True}).one()
 
 
 def unschedule_if_unwatched(session: Session, asset: Asset) -> None:

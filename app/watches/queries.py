@@ -13,7 +13,7 @@ from app.models import Delivery, Event, Watch
 
 
 def load_watches(session: Session, statement: Any) -> list[Watch]:
-    """Run a ``select(Watch)`` with everything ``watch_json`` reads loaded in a few queries."""
+    """Run a ``select(Watch)`` with everything a watch resource reads loaded in a few queries."""
     return list(
         session.scalars(
             statement.options(

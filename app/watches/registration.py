@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,7 +16,13 @@ from app.models import Target, Watch
 from app.notify.webhook import SECRET_PREFIX
 from app.vocabulary import WatchReason, WatchState
 from app.watches.assets import unschedule_if_unwatched, upsert_due_asset
-from app.watches.validation import MAX_SECRET_BYTES, WatchCreate, WebhookTargetIn
+from app.watches.validation import (
+    MAX_SECRET_BYTES,
+    SlackTargetIn,
+    TargetIn,
+    WatchCreate,
+    WebhookTargetIn,
+)
 
 GENERATED_SECRET_BYTES = 32
 assert GENERATED_SECRET_BYTES <= MAX_SECRET_BYTES
@@ -35,7 +42,11 @@ def generate_secret() -> str:
 
 
 def register_watch(
-    session: Session, request: WatchCreate, settings: Settings, default_targets: list, now: datetime
+    session: Session,
+    request: WatchCreate,
+    settings: Settings,
+    default_targets: Sequence[TargetIn],
+    now: datetime,
 ) -> Registration:
     """Add a watch, its targets and (if new) its asset row; the asset becomes due now.
 
@@ -65,7 +76,7 @@ def register_watch(
     registration = Registration(watch)
     for position, spec in enumerate(request.targets or default_targets):
         target = Target(position=position, type=spec.type, created_at=now)
-        if spec.type == "slack":
+        if isinstance(spec, SlackTargetIn):
             target.channel = spec.channel
         else:
             target.url = spec.url

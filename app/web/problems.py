@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, json
+
+from app.resources.problems import Problem
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -31,14 +31,13 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """A ``application/problem+json`` response; ``errors`` lists field problems as JSON pointers."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    title = _TITLES.get(status, "Error")
+    # ``errors`` is given only when there are field problems, so ``as_json`` leaves it out otherwise.
+    if errors is None:
+        body = Problem(type="about:blank", title=title, status=status, detail=detail)
+    else:
+        body = Problem(type="about:blank", title=title, status=status, detail=detail, errors=errors)
+    # Flask's JSON provider, as ever: these bytes (sorted keys) are what clients have seen.
+    response = Response(json.dumps(body.as_json()), status=status, mimetype=PROBLEM_TYPE)
     response.headers.update(headers or {})
     return response

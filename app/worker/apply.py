@@ -18,8 +18,9 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import Row, and_, case, exists, literal, select, update
+from sqlalchemy import Row, Table, and_, case, exists, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.health import bridge_state
@@ -36,6 +37,9 @@ __all__ = ["ApplyContext", "PollChain", "apply_batch", "record_unstorable"]
 log = logging.getLogger(__name__)
 #: ``assets.last_error`` of a poll whose answer could not be stored.
 UNSTORABLE = "answer could not be stored ({kind})"
+#: The assets table for Core statements (a mapped class's table is a Table; the ORM types it as a
+#: FromClause, which ``update`` does not take).
+_ASSETS = cast(Table, Asset.__table__)
 
 
 def apply_batch(
@@ -153,7 +157,8 @@ def _apply_quiet(
     ctx: ApplyContext,
 ) -> None:
     """What ``apply_poll`` does for quiet polls, written as one UPDATE per table for the batch."""
-    assets, watches = [], []
+    assets: list[QuietAsset] = []
+    watches: list[QuietWatch] = []
     for asset, result in polled:
         interval = next_interval(asset.interval, ctx.pacing, changed=False)
         next_poll_at = ctx.now + timedelta(seconds=jittered(interval, ctx.rng))
@@ -200,7 +205,7 @@ def record_unstorable(
         "poll of asset %s (%s): answer could not be stored: %s",
         claim.asset_id, chain.generation, failure,
     )  # fmt: skip
-    assets = Asset.__table__
+    assets = _ASSETS
     interval = error_interval(claim.interval, ctx.pacing)
     next_poll_at = ctx.now + timedelta(seconds=jittered(interval, ctx.rng))
     watched = exists().where(Watch.__table__.c.asset_pk == assets.c.pk, WATCHING_ONLY)

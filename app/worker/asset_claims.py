@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import Table, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Asset, BridgeState
+
+#: The assets table for Core statements (a mapped class's table is a Table; the ORM types it as a
+#: FromClause, which ``update`` does not take).
+_ASSETS = cast(Table, Asset.__table__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ def claim_due_assets(
     """Lease up to ``limit`` assets due by ``due_by`` (default ``now``) to ``token``, earliest due
     first; none while a rate-limit pause is on (``bridge_state.rate_limited_until``). The caller
     commits. One statement (Core, not ORM: it runs for every batch)."""
-    assets, state = Asset.__table__, BridgeState.__table__
+    assets, state = _ASSETS, BridgeState.__table__
     lease_free = or_(assets.c.lease_expires_at.is_(None), assets.c.lease_expires_at < now)
     paused = exists().where(state.c.rate_limited_until > now)
     due = (
@@ -69,7 +74,11 @@ def claim_due_assets(
             assets.c.next_poll_at,
         )
     )
-    return [ClaimedAsset(*row, token, now) for row in session.execute(statement)]
+    rows = session.execute(statement)
+    return [
+        ClaimedAsset(pk, workspace, project_id, asset_id, api, interval, status, due_at, token, now)
+        for pk, workspace, project_id, asset_id, api, interval, status, due_at in rows
+    ]
 
 
 def release(session: Session, token: str, pks: list[int]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
 from app.db import db
@@ -27,5 +28,9 @@ def housekeep(runtime: WorkerRuntime) -> int:
 
 def purge_expired(session: Session, now: datetime) -> int:
     """Delete idempotency keys past their lifetime (set when the API stored them); returns how many."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
+    # A DELETE's result is a CursorResult (it has the rowcount); Session.execute promises a Result.
+    result = cast(
+        CursorResult[Any],
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)),
+    )
     return result.rowcount or 0

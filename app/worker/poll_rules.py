@@ -8,8 +8,9 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.health import bridge_state
@@ -63,7 +64,7 @@ class ApplyContext:
     failed: list[int] = field(default_factory=list)
 
 
-def fit(text: str | None, column: Column) -> str | None:
+def fit(text: str | None, column: ColumnElement[Any]) -> str | None:
     """``text`` cut to ``column``'s length: what a VARCHAR column of PostgreSQL would refuse."""
     length = getattr(column.type, "length", None)
     return text if text is None or length is None else text[:length]
@@ -129,6 +130,8 @@ def active_watches(session: Session, asset_pks: list[int]) -> dict[int, list[Wat
             .order_by(Watch.asset_pk, Watch.id)
         )
         for watch in session.scalars(statement):
+            if watch.asset_pk is None:
+                raise AssertionError("selected by asset_pk IN (...): asset_pk cannot be null")
             by_asset[watch.asset_pk].append(watch)
     return by_asset
 

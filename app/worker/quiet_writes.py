@@ -10,12 +10,14 @@ keeps that.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import BigInteger, Float, String, Text, bindparam, func, update
+from sqlalchemy import BigInteger, Float, String, Table, Text, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from app.health import bridge_state
 from app.models import WATCHING_ONLY, Asset, BridgeState, Watch
@@ -41,10 +43,17 @@ class QuietWatch(NamedTuple):
     index_id: int | None
 
 
-_assets, _watches, _state = Asset.__table__, Watch.__table__, BridgeState.__table__
+# A mapped class's table is a Table; the ORM types it as a FromClause, which ``update`` does not take.
+_assets = cast(Table, Asset.__table__)
+_watches = cast(Table, Watch.__table__)
+_state = cast(Table, BridgeState.__table__)
+
+#: Where a batch's new values come from: the columns of the ``unnest`` table (PostgreSQL) or bound
+#: parameters by name (other databases).
+_Source = Mapping[str, Any] | ReadOnlyColumnCollection[str, Any]
 
 
-def _asset_values(source: dict) -> dict:
+def _asset_values(source: _Source) -> dict:
     return {
         "lease_owner": None,
         "lease_expires_at": None,
@@ -60,7 +69,7 @@ def _asset_values(source: dict) -> dict:
     }
 
 
-def _watch_values(source: dict) -> dict:
+def _watch_values(source: _Source) -> dict:
     return {
         "poll_count": _watches.c.poll_count + 1,
         "last_polled_at": bindparam("now"),

@@ -1,0 +1,24 @@
+"""What ``/healthz`` and ``/readyz`` answer."""
+
+from __future__ import annotations
+
+from app.outbox.envelopes import ContractModel
+from app.resources.fields import Timestamp
+from app.vocabulary import AuthHealth, DatabaseHealth, Liveness, ReadinessStatus
+
+
+class Health(ContractModel):
+    """``/healthz``: the process serves."""
+
+    status: Liveness
+
+
+class Readiness(ContractModel):
+    """``/readyz``: what the bridge needs, and the credential and rate-limit health it reports."""
+
+    status: ReadinessStatus
+    database: DatabaseHealth
+    worker_last_seen: Timestamp | None
+    upstream_auth: AuthHealth
+    slack_auth: AuthHealth
+    rate_limited_until: Timestamp | None

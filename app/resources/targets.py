@@ -1,0 +1,113 @@
+"""A watch's targets as the API shows them. Secrets never leave here, except a generated webhook
+secret in the 201 answer that generated it; a Slack incoming-webhook URL is masked."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
+
+from app.models import Target as TargetRow
+from app.outbox.envelopes import ContractModel, sometimes
+from app.resources.fields import TargetId
+from app.vocabulary import TargetType
+
+#: A path segment short enough to be an id rather than a credential (Slack's T.../B... ids).
+_SHORT_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
+
+
+def mask_slack_webhook(url: str) -> str:
+    """Hide the credential in an incoming-webhook URL: the path from its last segment, or from its
+    first long one, becomes ``****`` (query and fragment are dropped).
+
+    Slack's ``/services/T000/B000/<secret>`` keeps its short workspace and app ids visible;
+    Slack-compatible tools carry their key elsewhere (Mattermost ``/hooks/<key>``, Discord
+    ``/api/webhooks/<id>/<token>/slack``), so a long segment hides everything after it too.
+    """
+    parts = urlsplit(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    shown: list[str] = []
+    for segment in segments[:-1]:
+        if not _SHORT_SEGMENT.match(segment):
+            break
+        shown.append(segment)
+    return urlunsplit((parts.scheme, parts.netloc, "/".join(["", *shown, "****"]), "", ""))
+
+
+# Each target model spells all its fields: the key order of the JSON (id, type, where it goes,
+# disabled, disabled_reason) is the field order, and a shared base class would put its own
+# fields first.
+
+
+class WebhookTarget(ContractModel):
+    """A webhook target. ``secret`` appears only in the 201 answer that generated it (and its replay)."""
+
+    id: TargetId
+    type: Literal[TargetType.WEBHOOK]
+    url: str
+    disabled: bool
+    disabled_reason: str | None
+    secret: str | SkipJsonSchema[None] = sometimes(
+        "the generated Standard Webhooks secret, shown once", pattern=r"^whsec_[A-Za-z0-9+/]+=*$"
+    )
+
+
+class SlackTarget(ContractModel):
+    """A Slack channel target."""
+
+    id: TargetId
+    type: Literal[TargetType.SLACK]
+    channel: str
+    disabled: bool
+    disabled_reason: str | None
+
+
+class SlackWebhookTarget(ContractModel):
+    """A Slack incoming-webhook target; the URL's last path segment (a credential) is ``****``."""
+
+    id: TargetId
+    type: Literal[TargetType.SLACK_WEBHOOK]
+    url: Annotated[str, StringConstraints(pattern=r"^[^?#]*/\*\*\*\*$")]
+    disabled: bool
+    disabled_reason: str | None
+
+
+Target = Annotated[WebhookTarget | SlackTarget | SlackWebhookTarget, Field(discriminator="type")]
+
+
+def target_resource(
+    target: TargetRow, generated_secret: str | None = None
+) -> WebhookTarget | SlackTarget | SlackWebhookTarget:
+    """A target row as the API shows it; ``generated_secret`` only for the answer that made it.
+
+    Built field by field, never from the row's attributes: the row holds the secret in clear.
+    """
+    if target.type == TargetType.SLACK:
+        return SlackTarget(
+            id=target.id,
+            type=target.type,
+            channel=target.channel,
+            disabled=target.disabled,
+            disabled_reason=target.disabled_reason,
+        )
+    if target.type == TargetType.SLACK_WEBHOOK:
+        return SlackWebhookTarget(
+            id=target.id,
+            type=target.type,
+            url=mask_slack_webhook(target.url or ""),
+            disabled=target.disabled,
+            disabled_reason=target.disabled_reason,
+        )
+    # The secret is given only when there is one, so ``as_json`` leaves the key out otherwise.
+    secret = {} if generated_secret is None else {"secret": generated_secret}
+    return WebhookTarget(
+        id=target.id,
+        type=target.type,
+        url=target.url,
+        disabled=target.disabled,
+        disabled_reason=target.disabled_reason,
+        **secret,
+    )

@@ -1,0 +1,118 @@
+"""Watches as the API, the CLI and the dashboard show them: the watch with its targets, status
+history and deliveries, and a page of watches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import Field
+
+from app.models import Delivery as DeliveryRow
+from app.models import Watch as WatchRow
+from app.outbox.envelopes import ContractModel, Count, WatchId
+from app.resources.deliveries import Delivery, delivery_resource
+from app.resources.fields import Timestamp
+from app.resources.targets import Target, target_resource
+from app.vocabulary import ApiGeneration, WatchReason, WatchState
+from app.watches.validation import SubscribableEvent
+
+
+class HistoryItem(ContractModel):
+    """One observed status (or generation) change, counted from the watch's registration."""
+
+    status: str | None
+    api: ApiGeneration
+    index_id: int | None
+    message: str | None
+    observed_at: Timestamp
+
+
+class Watch(ContractModel):
+    """A watch: its state, the last status seen, its targets, status history and deliveries."""
+
+    id: WatchId
+    state: WatchState
+    workspace: str
+    project_id: str
+    asset_id: str
+    api: ApiGeneration
+    status: str | None
+    index_id: int | None
+    message: str | None = Field(description="the upstream's own text")
+    reason: WatchReason | None = Field(description="why the watch ended or changed generation")
+    labels: dict[str, str]
+    events: list[SubscribableEvent]
+    targets: list[Target]
+    created_at: Timestamp
+    updated_at: Timestamp
+    deadline_at: Timestamp
+    finished_at: Timestamp | None
+    last_polled_at: Timestamp | None
+    next_poll_at: Timestamp | None = Field(description="null once the watch has ended")
+    poll_count: Count
+    history: list[HistoryItem]
+    deliveries: list[Delivery]
+
+
+class WatchList(ContractModel):
+    """A page of watches, newest first; pass ``next_cursor`` back as ``cursor`` (null: last page)."""
+
+    items: list[Watch]
+    next_cursor: WatchId | None
+
+
+def watch_resource(
+    watch: WatchRow,
+    deliveries: Sequence[tuple[DeliveryRow, str]] = (),
+    generated_secrets: dict[str, str] | None = None,
+) -> Watch:
+    """A watch row (targets, history and asset loaded, as ``app.watches.queries`` loads them) with
+    its (delivery, event type) rows; ``generated_secrets`` (target id to secret) only in the answer
+    to the registration that generated them."""
+    secrets = generated_secrets or {}
+    return Watch(
+        id=watch.id,
+        state=watch.state,
+        workspace=watch.workspace,
+        project_id=watch.project_id,
+        asset_id=watch.asset_id,
+        api=watch.api,
+        status=watch.status,
+        index_id=watch.index_id,
+        message=watch.message,
+        reason=watch.reason,
+        labels=watch.labels,
+        events=watch.events,
+        targets=[target_resource(target, secrets.get(target.id)) for target in watch.targets],
+        created_at=watch.created_at,
+        updated_at=watch.updated_at,
+        deadline_at=watch.deadline_at,
+        finished_at=watch.finished_at,
+        last_polled_at=watch.last_polled_at,
+        next_poll_at=_next_poll_at(watch),
+        poll_count=watch.poll_count,
+        # A status change row's columns are the shape's fields (and more, which are not read).
+        history=[HistoryItem.model_validate(c, from_attributes=True) for c in watch.history],
+        deliveries=[delivery_resource(delivery, kind) for delivery, kind in deliveries],
+    )
+
+
+def _next_poll_at(watch: WatchRow) -> datetime | None:
+    """The asset's next poll is the watch's only while it watches: an ended watch has none, even
+    when other watches of the asset keep it polled."""
+    if watch.state != WatchState.WATCHING or watch.asset is None:
+        return None
+    return watch.asset.next_poll_at
+
+
+def watch_list(
+    watches: Sequence[WatchRow],
+    deliveries: dict[str, list[tuple[DeliveryRow, str]]],
+    next_cursor: str | None,
+) -> WatchList:
+    """A page of watches, each with its deliveries (``deliveries`` maps watch ids to them)."""
+    return WatchList(
+        items=[watch_resource(watch, deliveries.get(watch.id, ())) for watch in watches],
+        next_cursor=next_cursor,
+    )
