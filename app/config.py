@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     bridge_instance_path: Path = Path("instance")
     mi_max_rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
     bridge_poll_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    #: Days an ended watch is kept; 0 keeps every watch.
+    bridge_retention_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+    bridge_housekeeping_interval: Duration = 600.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
 

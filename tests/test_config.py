@@ -27,6 +27,8 @@ def test_defaults_match_the_contract(monkeypatch):
     assert settings.port == 5000
     assert settings.bridge_embedded_worker is False
     assert settings.bridge_allow_private_urls is False
+    assert settings.bridge_retention_days == 30
+    assert settings.bridge_housekeeping_interval == 600
     assert settings.sqlalchemy_url.startswith("sqlite:///")
     assert settings.sqlalchemy_url.endswith("/instance/mi-bridge.db")
 
@@ -57,6 +59,12 @@ def test_lists_are_comma_separated():
     assert settings.bridge_retry_schedule == (0.1, 2, 3.5)
 
 
+def test_retention_takes_decimal_days_and_zero_keeps_everything():
+    assert load(BRIDGE_RETENTION_DAYS="0.5").bridge_retention_days == 0.5
+    assert load(BRIDGE_RETENTION_DAYS="0").bridge_retention_days == 0
+    assert load(BRIDGE_HOUSEKEEPING_INTERVAL="0.5").bridge_housekeeping_interval == 0.5
+
+
 def test_default_targets_are_json():
     settings = load(BRIDGE_DEFAULT_TARGETS='[{"type": "slack", "channel": "C1"}]')
     assert settings.bridge_default_targets == ({"type": "slack", "channel": "C1"},)
@@ -78,6 +86,11 @@ def test_default_targets_are_json():
         ({"MI_MAX_RPS": "0"}, "MI_MAX_RPS"),
         ({"BRIDGE_POLL_CONCURRENCY": "0"}, "BRIDGE_POLL_CONCURRENCY"),
         ({"BRIDGE_POLL_CONCURRENCY": "257"}, "BRIDGE_POLL_CONCURRENCY"),
+        ({"BRIDGE_RETENTION_DAYS": "-1"}, "BRIDGE_RETENTION_DAYS"),
+        ({"BRIDGE_RETENTION_DAYS": "a month"}, "BRIDGE_RETENTION_DAYS"),
+        ({"BRIDGE_RETENTION_DAYS": "inf"}, "BRIDGE_RETENTION_DAYS"),
+        ({"BRIDGE_HOUSEKEEPING_INTERVAL": "0"}, "BRIDGE_HOUSEKEEPING_INTERVAL"),
+        ({"BRIDGE_HOUSEKEEPING_INTERVAL": "-600"}, "BRIDGE_HOUSEKEEPING_INTERVAL"),
         ({"PORT": "70000"}, "PORT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"BRIDGE_ENV": "staging"}, "BRIDGE_ENV"),

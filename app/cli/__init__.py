@@ -12,6 +12,7 @@ import click
 from flask.cli import FlaskGroup
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from app.cli.housekeep import housekeep_command
 from app.cli.upstream import upstream_status_command
 from app.cli.watch import watch_group
 from app.cli.worker import deliver_once_command, poll_once_command, worker_command
@@ -32,6 +33,7 @@ cli.add_command(watch_group)
 cli.add_command(worker_command)
 cli.add_command(poll_once_command)
 cli.add_command(deliver_once_command)
+cli.add_command(housekeep_command)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Bridge-wide health in the ``bridge_state`` row: upstream and Slack credentials, rate-limit pause."""
+"""Bridge-wide state in the ``bridge_state`` row: upstream and Slack credentials, rate-limit pause,
+and housekeeping's cumulative tallies."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ def bridge_state(session: Session) -> BridgeState:
     row = session.get(BridgeState, ROW_ID, populate_existing=True)
     if row is None:
         raise RuntimeError("bridge_state row missing right after its INSERT ... ON CONFLICT")
+    return row
+
+
+def locked_bridge_state(session: Session) -> BridgeState:
+    """The single state row, created on first use, read anew and locked until the transaction ends
+    (``FOR UPDATE`` on PostgreSQL; SQLite serialises writers anyway): for read-modify-write of its
+    JSON tallies by concurrent workers."""
+    bridge_state(session)
+    row = session.get(BridgeState, ROW_ID, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise RuntimeError("bridge_state row missing right after bridge_state() made sure of it")
     return row
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
 from app.models.base import Base
+
+#: The existing row gets empty objects when the columns are added.
+_EMPTY_JSON = text("'{}'")
 
 
 class IdempotencyKey(Base):
@@ -42,7 +45,8 @@ class WorkerHeartbeat(Base):
 
 
 class BridgeState(Base):
-    """Bridge-wide health, one row (``id`` 1): upstream and Slack credentials, rate-limit pause."""
+    """Bridge-wide state, one row (``id`` 1): upstream and Slack credentials, rate-limit pause, and
+    what housekeeping has removed (cumulative, for ``/metrics``)."""
 
     __tablename__ = "bridge_state"
 
@@ -54,4 +58,11 @@ class BridgeState(Base):
     slack_auth_detail: Mapped[str | None] = mapped_column(String(512))
     slack_auth_changed_at: Mapped[datetime | None]
     rate_limited_until: Mapped[datetime | None]
+    #: Rows housekeeping deleted since the bridge was installed, by table name.
+    pruned_rows: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
+    #: The summed counters of pruned heartbeat rows (the shape of ``WorkerCounters.snapshot``):
+    #: ``/metrics`` adds them to the live rows' so its totals do not drop when a row goes.
+    retired_counters: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=_EMPTY_JSON
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

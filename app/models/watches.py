@@ -101,7 +101,8 @@ class Watch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deadline_at: Mapped[datetime]
-    finished_at: Mapped[datetime | None]
+    #: Indexed for retention, which deletes the watches that ended longest ago first.
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     last_polled_at: Mapped[datetime | None]
     poll_count: Mapped[int] = mapped_column(default=0)
     #: For an analysis that ended: when it was seen minus the poll before (or the registration).

@@ -23,12 +23,13 @@ from sqlalchemy import case, func, select
 
 from app.db import db
 from app.health.readiness import worker_alive
-from app.models import Delivery, Watch, WorkerHeartbeat
+from app.models import BridgeState, Delivery, Watch, WorkerHeartbeat
 from app.services import services
 from app.vocabulary import WATCH_STATES, DeliveryState
 from app.web.auth import bearer_token, token_matches
 from app.web.problems import problem
 from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
+from app.worker.retention import pruned_totals
 
 metrics = Blueprint("metrics", __name__)
 LAG_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -45,7 +46,14 @@ class BridgeCollector(Collector):
         beats = session.execute(
             select(WorkerHeartbeat.counters, WorkerHeartbeat.last_seen_at)
         ).all()
-        yield from _worker_counters([counters or {} for counters, _ in beats])
+        state = session.execute(
+            select(BridgeState.pruned_rows, BridgeState.retired_counters)
+        ).first()
+        pruned, retired = state if state is not None else ({}, {})
+        # Pruned heartbeat rows live on in ``retired``: the sums stay monotonic when a gone
+        # worker's row is deleted (a drop would read as a counter reset and a false increase).
+        yield from _worker_counters([retired or {}, *(counters or {} for counters, _ in beats)])
+        yield _pruned_rows(pruned)
         alive = sum(1 for _, seen in beats if worker_alive(seen, self.now))
         yield GaugeMetricFamily(
             "mi_bridge_workers_alive", "Workers seen in the last 30 s", value=alive
@@ -83,6 +91,18 @@ def _worker_counters(all_counters: list[dict]) -> Iterator[Metric]:
         "mi_bridge_poll_lateness_seconds", "How long after its due time an asset was claimed",
         LATENESS_BUCKETS, [c.get("poll_lateness", {}) for c in all_counters],
     )  # fmt: skip
+
+
+def _pruned_rows(pruned: dict | None) -> Metric:
+    """Housekeeping's deletions by table, cumulative since installation (kept in ``bridge_state``,
+    updated in the transaction of each deletion): monotonic however many workers come and go."""
+    family = CounterMetricFamily(
+        "mi_bridge_pruned_rows", "Rows deleted by housekeeping (retention and expiry), by table",
+        labels=["table"],
+    )  # fmt: skip
+    for table, value in pruned_totals(pruned):
+        family.add_metric([table], value)
+    return family
 
 
 def _summed_histogram(

@@ -91,3 +91,27 @@ class WorkerCounters:
         """Requests made so far."""
         with self._lock:
             return sum(self._polls.values())
+
+
+def merge_snapshots(total: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    """``total`` plus ``snapshot``, both shaped like ``WorkerCounters.snapshot()``, as a new dict:
+    counts add up by key, histograms by bucket (bounds are module constants, so bucket ``i`` of one
+    worker is bucket ``i`` of every other)."""
+    merged = dict(total)
+    for key, value in snapshot.items():
+        merged[key] = _add(total[key], value) if key in total else value
+    return merged
+
+
+def _add(left: Any, right: Any) -> Any:
+    if isinstance(left, dict) and isinstance(right, dict):
+        return merge_snapshots(left, right)
+    if isinstance(left, list) and isinstance(right, list):  # [[bound, cumulative count], ...]
+        longer, shorter = (left, right) if len(left) >= len(right) else (right, left)
+        return [
+            [pair[0], pair[1] + (shorter[index][1] if index < len(shorter) else 0)]
+            for index, pair in enumerate(longer)
+        ]
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left + right
+    return right

@@ -1,36 +1,97 @@
-"""Housekeeping: tidy rows nobody else removes. Runs every few minutes in the worker."""
+"""Housekeeping: remove rows nobody needs any more. Runs every ``BRIDGE_HOUSEKEEPING_INTERVAL``
+seconds in every worker (and on demand, ``mi-bridge housekeep``); concurrent passes are safe.
+
+One pass: idempotency keys past their 24 h lifetime; heartbeat rows of workers gone for a day;
+then, unless ``BRIDGE_RETENTION_DAYS`` is 0, the watches that ended longer ago than that, with
+everything that hangs off them, in batches of their own transactions (``app.worker.retention``).
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any, cast
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
 from app.db import db
-from app.models import IdempotencyKey
+from app.worker.retention import (
+    WATCH_BATCH,
+    prune_heartbeats,
+    prune_watch_batch,
+    purge_expired_keys,
+)
 from app.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
 
-def housekeep(runtime: WorkerRuntime) -> int:
-    """Delete idempotency keys past their 24 h lifetime; returns how many were removed."""
+@dataclass
+class HousekeepingReport:
+    """What one pass removed: rows by table, and each committed watch batch's rows by table."""
+
+    removed: Counter[str] = field(default_factory=Counter)
+    batches: list[Counter[str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Rows removed, every table together."""
+        return sum(self.removed.values())
+
+
+def housekeep(runtime: WorkerRuntime, batch_size: int = WATCH_BATCH) -> HousekeepingReport:
+    """The scheduler's job: one pass with the runtime's settings and clock, stopping between
+    batches once the worker is asked to stop."""
     with runtime.app.app_context():
-        removed = purge_expired(db.session(), runtime.clock())
-        db.session.commit()
-    if removed:
-        log.info("housekeeping: removed %d expired idempotency keys", removed)
-    return removed
+        try:
+            report = housekeeping_pass(
+                db.session(),
+                runtime.clock,
+                runtime.settings.bridge_retention_days,
+                batch_size=batch_size,
+                stop=runtime.stop,
+            )
+        finally:
+            db.session.remove()  # rolls back a batch an error interrupted
+    if report.total:
+        log.info("housekeeping removed %s", _describe(report.removed))
+    return report
 
 
-def purge_expired(session: Session, now: datetime) -> int:
-    """Delete idempotency keys past their lifetime (set when the API stored them); returns how many."""
-    # A DELETE's result is a CursorResult (it has the rowcount); Session.execute promises a Result.
-    result = cast(
-        CursorResult[Any],
-        session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)),
-    )
-    return result.rowcount or 0
+def housekeeping_pass(
+    session: Session,
+    clock: Callable[[], datetime],
+    retention_days: float,
+    *,
+    batch_size: int = WATCH_BATCH,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[Counter[str]], None] | None = None,
+) -> HousekeepingReport:
+    """One pass; every step and every watch batch commits on its own. ``on_batch`` is called with
+    each watch batch's counts once it has committed. ``retention_days`` 0 keeps every watch."""
+    report = HousekeepingReport()
+    report.removed["idempotency_keys"] = purge_expired_keys(session, clock())
+    session.commit()
+    report.removed["worker_heartbeats"] = prune_heartbeats(session, clock())
+    session.commit()
+    while retention_days > 0 and not (stop and stop.is_set()):
+        now = clock()  # a long pass keeps its leases' view of "now" current
+        batch = prune_watch_batch(session, now, now - timedelta(days=retention_days), batch_size)
+        session.commit()
+        if not batch:
+            break
+        report.batches.append(batch)
+        report.removed.update(batch)
+        if on_batch is not None:
+            on_batch(batch)
+        if batch["watches"] < batch_size:
+            break  # none left, or the rest have sends in flight: a later pass takes them
+    report.removed = Counter({table: n for table, n in report.removed.items() if n})
+    return report
+
+
+def _describe(removed: Counter[str]) -> str:
+    return ", ".join(f"{count} {table}" for table, count in sorted(removed.items()))

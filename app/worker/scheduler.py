@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 5.0
-HOUSEKEEPING_SECONDS = 600.0
 #: SIGTERM to exit: Heroku kills 30 s after SIGTERM; in-flight polls end within the read timeout.
 SHUTDOWN_GRACE_SECONDS = 25.0
 
@@ -54,8 +53,8 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
 
     runtime.wake_delivery = wake_delivery
     scheduler.add_job(
-        housekeep, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping", args=[runtime],
-        **common,
+        housekeep, "interval", seconds=runtime.settings.bridge_housekeeping_interval,
+        id="housekeeping", args=[runtime], **common,
     )  # fmt: skip
     scheduler.add_job(
         beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", args=[runtime],
