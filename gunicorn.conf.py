@@ -70,8 +70,14 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Start the embedded scheduler in this gunicorn worker (after the fork) when configured."""
+    """Start the embedded scheduler in this gunicorn worker (after the fork) when configured;
+    else, with BRIDGE_ALERT_TARGETS set, the alert sentinel (alerts reach their targets even when
+    no worker runs)."""
     if _settings.bridge_embedded_worker:
         from app.worker.embedded import start_embedded_worker
 
         start_embedded_worker(worker.wsgi)
+    elif _settings.bridge_alert_targets:
+        from app.alerts.sentinel import start_sentinel
+
+        start_sentinel(worker.wsgi)

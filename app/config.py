@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     #: Days an ended watch is kept; 0 keeps every watch.
     bridge_retention_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     bridge_housekeeping_interval: Duration = 600.0
+    #: Where ``bridge.alert`` events go (targets like BRIDGE_DEFAULT_TARGETS'); none: no alerts sent.
+    bridge_alert_targets: Annotated[tuple[dict[str, Any], ...], NoDecode] = ()
+    #: A reminder of a condition that lasts, every this many seconds.
+    bridge_alert_repeat: Duration = 21600.0
+    #: How often conditions are looked at (the contract: firing within 30 s of the start).
+    bridge_alert_interval: Duration = 10.0
+    #: The contract's thresholds; settable so tests take seconds.
+    bridge_alert_unreachable_after: Duration = 300.0
+    bridge_alert_rate_limited_after: Duration = 300.0
+    bridge_alert_workers_after: Duration = 60.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     port: Annotated[int, Field(ge=1, le=65535)] = 5000
 
@@ -87,7 +97,7 @@ class Settings(BaseSettings):
             return tuple(parts)
         return value
 
-    @field_validator("bridge_default_targets", mode="before")
+    @field_validator("bridge_default_targets", "bridge_alert_targets", mode="before")
     @classmethod
     def _parse_targets(cls, value: Any) -> Any:
         if isinstance(value, str):

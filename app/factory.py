@@ -20,7 +20,12 @@ from app.notify.slack import make_client as make_slack_client
 from app.outbound.addresses import Resolver, system_resolver
 from app.outbound.http import guarded_session
 from app.services import Services
-from app.watches.validation import DefaultTargets, TargetIn, ValidationSettings
+from app.watches.validation import (
+    DefaultTargets,
+    TargetIn,
+    ValidationSettings,
+    WebhookTargetIn,
+)
 from app.web.door import MAX_BODY_BYTES
 
 
@@ -52,12 +57,19 @@ def create_app(
     configure_logging(settings)
     install_request_ids(app)
 
-    validation = ValidationSettings(resolver, settings.bridge_allow_private_urls)
+    validation = ValidationSettings(
+        resolver,
+        settings.bridge_allow_private_urls,
+        slack_configured=settings.slack_bot_token is not None,
+    )
     Services(
         settings=settings,
         clock=clock,
         validation=validation,
-        default_targets=_default_targets(settings, validation),
+        default_targets=_configured_targets(
+            "BRIDGE_DEFAULT_TARGETS", settings.bridge_default_targets, validation
+        ),
+        alert_targets=_alert_targets(settings, validation),
         notifier=NotifierContext(
             http=guarded_session(connect_resolver or resolver, settings.bridge_allow_private_urls),
             slack=make_slack_client(
@@ -79,6 +91,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.dashboard import csrf, init_dashboard
     from app.ops.health import health
     from app.ops.metrics import metrics
+    from app.web import outage
 
     app.register_blueprint(health)
     app.register_blueprint(metrics)
@@ -87,22 +100,35 @@ def _register_blueprints(app: Flask) -> None:
     init_dashboard(app)  # the dashboard blueprint, its CSRF protection and session cookie policy
     csrf.exempt(api)  # the API authenticates with bearer tokens, never with the session cookie
     install_error_handlers(app)
+    outage.install(app)  # database outages: 503 and a line a minute (after the door's handlers)
 
 
-def _default_targets(settings: Settings, validation: ValidationSettings) -> tuple[TargetIn, ...]:
-
-    if not settings.bridge_default_targets:
+def _configured_targets(
+    name: str, targets: tuple[dict[str, Any], ...], validation: ValidationSettings
+) -> tuple[TargetIn, ...]:
+    """The targets of the setting ``name``, validated as a registration's (raises ConfigError)."""
+    if not targets:
         return ()
     try:
-        parsed = DefaultTargets.model_validate(
-            {"targets": list(settings.bridge_default_targets)}, context=validation
-        )
+        parsed = DefaultTargets.model_validate({"targets": list(targets)}, context=validation)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         where = "/".join(str(part) for part in error["loc"][1:])
         message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigError("BRIDGE_DEFAULT_TARGETS", f"{where}: {message}") from None
+        raise ConfigError(name, f"{where}: {message}") from None
     return tuple(parsed.targets)
+
+
+def _alert_targets(settings: Settings, validation: ValidationSettings) -> tuple[TargetIn, ...]:
+    """``BRIDGE_ALERT_TARGETS``; a webhook among them needs its ``secret`` (nobody would ever see a
+    generated one, so its receiver could not verify the alerts)."""
+    targets = _configured_targets("BRIDGE_ALERT_TARGETS", settings.bridge_alert_targets, validation)
+    for position, target in enumerate(targets):
+        if isinstance(target, WebhookTargetIn) and target.secret is None:
+            raise ConfigError(
+                "BRIDGE_ALERT_TARGETS", f"{position}/secret: required for a webhook alert target"
+            )
+    return targets
 
 
 def _instance_path(settings: Settings) -> str:

@@ -31,6 +31,8 @@ class Services:
     validation: ValidationSettings
     #: Validated ``BRIDGE_DEFAULT_TARGETS`` (empty when unset).
     default_targets: tuple[TargetIn, ...]
+    #: Validated ``BRIDGE_ALERT_TARGETS``: where ``bridge.alert`` events go (empty: nowhere).
+    alert_targets: tuple[TargetIn, ...]
     #: The guarded HTTP session and Slack client notifications are sent with.
     notifier: NotifierContext
 

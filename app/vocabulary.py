@@ -49,11 +49,13 @@ class EventType(StrEnum):
     WATCH_EXPIRED = "watch.expired"
     WATCH_ERROR = "watch.error"
     BRIDGE_TEST = "bridge.test"
+    #: To ``BRIDGE_ALERT_TARGETS`` only: a condition the operators must know of started or ended.
+    BRIDGE_ALERT = "bridge.alert"
 
 
-#: The events a registration may subscribe to (``bridge.test`` is sent on request only).
+#: The events a registration may subscribe to (``bridge.*`` are the bridge's own).
 SUBSCRIBABLE_EVENTS: tuple[EventType, ...] = tuple(
-    e for e in EventType if e != EventType.BRIDGE_TEST
+    e for e in EventType if e not in (EventType.BRIDGE_TEST, EventType.BRIDGE_ALERT)
 )
 #: The events of a registration that names none.
 DEFAULT_EVENTS: tuple[EventType, ...] = tuple(
@@ -91,10 +93,41 @@ class DeliveryOutcome(StrEnum):
 
     SUCCEEDED = "succeeded"
     RETRY = "retry"  # a failed attempt: next one by the retry schedule, dead after the last
+    #: Stored only (notifiers never return it): the failed attempt after which the retry schedule
+    #: had run out, so the delivery is ``dead``. ``retry`` on the attempt rows always means "retried".
+    GAVE_UP = "gave_up"
     THROTTLED = "throttled"  # 429/503 with Retry-After: wait it out, the attempt is not used up
     DISABLE_TARGET = "disable_target"  # the target is gone (410, channel_not_found...): failed
     REFUSED = "refused"  # the connect-time address check refused the destination: failed
     HOLD = "hold"  # a bridge-wide credentials problem: keep it, try later, disable nothing
+
+
+class AlertKind(StrEnum):
+    """``data.alert.kind`` of a ``bridge.alert`` event."""
+
+    UPSTREAM_AUTH = "upstream_auth"  # the API Gateway answers 401
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # every poll failing for 5 minutes
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"  # a rate-limit pause of 5 minutes or more
+    SLACK_AUTH = "slack_auth"  # Slack refuses the bot token
+    WORKERS_MISSING = "workers_missing"  # no worker heartbeat for 60 s
+    ENDPOINT_DISABLED = "endpoint_disabled"  # a receiver said it is gone
+    DELIVERIES_DEAD = "deliveries_dead"  # a receiver's deliveries ran out of attempts
+
+
+class AlertState(StrEnum):
+    """``data.alert.state``: a condition began (or still holds: a reminder), or it ended."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class PollFailureKind(StrEnum):
+    """The watch JSON's ``last_error.kind``: how a failed poll is treated."""
+
+    TRANSIENT = "transient"  # network, timeouts, 5xx, odd answers: retried with back-off
+    RATE_LIMITED = "rate_limited"  # 429: the whole bridge pauses
+    AUTH = "auth"  # 401/403: the bridge's credentials (or clock); retried slowly
+    PERMANENT = "permanent"  # other 4xx, a missing asset: the watch ends in error
 
 
 class AuthHealth(StrEnum):
@@ -109,6 +142,8 @@ class ReadinessStatus(StrEnum):
     """``/readyz``'s ``status``."""
 
     READY = "ready"
+    #: Ready, with alerts firing (still 200): ``alerts`` names them.
+    DEGRADED = "degraded"
     NO_WORKER = "no_worker"
     UNAVAILABLE = "unavailable"
 
@@ -118,6 +153,8 @@ class DatabaseHealth(StrEnum):
 
     OK = "ok"
     UNREACHABLE = "unreachable"
+    #: It answers, but without this code's schema (``mi-bridge db upgrade`` has not run yet).
+    SCHEMA_MISSING = "schema_missing"
 
 
 class Liveness(StrEnum):

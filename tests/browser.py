@@ -5,12 +5,16 @@ an axe-core check (the ``axe.min.js`` shipped in ``axe-playwright-python``) and 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.servers import ServerThread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,17 +49,15 @@ class LiveServer:
         self.server: BaseWSGIServer = make_server(
             "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
         )
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serving = ServerThread(self.server, poll_interval=0.5)
+        self.url = self._serving.url
 
     def start(self) -> LiveServer:
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
+        self._serving.stop()
 
 
 class WorkerThread:
@@ -95,6 +97,20 @@ class WorkerThread:
         self.runtime.stop.set()
         self._thread.join(timeout=20)
         self.runtime.close()
+
+
+@contextlib.contextmanager
+def desktop_page(browser: Any) -> Iterator[Any]:
+    """A page in a fresh 1280x900 context, with the shared expectation timeout; closed after."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def sign_in(page: Any, base_url: str, token: str) -> None:

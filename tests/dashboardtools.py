@@ -82,6 +82,15 @@ def seed_watch(
         return watch.id
 
 
+#: The outcome of the attempt that ended a delivery in each state (``app.outbox.attempts``).
+ENDED_BY = {
+    "dead": "gave_up",
+    "failed": "disable_target",
+    "pending": "retry",
+    "succeeded": "succeeded",
+}
+
+
 def dead_delivery(app: Flask, watch_id: str, state: str = "dead", error: str = "HTTP 500") -> str:
     """Give the watch an ``analysis.completed`` event whose first delivery ended in ``state``."""
     from app.db import db
@@ -102,7 +111,7 @@ def dead_delivery(app: Flask, watch_id: str, state: str = "dead", error: str = "
         delivery.next_attempt_at = None
         db.session.add(
             DeliveryAttempt(
-                delivery_seq=delivery.seq, at=now, duration_ms=12, outcome="retry",
+                delivery_seq=delivery.seq, at=now, duration_ms=12, outcome=ENDED_BY.get(state, "retry"),
                 status_code=500, response_excerpt="boom", error=error,
             )
         )  # fmt: skip

@@ -7,7 +7,6 @@ machine's PostgreSQL); without it they fail, loudly, rather than skip.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,19 +43,22 @@ def create_database(admin_url: str, template: str | None = None) -> str:
     return name
 
 
-def drop_database(admin_url: str, name: str, attempts: int = 50) -> None:
+def drop_database(admin_url: str, name: str, timeout: float = 5.0) -> None:
     """Drop a test database, disconnecting whoever still uses it.
 
     ``WITH (FORCE)`` cannot end an autovacuum worker (a superuser's process) for our role, so a
-    drop that meets one is tried again until the worker is done (at most ``attempts`` x 0.1 s).
+    drop that meets one is tried again until the worker is done (within ``timeout`` seconds).
     """
+    from tests.fixtures import wait_until
+
     statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        for attempt in range(attempts):
+
+        def dropped() -> bool:
             try:
                 connection.execute(statement)
-                return
             except psycopg.errors.InsufficientPrivilege:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_until(dropped, timeout, f"DROP DATABASE {name} (an autovacuum worker holds it)")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fake_slack_blocks import block_errors
+from tests.servers import ServerThread
 
 TOKEN = "xoxb-fake-token"
 TEAM_ID, BOT_USER_ID, BOT_ID = "T000", "U0FAKEBOT", "B000"
@@ -75,23 +76,18 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._serving = ServerThread(self._server)
+        self.url = self._serving.url
         self.api_url = self.url + "/api/"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     # --- life cycle and scripting ----------------------------------------------------------------
 
     def start(self) -> FakeSlack:
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
+        self._serving.stop(join_seconds=5)
 
     def __enter__(self) -> FakeSlack:
         return self.start()

@@ -137,6 +137,11 @@ class FakeClock:
 # --- the app under test ----------------------------------------------------------------------------
 
 
+#: The default bot token and Slack API of test apps (``build_app``): ``SLACK_BOT_TOKEN=None`` unsets it.
+UNUSED_SLACK_TOKEN = "xoxb-test-token-of-no-workspace"
+CLOSED_SLACK_API_URL = "http://127.0.0.1:9/api/"
+
+
 def build_app(
     database_url: str,
     *,
@@ -164,8 +169,13 @@ def build_app(
         "BRIDGE_API_TOKENS": API_TOKEN,
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": database_url,
+        # slack targets are refused while no bot token is set; a test that sends to Slack points
+        # SLACK_API_URL at the fake Slack, any other one reaches a closed port on 127.0.0.1.
+        "SLACK_BOT_TOKEN": UNUSED_SLACK_TOKEN,
+        "SLACK_API_URL": CLOSED_SLACK_API_URL,
         **config,
     }
+    settings = {key: value for key, value in settings.items() if value is not None}
     path = Path(database_url.removeprefix("sqlite:///"))
     copied = (
         migrate

@@ -31,6 +31,7 @@ import requests
 
 from tests.fake_slack import FakeSlack
 from tests.receiver import Receiver
+from tests.servers import ServerThread
 
 MIB = 1024 * 1024
 
@@ -84,13 +85,11 @@ class _RawReceiver:
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serving = ServerThread(self.server)
+        self.url = self._serving.url
 
     def start(self) -> _RawReceiver:
-        self._thread.start()
+        self._serving.start()
         return self
 
     def hang_up(self) -> None:
@@ -104,8 +103,7 @@ class _RawReceiver:
     def stop(self) -> None:
         """End every open connection, then the server."""
         self.hang_up()
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.stop()
 
     def _serve(self, sock: socket.socket, rfile: Any) -> None:
         request_line = rfile.readline(65537)
@@ -230,18 +228,15 @@ class SlackFront:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.api_url = f"http://127.0.0.1:{self.server.server_port}/api/"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serving = ServerThread(self.server)
+        self.api_url = self._serving.url + "/api/"
 
     def start(self) -> SlackFront:
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.stop()
 
     def restore_thread_replies(self) -> None:
         """Forward thread replies again, in every channel."""

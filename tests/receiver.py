@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.servers import ServerThread
+
 
 @dataclass(frozen=True)
 class Received:
@@ -28,12 +30,14 @@ class Answer:
 
 
 class Receiver:
-    """Answers from ``script`` in order (then ``default``); ``requests`` lists what arrived."""
+    """Answers from ``route`` for its paths, else from ``script`` in order (then ``default``);
+    ``requests`` lists what arrived."""
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.script: list[Answer] = []
         self.default = Answer()
+        self.route: dict[str, Answer] = {}
         self._lock = threading.Lock()
         self._released = threading.Event()
         self.holding = threading.Event()
@@ -68,10 +72,8 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serving = ServerThread(self.server)
+        self.url = self._serving.url
 
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> Answer:
         with self._lock:
@@ -83,6 +85,8 @@ class Receiver:
                     body,
                 )
             )
+            if handler.path in self.route:
+                return self.route[handler.path]
             return self.script.pop(0) if self.script else self.default
 
     def answer(self, *answers: Answer) -> None:
@@ -95,10 +99,9 @@ class Receiver:
         self._released.set()
 
     def start(self) -> Receiver:
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
         self._released.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.stop()

@@ -42,6 +42,7 @@ WATCH_KEYS = {
     "last_polled_at",
     "next_poll_at",
     "poll_count",
+    "last_error",
     "history",
     "deliveries",
 }

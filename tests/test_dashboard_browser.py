@@ -12,13 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
-from tests.browser import (
-    EXPECT_TIMEOUT_MS,
-    LiveServer,
-    WorkerThread,
-    screenshot,
-    sign_in,
-)
+from tests.browser import LiveServer, WorkerThread, desktop_page, screenshot, sign_in
 from tests.dashboardtools import API_TOKEN
 from tests.receiver import Answer
 
@@ -27,12 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 @pytest.fixture
 def page(browser) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(EXPECT_TIMEOUT_MS)
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
+    with desktop_page(browser) as page:
+        yield page
 
 
 @pytest.fixture
@@ -90,7 +80,9 @@ def test_register_watch_complete_fail_retry_and_sign_out(
     page.evaluate("window.__marker = 1")
     receiver.default = Answer(500, body=b"receiver is down")
     sim_control.put("/assets/ws/1/a1", json={"status": "ANALYZE_COMPLETED", "index_id": 1001})
-    expect(row.locator("[data-cell=state]")).to_have_text("completed")
+    expect(row.locator("[data-cell=state] .badge")).to_have_text("completed")
+    # The notification of a completed watch died (the receiver answers 500): the list says so.
+    expect(row.locator("[data-trouble=dead-deliveries]")).to_have_text("⚠ 1 dead")
     expect(row).to_contain_text("ANALYZE_COMPLETED")
     expect(page.locator('[data-state="completed"] .tabs__count')).to_have_text("1")
     assert page.evaluate("window.__marker") == 1, "the page navigated instead of updating"

@@ -79,7 +79,8 @@ def test_fails_twice_then_succeeds_with_identical_bytes(bridge, receiver, delive
     delivery = delivery_of(bridge, watch["id"])
     assert delivery["state"] == "succeeded"
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 502, 200]
-    assert delivery["attempts"][0]["error"] == "HTTP 500"
+    assert delivery["attempts"][0]["error"] == "answered HTTP 500"
+    assert delivery["attempts"][0]["error_detail"] == "HTTP 500 Internal Server Error"
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -69,7 +70,8 @@ def _run(tmp_path, database_url, simulator, sim_control, receiver, wait_until) -
         assert response.status_code == 200, response.text
         [result] = response.json()["results"]
         assert result["ok"] is False
-        assert result["error"] == "no complete answer within 15 s"
+        assert result["error"] == f"timed out after 15 s ({urlsplit(holder.url).netloc})"
+        assert result["error_detail"].startswith("no complete answer within 15 s")
         assert 14.5 <= answer["seconds"] < 19
         assert len(receiver.requests) == 1
         [delivery] = api.watch(held["id"])["deliveries"]

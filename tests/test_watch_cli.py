@@ -24,7 +24,13 @@ from app.db import db
 from app.models import Target, Watch
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
-from tests.fixtures import TEST_ACCESS_KEY, TEST_SECRET_KEY, FakeClock
+from tests.fixtures import (
+    CLOSED_SLACK_API_URL,
+    TEST_ACCESS_KEY,
+    TEST_SECRET_KEY,
+    UNUSED_SLACK_TOKEN,
+    FakeClock,
+)
 from tests.watchtools import PUBLIC_HOOK, secret_of
 
 MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
@@ -292,7 +298,14 @@ def database_url(tmp_path) -> str:
 def bridge_env(app_factory, database_url) -> dict[str, str]:
     """Environment of a ``mi-bridge`` process on the test's (migrated) SQLite file."""
     app_factory(DATABASE_URL=database_url)
-    return {**os.environ, "BRIDGE_ENV": "development", "DATABASE_URL": database_url}
+    return {
+        **os.environ,
+        "BRIDGE_ENV": "development",
+        "DATABASE_URL": database_url,
+        # ``--slack`` targets are refused without a bot token; nothing is sent in these tests.
+        "SLACK_BOT_TOKEN": UNUSED_SLACK_TOKEN,
+        "SLACK_API_URL": CLOSED_SLACK_API_URL,
+    }
 
 
 class Poller:

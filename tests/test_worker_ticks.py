@@ -167,7 +167,7 @@ def test_transient_errors_back_off_faster_and_keep_watching(bridge):
     bridge.tick(advance=1.2)
     row = asset_row(bridge, "a1")
     assert (row.interval, row.consecutive_errors) == (2.0, 1)
-    assert row.last_error == "HTTP 503"
+    assert row.last_error == "HTTP 503: Endpoint Error"  # the bridge's words, then the gateway's
     bridge.tick(advance=2.3)
     assert asset_row(bridge, "a1").interval == 4.0
     bridge.tick(advance=4.5)

@@ -69,7 +69,7 @@ def json_body() -> tuple[Any, bytes]:
 def install_error_handlers(app: Flask) -> None:
     """Answer HTTP errors under ``/api/`` (unknown routes, 405, 413...) as problem+json, and
     install the front door (``app.web.door``): impossible ids and NUL arguments refused before any
-    query, ``503`` while the database is unreachable."""
+    query (database outages are ``app.web.outage``'s ``503``)."""
     from app.web import door
 
     door.install(app)

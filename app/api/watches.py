@@ -13,7 +13,7 @@ from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
 from app.api.params import bounded_int, choice, id_filters, text_cursor
 from app.db import db
-from app.models import Watch
+from app.models import USER_WATCHES, Watch
 from app.outbox.envelopes import ContractModel
 from app.resources.watches import Watch as WatchResource
 from app.resources.watches import watch_list, watch_resource
@@ -110,7 +110,7 @@ def _created(body: WatchResource) -> Response:
 def list_watches() -> Response:
     """Watches, newest first, filtered by state, workspace and project; cursor-paginated."""
     args = request.args
-    statement = select(Watch).order_by(Watch.id.desc())
+    statement = select(Watch).where(USER_WATCHES).order_by(Watch.id.desc())
     state = choice(args.get("state"), "state", WATCH_STATES)
     if state is not None:
         statement = statement.where(Watch.state == state)

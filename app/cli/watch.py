@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.cli import watch_output as cli_output
 from app.db import db
-from app.models import Watch
+from app.models import USER_WATCHES, Watch
 from app.resources.watches import watch_list, watch_resource
 from app.services import services
 from app.vocabulary import (
@@ -259,7 +259,7 @@ def list_command(
     state: str | None, workspace: str | None, project_id: str | None, limit: int, as_json: bool
 ) -> None:
     """List watches, newest first."""
-    statement = select(Watch).order_by(Watch.id.desc()).limit(limit)
+    statement = select(Watch).where(USER_WATCHES).order_by(Watch.id.desc()).limit(limit)
     filters = {"state": state, "workspace": workspace, "project_id": project_id}
     for name, value in filters.items():
         if value is not None:

@@ -50,7 +50,7 @@ def watch_table(items: Sequence[dict[str, Any]]) -> list[str]:
             item["id"],
             item["state"],
             item["api"],
-            item["status"] or NONE,
+            _status_cell(item),
             coordinates(item),
             item["created_at"],
         )
@@ -61,6 +61,15 @@ def watch_table(items: Sequence[dict[str, Any]]) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def _status_cell(item: dict[str, Any]) -> str:
+    """The status, and ``!`` with the kind and count when the latest polls failed."""
+    status = item["status"] or NONE
+    error = item.get("last_error")
+    if error:
+        status += f" !{error['kind']} x{error['consecutive']}"
+    return status
 
 
 def _fields(pairs: Iterable[tuple[str, Any]]) -> list[str]:
@@ -87,6 +96,7 @@ def watch_detail(body: dict[str, Any]) -> list[str]:
             ("finished", body["finished_at"]),
             ("polls", f"{body['poll_count']} (last {body['last_polled_at'] or NONE})"),
             ("next poll", body["next_poll_at"]),
+            ("last error", last_error_text(body["last_error"])),
         ]
     )
     lines.append("Targets")
@@ -96,6 +106,19 @@ def watch_detail(body: dict[str, Any]) -> list[str]:
     lines.append("Deliveries" if body["deliveries"] else "Deliveries: none yet")
     lines += [_delivery_line(delivery) for delivery in body["deliveries"]]
     return lines
+
+
+def last_error_text(error: dict[str, Any] | None) -> str | None:
+    """The watch's ``last_error`` in one line: ``transient, HTTP 503, 3 in a row, at ...: text``."""
+    if error is None:
+        return None
+    parts = [error["kind"]]
+    if error["status_code"] is not None:
+        parts.append(f"HTTP {error['status_code']}")
+    parts.append(f"{error['consecutive']} in a row, last at {error['at']}")
+    if error["request_id"]:
+        parts.append(f"request id {error['request_id']}")
+    return f"{', '.join(parts)}: {error['message']}"
 
 
 def _history_line(change: dict[str, Any]) -> str:

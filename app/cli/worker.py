@@ -12,15 +12,28 @@ from flask.cli import with_appcontext
 from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
 from app.worker.polling import poll_once
-from app.worker.runtime import WorkerRuntime
+from app.worker.runtime import DATABASE_CHECK_SECONDS, WorkerRuntime
 from app.worker.scheduler import run_worker
 
 
 @click.command("worker")
+@click.option(
+    "--database-check-seconds",
+    type=click.FloatRange(min=0.1),
+    default=DATABASE_CHECK_SECONDS,
+    show_default=True,
+    help="Seconds between checks while the database is away or has no schema yet.",
+)
 @with_appcontext
-def worker_command() -> None:
-    """Run the worker: poll due watches and deliver notifications until SIGTERM."""
-    run_worker(WorkerRuntime.from_app(_this_app()))
+def worker_command(database_check_seconds: float) -> None:
+    """Run the worker: poll due watches and deliver notifications until SIGTERM.
+
+    It starts its jobs once the database answers with this code's schema (run ``mi-bridge db
+    upgrade`` before or after starting it), and pauses them whenever the database goes away.
+    """
+    runtime = WorkerRuntime.from_app(_this_app())
+    runtime.database_check_seconds = database_check_seconds
+    run_worker(runtime)
 
 
 @click.command("poll-once")

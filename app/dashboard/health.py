@@ -1,7 +1,9 @@
 """The bridge health banner: what an on-call engineer must know before reading anything else.
 
 The rule is ``/readyz``'s (``app.health.readiness``): a worker not seen for 30 s, upstream and
-Slack credential health, and a rate-limit pause from the upstream.
+Slack credential health, and a rate-limit pause from the upstream; then the firing ``bridge.alert``
+conditions that only the alerts table knows (unreachable upstream, dead deliveries, disabled
+receivers).
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import has_request_context
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.dashboard import dashboard
 from app.dashboard.auth import signed_in
 from app.db import db
 from app.health.readiness import read_health
+from app.models import Alert as AlertRow
 from app.services import services
-from app.vocabulary import AuthHealth
+from app.vocabulary import AlertKind, AlertState, AuthHealth
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,29 @@ def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
                 until - now,
             )
         )
+    alerts += _recorded_alerts(session)
     return alerts
+
+
+#: Firing ``bridge.alert`` kinds the live state above does not already show, and their titles.
+_RECORDED_TITLES = {
+    AlertKind.UPSTREAM_UNREACHABLE: "Media Intelligence cannot be reached: every poll fails",
+    AlertKind.DELIVERIES_DEAD: "Notifications to a receiver ran out of attempts",
+    AlertKind.ENDPOINT_DISABLED: "A receiver said it is gone: its target is disabled",
+}
+
+
+def _recorded_alerts(session: Session) -> list[Alert]:
+    """The firing alerts of the kinds only the ``alerts`` table knows (see ``app.alerts``)."""
+    rows = session.scalars(
+        select(AlertRow)
+        .where(AlertRow.state == AlertState.FIRING, AlertRow.kind.in_(list(_RECORDED_TITLES)))
+        .order_by(AlertRow.since)
+    )
+    return [
+        Alert(row.kind, _RECORDED_TITLES[AlertKind(row.kind)], f"{row.detail}. Since:", row.since)
+        for row in rows
+    ]
 
 
 @dashboard.context_processor

@@ -7,14 +7,15 @@ search but not the state filter, so they tell how many watches each state tab wo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from app.models import Watch
-from app.vocabulary import WATCH_STATES
+from app.models import USER_WATCHES, Delivery, Watch
+from app.resources.watches import LastError, last_error
+from app.vocabulary import WATCH_STATES, DeliveryState
 
 PAGE_SIZE = 25
 MAX_SEARCH_CHARACTERS = 200
@@ -50,12 +51,18 @@ class WatchQuery:
 
 @dataclass(frozen=True)
 class WatchPage:
-    """One page of the list, the per-state counts and where the page sits among the others."""
+    """One page of the list, the per-state counts and where the page sits among the others.
+
+    ``poll_errors`` holds the watches on the page whose latest poll failed (their ``last_error``),
+    ``dead_deliveries`` how many of each one's deliveries are dead: what the list marks.
+    """
 
     watches: list[Watch]
     counts: dict[str, int]
     page: int
     pages: int
+    poll_errors: dict[str, LastError] = field(default_factory=dict)
+    dead_deliveries: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -84,13 +91,27 @@ def list_watches(session: Session, query: WatchQuery, page_size: int = PAGE_SIZE
     listed = counts[query.state] if query.state else sum(counts.values())
     pages = max(1, -(-listed // page_size))
     page = min(query.page, pages)
-    statement = select(Watch).order_by(Watch.id.desc())
+    statement = select(Watch).where(USER_WATCHES).order_by(Watch.id.desc())
     if matching is not None:
         statement = statement.where(matching)
     if query.state:
         statement = statement.where(Watch.state == query.state)
     statement = statement.offset((page - 1) * page_size).limit(page_size)
-    return WatchPage(list(session.scalars(statement)), counts, page, pages)
+    watches = list(session.scalars(statement.options(selectinload(Watch.asset))))
+    poll_errors = {w.id: error for w in watches if (error := last_error(w)) is not None}
+    return WatchPage(watches, counts, page, pages, poll_errors, _dead_deliveries(session, watches))
+
+
+def _dead_deliveries(session: Session, watches: list[Watch]) -> dict[str, int]:
+    """How many dead deliveries each of ``watches`` has (watches without any left out)."""
+    if not watches:
+        return {}
+    statement = (
+        select(Delivery.watch_id, func.count())
+        .where(Delivery.watch_id.in_([w.id for w in watches]), Delivery.state == DeliveryState.DEAD)
+        .group_by(Delivery.watch_id)
+    )
+    return dict(session.execute(statement).all())
 
 
 def search_clause(session: Session, search: str) -> ColumnElement[bool] | None:

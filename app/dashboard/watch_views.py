@@ -16,8 +16,9 @@ from app.dashboard.listing import WatchQuery, list_watches
 from app.dashboard.timeline import detection, events_with_deliveries, phases, still_live
 from app.db import db
 from app.resources.targets import target_resource
+from app.resources.watches import last_error
 from app.services import services
-from app.vocabulary import WATCH_STATES
+from app.vocabulary import WATCH_STATES, PollFailureKind
 from app.watches.queries import find_watch
 
 LIVE_HEADER = "X-Live"
@@ -44,6 +45,15 @@ def watches_live() -> Response:
     return Response(html, mimetype="text/html")
 
 
+#: What each kind of failed poll means for the watch, and what (if anything) to do.
+TROUBLE_ADVICE = {
+    PollFailureKind.TRANSIENT: "The bridge keeps polling, more slowly, until the upstream answers.",
+    PollFailureKind.RATE_LIMITED: "The upstream asked the bridge to slow down: all polling pauses.",
+    PollFailureKind.AUTH: "Check NCP_ACCESS_KEY, NCP_SECRET_KEY and the clock; polls go on slowly.",
+    PollFailureKind.PERMANENT: "The upstream refused this asset: the watch ended.",
+}
+
+
 def _watch_context(watch_id: str) -> dict[str, Any]:
     watch = find_watch(db.session(), watch_id)
     if watch is None:
@@ -59,6 +69,8 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
         "targets": {target.id: target_resource(target).as_json() for target in watch.targets},
         "live": still_live(watch, events),
         "public_url": services().settings.bridge_public_url,
+        "last_error": last_error(watch),
+        "trouble_advice": TROUBLE_ADVICE,
     }
 
 

@@ -3,7 +3,7 @@ and housekeeping's cumulative tallies."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -65,9 +65,21 @@ def record_slack_auth(
         row.slack_auth_changed_at = now
 
 
-def pause_polling_until(session: Session, until: datetime) -> None:
-    """Pause every worker's polling until ``until`` (extends, never shortens, a pause)."""
+#: A rate-limit pause starting within this of the previous one's end continues it.
+PAUSES_MERGE_WITHIN = timedelta(seconds=60)
+
+
+def pause_polling_until(session: Session, until: datetime, now: datetime) -> None:
+    """Pause every worker's polling until ``until`` (extends, never shortens, a pause).
+
+    A pause that starts when none ran for ``PAUSES_MERGE_WITHIN`` records ``now`` as its start
+    (``rate_limited_since``): pauses back to back (the first poll after a pause answered 429 again)
+    count as one for the ``upstream_rate_limited`` alert.
+    """
     row = bridge_state(session)
+    ended = row.rate_limited_until
+    if ended is None or row.rate_limited_since is None or ended < now - PAUSES_MERGE_WITHIN:
+        row.rate_limited_since = now
     if row.rate_limited_until is None or row.rate_limited_until < until:
         row.rate_limited_until = until
 

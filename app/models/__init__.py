@@ -1,12 +1,25 @@
 """The bridge's tables (SQLAlchemy 2 declarative). The database is the only coordinator."""
 
 from app.models.base import Base, new_id
-from app.models.operations import BridgeState, IdempotencyKey, WorkerHeartbeat
+from app.models.operations import Alert, BridgeState, IdempotencyKey, WorkerHeartbeat
 from app.models.outbox import Delivery, DeliveryAttempt, Event
-from app.models.watches import WATCHING_ONLY, Asset, StatusChange, Target, Watch
+from app.models.watches import (
+    ALERTS_WATCH_ID,
+    SYSTEM_STATE,
+    USER_WATCHES,
+    WATCHING_ONLY,
+    Asset,
+    StatusChange,
+    Target,
+    Watch,
+)
 
 __all__ = [
+    "ALERTS_WATCH_ID",
+    "SYSTEM_STATE",
+    "USER_WATCHES",
     "WATCHING_ONLY",
+    "Alert",
     "Asset",
     "Base",
     "BridgeState",

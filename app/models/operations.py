@@ -58,6 +58,8 @@ class BridgeState(Base):
     slack_auth_detail: Mapped[str | None] = mapped_column(String(512))
     slack_auth_changed_at: Mapped[datetime | None]
     rate_limited_until: Mapped[datetime | None]
+    #: When the current rate-limit pause began (pauses that follow each other are one pause).
+    rate_limited_since: Mapped[datetime | None]
     #: Rows housekeeping deleted since the bridge was installed, by table name.
     pruned_rows: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
     #: The summed counters of pruned heartbeat rows (the shape of ``WorkerCounters.snapshot``):
@@ -65,4 +67,25 @@ class BridgeState(Base):
     retired_counters: Mapped[dict[str, Any]] = mapped_column(
         default=dict, server_default=_EMPTY_JSON
     )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Alert(Base):
+    """One condition the operators are told about (``bridge.alert``), by kind and subject.
+
+    ``subject`` is empty for bridge-wide kinds and names the receiver for per-receiver kinds. A row
+    stays after its condition clears (``state`` ``resolved``) so a new occurrence is a new ``since``.
+    """
+
+    __tablename__ = "alerts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True, default="")
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(String(512), default="")
+    #: ``bridge.alert`` events sent for this occurrence (the firing one and its reminders).
+    notifications: Mapped[int] = mapped_column(default=0)
+    last_notified_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -55,7 +55,9 @@ class Delivery(Base):
     first_attempted_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
+    #: The latest attempt's error as a short human sentence; ``last_error_detail`` is its full text.
     last_error: Mapped[str | None] = mapped_column(String(512))
+    last_error_detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -77,4 +79,7 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int | None]
     response_excerpt: Mapped[str | None] = mapped_column(String(512))
+    #: A short human sentence (``connection refused (203.0.113.7:443)``); ``error_detail`` is the full
+    #: text it was made from.
     error: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(Text)

@@ -55,8 +55,19 @@ class Asset(Base):
     lease_expires_at: Mapped[datetime | None]
     last_polled_at: Mapped[datetime | None]
     poll_count: Mapped[int] = mapped_column(default=0)
+    #: Failed polls since the last successful one (any kind of failure).
     consecutive_errors: Mapped[int] = mapped_column(default=0)
+    #: The latest poll's failure, null once a poll succeeds. The ``last_error_*`` columns and
+    #: ``failing_since`` describe it and mean nothing while ``last_error`` is null (a success clears
+    #: only ``last_error``, so the hot path of quiet polls writes one column, not five). The failed
+    #: poll's time is ``last_polled_at``.
     last_error: Mapped[str | None] = mapped_column(String(512))
+    last_error_kind: Mapped[str | None] = mapped_column(String(16))
+    last_error_status: Mapped[int | None]
+    #: NCP's ``x-ncp-request-id`` of the failed answer, for a support ticket.
+    last_error_request_id: Mapped[str | None] = mapped_column(String(128))
+    #: The first failed poll of the current run of failures.
+    failing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -158,3 +169,11 @@ class StatusChange(Base):
 #: ``watches.state = 'watching'`` with the state as a literal: the predicate of the partial indexes
 #: above, so the planner can use them (a bound parameter could be any state).
 WATCHING_ONLY = Watch.__table__.c.state == literal_column(f"'{WatchState.WATCHING}'")
+
+#: The alerts' own watch (``app.alerts.watch``): ``bridge.alert`` events and their deliveries hang
+#: from it. A fixed id, so concurrent first alerts create it once.
+ALERTS_WATCH_ID = "wch_00000000000000000000000000"
+#: Its state: none of the users' states (never polled, expired or pruned).
+SYSTEM_STATE = "system"
+#: ``select(Watch).where(USER_WATCHES)``: every watch but the alerts' own.
+USER_WATCHES = Watch.__table__.c.state != literal_column(f"'{SYSTEM_STATE}'")

@@ -7,17 +7,22 @@ its attempt within ``context.seconds(its own limit)``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import requests
 from slack_sdk import WebClient
 
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbound import bounded
+from app.outbound.errors import scrub
 from app.vocabulary import DeliveryOutcome
+
+#: What Slack's error codes look like (``channel_not_found``, ``no_service``): shown as they are.
+SLACK_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{1,60}")
 
 
 @dataclass
@@ -61,8 +66,28 @@ def post_once(
         )
     except bounded.SendFailed as exc:
         outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY
-        return DeliveryResult(outcome, duration_ms=elapsed_ms(started), error=str(exc))
+        return DeliveryResult(
+            outcome, duration_ms=elapsed_ms(started), error=exc.short, error_detail=exc.detail
+        )
     return classify(answer, elapsed_ms(started))
+
+
+class ErrorText(TypedDict):
+    """A ``DeliveryResult``'s ``error`` (short) and ``error_detail`` (full), to pass as ``**``."""
+
+    error: str
+    error_detail: str
+
+
+def answered(answer: bounded.Answer, note: str | None = None) -> ErrorText:
+    """``error`` and ``error_detail`` for an answer that is a failure: ``answered HTTP 500`` (and
+    ``note``), and its status line with the headers that decided it (``Retry-After``)."""
+    short = f"answered HTTP {answer.status}" + (f", {note}" if note else "")
+    detail = f"HTTP {answer.status} {answer.reason}".rstrip()
+    retry_after = answer.headers.get("Retry-After")
+    if retry_after is not None:
+        detail += f"; Retry-After: {retry_after}"[:120]
+    return {"error": short, "error_detail": scrub(detail)}
 
 
 def elapsed_ms(started: float) -> int:

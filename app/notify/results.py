@@ -11,13 +11,16 @@ from app.vocabulary import AuthHealth, DeliveryOutcome
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """One attempt. ``error`` and ``excerpt`` are short and secret-free (they are stored and shown)."""
+    """One attempt. ``error`` is a short human sentence (``connection refused (203.0.113.7:443)``,
+    ``answered HTTP 500``), ``error_detail`` the full text it was made from; both, and ``excerpt``,
+    are secret-free (they are stored and shown: no URL path, query or token)."""
 
     outcome: DeliveryOutcome
     status_code: int | None = None
     duration_ms: int = 0
     excerpt: str | None = None
     error: str | None = None
+    error_detail: str | None = None
     retry_after: float | None = None
     #: Columns of the target to update (e.g. the Slack message ts to edit later).
     target_updates: dict[str, Any] = field(default_factory=dict)

@@ -21,11 +21,12 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.context import NotifierContext, elapsed_ms
+from app.notify.context import SLACK_ERROR_CODE, NotifierContext, elapsed_ms
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
 from app.outbound import bounded
 from app.outbound.deadline import deadline
+from app.outbound.errors import at, describe_exception, scrub
 from app.outbound.http import operator_session
 from app.vocabulary import AuthHealth, DeliveryOutcome, EventType
 
@@ -59,7 +60,11 @@ class BoundedWebClient(WebClient):
         except bounded.SendFailed as exc:
             raise URLError(str(exc)) from exc  # the SDK's connection retry handler knows URLError
         if not answer.complete:
-            raise URLError(f"answer larger than {ANSWER_LIMIT} bytes")
+            too_large = bounded.SendFailed(
+                "transport", at(f"response larger than {ANSWER_LIMIT} bytes", url),
+                f"HTTP {answer.status} {answer.reason}: the answer went on past {ANSWER_LIMIT} bytes",
+            )  # fmt: skip
+            raise URLError(str(too_large)) from too_large
         if 200 <= answer.status < 300:
             return {"status": answer.status, "headers": dict(answer.headers), "body": answer.text}
         headers = Message()
@@ -103,7 +108,8 @@ def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot)
     updates: dict[str, Any] = {}
     try:
         with deadline(context.seconds(TIMEOUT_SECONDS)):
-            if event.type == EventType.BRIDGE_TEST:
+            if event.type in (EventType.BRIDGE_TEST, EventType.BRIDGE_ALERT):
+                # A message of its own each time: alerts and tests never edit the watch's message.
                 _post(client, target.channel or "", message)
             else:
                 _post_or_update(client, target, message, updates)
@@ -115,20 +121,15 @@ def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot)
         return _api_error(exc, elapsed_ms(started), updates)
     except (SlackClientError, URLError, OSError, ValueError) as exc:
         # Transport trouble (unreachable, reset, deadline, a body that is not Slack's JSON): retry.
+        short, detail = describe_exception(exc)
         return DeliveryResult(
-            DeliveryOutcome.RETRY, duration_ms=elapsed_ms(started), error=_transport_error(exc),
-            target_updates=updates,
+            DeliveryOutcome.RETRY, duration_ms=elapsed_ms(started), error=f"Slack API: {short}",
+            error_detail=detail, target_updates=updates,
         )  # fmt: skip
     return DeliveryResult(
         DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=elapsed_ms(started),
         target_updates=updates, slack_auth=AuthHealth.OK,
     )  # fmt: skip
-
-
-def _transport_error(exc: BaseException) -> str:
-    if isinstance(exc, URLError):
-        return f"Slack API: {exc.reason}"[:300]
-    return f"Slack API: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
 
 def _post_or_update(
@@ -164,9 +165,15 @@ def _api_error(exc: SlackApiError, duration_ms: int, updates: dict[str, Any]) ->
     response = exc.response
     status = response.status_code
     error = str(response.get("error") or f"HTTP {status}")
+    if SLACK_ERROR_CODE.fullmatch(error):
+        short = f"Slack: {error}"
+    elif response.get("error"):  # slack-sdk's words for a body that is not Slack's JSON
+        short = f"Slack API: answered HTTP {status}, not a Slack answer"
+    else:
+        short = f"Slack API: answered HTTP {status}"
     common: dict[str, Any] = {
-        "status_code": status, "duration_ms": duration_ms, "error": f"Slack: {error}",
-        "target_updates": updates,
+        "status_code": status, "duration_ms": duration_ms, "error": short,
+        "error_detail": scrub(str(exc)), "target_updates": updates,
     }  # fmt: skip
     if error in DISABLING_ERRORS:
         return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, **common)

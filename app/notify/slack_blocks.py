@@ -68,6 +68,8 @@ def build_message(event_body: str, public_url: str | None) -> SlackMessage:
     """The Slack message for one stored event (its JSON text)."""
     event = json.loads(event_body)
     data = event["data"]
+    if event["type"] == "bridge.alert":
+        return alert_message(data["alert"], public_url)
     asset, analysis, watch = data["asset"], data["analysis"], data["watch"]
     title = headline(event["type"], analysis.get("status"))
     blocks: list[dict[str, Any]] = [
@@ -85,6 +87,21 @@ def build_message(event_body: str, public_url: str | None) -> SlackMessage:
     where = f"{asset['workspace']}/{asset['project_id']}"
     text = f"{title.split(' ', 1)[-1]}: asset {asset['asset_id']} ({where})"
     return SlackMessage(text=truncate(text, TEXT_LIMIT), blocks=blocks[:MAX_BLOCKS])
+
+
+def alert_message(alert: dict[str, Any], public_url: str | None) -> SlackMessage:
+    """A ``bridge.alert``: what is wrong (or no longer is), since when, and in a sentence."""
+    firing = alert["state"] == "firing"
+    title = f"{'🚨' if firing else '✅'} mi-bridge alert {alert['state']}: {alert['kind']}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(title, HEADER_LIMIT)}},
+        _section(f"{escape(alert['detail'])}\n*Since* {escape(alert['since'])}"),
+    ]
+    if public_url:
+        link = f"<{public_url.rstrip('/')}/|Open mi-bridge>"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
+    text = f"{title.split(' ', 1)[-1]} ({alert['detail']})"
+    return SlackMessage(text=truncate(text, TEXT_LIMIT), blocks=blocks)
 
 
 def _fields(

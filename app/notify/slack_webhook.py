@@ -14,10 +14,17 @@ from typing import Any
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.context import NotifierContext, post_once
+from app.notify.context import (
+    SLACK_ERROR_CODE,
+    ErrorText,
+    NotifierContext,
+    answered,
+    post_once,
+)
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.slack_blocks import build_message
 from app.outbound import bounded
+from app.outbound.errors import scrub
 from app.vocabulary import DeliveryOutcome
 
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
@@ -47,13 +54,23 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
     }  # fmt: skip
     if status == 200 and body == "ok":
         return DeliveryResult(DeliveryOutcome.SUCCEEDED, **common)
+    failure = _failure(answer, body)
     if status in (404, 410) or body in DISABLING_BODIES:
-        return DeliveryResult(
-            DeliveryOutcome.DISABLE_TARGET, error=f"HTTP {status} {body}"[:200], **common
-        )
+        return DeliveryResult(DeliveryOutcome.DISABLE_TARGET, **failure, **common)
     retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
     if (status == 429 or status >= 500) and retry_after is not None:
         return DeliveryResult(
-            DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}", **common
+            DeliveryOutcome.THROTTLED, retry_after=retry_after, **failure, **common
         )
-    return DeliveryResult(DeliveryOutcome.RETRY, error=f"HTTP {status} {body}"[:200], **common)
+    return DeliveryResult(DeliveryOutcome.RETRY, **failure, **common)
+
+
+def _failure(answer: bounded.Answer, body: str) -> ErrorText:
+    """``Slack: no_service (HTTP 404)`` when Slack answered one of its error codes, else
+    ``answered HTTP 500``; the detail adds what the body said."""
+    failure = answered(answer)
+    if SLACK_ERROR_CODE.fullmatch(body):
+        failure["error"] = f"Slack: {body} (HTTP {answer.status})"
+    if body:
+        failure["error_detail"] += f"; body: {scrub(body[:200])}"
+    return failure

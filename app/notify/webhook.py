@@ -16,7 +16,7 @@ from functools import partial
 
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
-from app.notify.context import NotifierContext, post_once
+from app.notify.context import NotifierContext, answered, post_once
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbound import bounded
 from app.vocabulary import DeliveryOutcome
@@ -80,11 +80,14 @@ def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:
         return result(DeliveryOutcome.SUCCEEDED)
     if status == 410:
         # Standard Webhooks: 410 Gone means the endpoint was removed; stop sending to it.
-        return result(DeliveryOutcome.DISABLE_TARGET, error="HTTP 410 Gone")
+        return result(DeliveryOutcome.DISABLE_TARGET, **answered(answer, "the endpoint is gone"))
     retry_after = parse_retry_after(answer.headers.get("Retry-After"), utcnow())
     if status in (429, 503) and retry_after is not None:
-        return result(DeliveryOutcome.THROTTLED, retry_after=retry_after, error=f"HTTP {status}")
+        return result(
+            DeliveryOutcome.THROTTLED, retry_after=retry_after,
+            **answered(answer, f"retry after {retry_after:g} s"),
+        )  # fmt: skip
     if 300 <= status < 400:
         # Redirects are not followed (a redirect could point anywhere, our network included).
-        return result(DeliveryOutcome.RETRY, error=f"HTTP {status} redirect not followed")
-    return result(DeliveryOutcome.RETRY, error=f"HTTP {status}")
+        return result(DeliveryOutcome.RETRY, **answered(answer, "a redirect (not followed)"))
+    return result(DeliveryOutcome.RETRY, **answered(answer))

@@ -2,13 +2,12 @@
 
 Whatever the peer does (drips bytes, never answers, streams gigabytes, closes mid-answer), ``post``
 returns within ``seconds`` plus a moment, holding at most ``limit`` bytes of the answer, or raises
-``SendFailed`` with a short human sentence. It opens no transaction and takes no lock.
+``SendFailed`` with a short human sentence and its detail (``app.outbound.errors``). It opens no
+transaction and takes no lock.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import requests
 import urllib3.exceptions
 
 from app.outbound.deadline import current, deadline
+from app.outbound.errors import DescribedError, at, describe_exception
 from app.outbound.http import read_capped, refused_reason
 
 CONNECT_TIMEOUT = 5.0
@@ -41,12 +41,14 @@ class Answer:
         return self.body.decode("utf-8", errors="replace").replace("\x00", "")
 
 
-class SendFailed(Exception):
+class SendFailed(DescribedError):
     """No answer: ``kind`` is ``refused`` (the address guard), ``expired`` (the total deadline),
-    or ``transport`` (connection, TLS, timeout...); ``str()`` is a short human sentence."""
+    or ``transport`` (connection, TLS, timeout...); ``str()`` is a short human sentence naming
+    ``host:port`` (``connection refused (203.0.113.7:443)``), ``detail`` the full text behind it.
+    Neither holds the URL's path or query (it can be a credential)."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, kind: str, message: str, detail: str | None = None) -> None:
+        super().__init__(message, detail)
         self.kind = kind
 
 
@@ -74,49 +76,18 @@ def post(
             )  # fmt: skip
             body, complete = read_capped(response, limit)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            short, detail = describe_exception(exc, url)
             if bound.expired:
-                raise SendFailed("expired", f"no complete answer within {seconds:g} s") from exc
-            refused = refused_reason(exc)
-            if refused:
-                raise SendFailed("refused", refused) from exc
-            raise SendFailed("transport", describe(exc)) from exc
+                raise _expired(seconds, url, f"; the cut connection said: {detail}") from exc
+            kind = "refused" if refused_reason(exc) else "transport"
+            raise SendFailed(kind, short, detail) from exc
         if bound.expired:
             # Cut mid-answer: http.client may take the end of the stream for the end of the headers
             # or the body, so what was read is not an answer.
-            raise SendFailed("expired", f"no complete answer within {seconds:g} s")
+            raise _expired(seconds, url, " (the answer was cut short)")
     return Answer(response.status_code, response.reason or "", response.headers, body, complete)
 
 
-def describe(exc: BaseException) -> str:
-    """A short sentence for a transport failure (never the URL: it can be a credential)."""
-    chain = _chain(exc)
-    for item in chain:
-        if isinstance(item, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(item, urllib3.exceptions.NameResolutionError | socket.gaierror):
-            return "the host name did not resolve"
-        if isinstance(item, ssl.SSLError):
-            return f"TLS error: {item.reason or type(item).__name__}"[:120]
-        if isinstance(item, ConnectionResetError):
-            return "connection reset by the receiver"
-    if any(isinstance(item, TimeoutError | requests.Timeout) for item in chain):
-        return "timed out waiting for the receiver"
-    if any(isinstance(item, urllib3.exceptions.ProtocolError) for item in chain):
-        return "the receiver closed the connection before answering"
-    return f"could not reach the receiver ({type(exc).__name__})"
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in found and len(found) < 12:
-        found.append(current)
-        reason = getattr(current, "reason", None)
-        nested = next(
-            (a for a in getattr(current, "args", ()) if isinstance(a, BaseException)), None
-        )
-        if isinstance(reason, BaseException):
-            current = reason
-        else:
-            current = nested or current.__cause__ or current.__context__
-    return found
+def _expired(seconds: float, url: str, detail: str) -> SendFailed:
+    short = at(f"timed out after {seconds:g} s", url)
+    return SendFailed("expired", short, f"no complete answer within {seconds:g} s{detail}")

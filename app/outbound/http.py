@@ -34,7 +34,12 @@ else:
 
 
 class AddressRefused(NewConnectionError):
-    """The destination resolved to an address the bridge must not contact."""
+    """The destination resolved to an address the bridge must not contact: ``host`` resolved to
+    ``address``, which is a ``blocked`` kind of address (``blocked_reason``)."""
+
+    def __init__(self, conn: HTTPConnection, host: str, address: str, blocked: str) -> None:
+        super().__init__(conn, f"refused: {host} resolves to a {blocked} ({address})")
+        self.host, self.address, self.blocked = host, address, blocked
 
 
 class _DeadlineMixin(_ConnectionBase):
@@ -67,7 +72,7 @@ class _GuardMixin(_ConnectionBase):
             for address in addresses:
                 reason = blocked_reason(address)
                 if reason:
-                    raise AddressRefused(self, f"refused: {host} resolves to a {reason}")
+                    raise AddressRefused(self, host, address, reason)
         last_error: OSError | None = None
         for address in addresses:
             try:
@@ -79,7 +84,10 @@ class _GuardMixin(_ConnectionBase):
                 )
             except OSError as exc:
                 last_error = exc
-        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
+        # Chained, so the cause ([Errno 111] Connection refused...) stays findable (app.outbound.errors).
+        raise NewConnectionError(
+            self, f"Failed to establish a new connection: {last_error}"
+        ) from last_error
 
 
 class _BoundedAdapter(HTTPAdapter):

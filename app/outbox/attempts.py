@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, DeliveryAttempt, Target
@@ -17,7 +19,16 @@ MAX_THROTTLE_WAIT = timedelta(hours=1)  # a Retry-After is honoured up to an hou
 #: A receiver asking for less than this does not get a free attempt: "Retry-After: 0" on every
 #: answer would otherwise have the bridge send once a second for ever.
 THROTTLE_FLOOR = timedelta(seconds=5)
-EXCERPT_CHARS, ERROR_CHARS, LAST_ERROR_CHARS = 512, 2000, 512
+EXCERPT_CHARS, ERROR_CHARS, LAST_ERROR_CHARS, DETAIL_CHARS = 512, 2000, 512, 4000
+#: Attempt outcomes that ended their delivery (a manual retry after one starts a new round).
+ENDING_OUTCOMES = frozenset(
+    {
+        DeliveryOutcome.SUCCEEDED,
+        DeliveryOutcome.GAVE_UP,
+        DeliveryOutcome.DISABLE_TARGET,
+        DeliveryOutcome.REFUSED,
+    }
+)
 HOLD_WAIT = timedelta(seconds=60)  # bridge-wide credentials trouble: look again in a minute
 JITTER = 0.1
 
@@ -31,16 +42,22 @@ def record_attempt(
     schedule: tuple[float, ...],
     rng: random.Random,
 ) -> None:
-    """Store ``result`` as an attempt of ``delivery`` and move the delivery (and target) on."""
+    """Store ``result`` as an attempt of ``delivery`` and move the delivery (and target) on.
+
+    The attempt row's outcome says what came of it: ``retry`` only when another attempt follows,
+    ``gave_up`` when the retry schedule ran out with it (the delivery is now ``dead``).
+    """
+    outcome = _decide(delivery, target, result, now, schedule, rng, _round_of(session, delivery))
     session.add(
         DeliveryAttempt(
             delivery_seq=delivery.seq,
             at=now,
             duration_ms=result.duration_ms,
-            outcome=result.outcome.value,
+            outcome=outcome.value,
             status_code=result.status_code,
             response_excerpt=storable(result.excerpt, EXCERPT_CHARS),
             error=storable(result.error, ERROR_CHARS),
+            error_detail=storable(result.error_detail, DETAIL_CHARS),
         )
     )
     if delivery.first_attempted_at is None:
@@ -48,15 +65,51 @@ def record_attempt(
     delivery.lease_owner = delivery.lease_expires_at = None
     delivery.updated_at = now
     delivery.last_error = storable(result.error, LAST_ERROR_CHARS)
+    delivery.last_error_detail = storable(result.error_detail, DETAIL_CHARS)
     for column, value in result.target_updates.items():
         setattr(target, column, value)
-    _decide(delivery, target, result, now, schedule, rng)
     if result.outcome is not DeliveryOutcome.SUCCEEDED:
         # Target ids and types only: URLs can be credentials (slack_webhook) and stay out of logs.
         log.info(
             "delivery %s to %s target %s: %s (%s), now %s",
-            delivery.id, target.type, target.id, result.outcome.value, result.error, delivery.state,
+            delivery.id, target.type, target.id, outcome.value, result.error, delivery.state,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Round:
+    """The current run of a delivery's retry schedule: every attempt since it was created, or since
+    the attempt that last ended it (a manual retry starts a new round with the whole schedule)."""
+
+    #: Attempts of this round that used up a step of the schedule.
+    spent: int
+    #: When this round began (for ``_spends_attempt``'s "older than its whole schedule").
+    started_at: datetime | None
+
+
+def _round_of(session: Session, delivery: Delivery) -> Round:
+    """The delivery's current round, read before this attempt's row is added.
+
+    ``attempt_count`` counts every attempt of the delivery's life, so it is the schedule position
+    only until a manual retry; after one, the round is what follows the row that ended the delivery
+    (``ENDING_OUTCOMES``), and within a round only ``retry`` rows used up a step.
+    """
+    attempt = DeliveryAttempt
+    ending = sorted(outcome.value for outcome in ENDING_OUTCOMES)
+    ended = session.scalar(
+        select(func.max(attempt.pk)).where(
+            attempt.delivery_seq == delivery.seq, attempt.outcome.in_(ending)
+        )
+    )
+    if ended is None:  # never ended, so never retried by hand: the first round
+        return Round(delivery.attempt_count, delivery.created_at)
+    spent, started_at = session.execute(
+        select(
+            func.count(case((attempt.outcome == DeliveryOutcome.RETRY.value, 1))),
+            func.min(attempt.at),
+        ).where(attempt.delivery_seq == delivery.seq, attempt.pk > ended)
+    ).one()
+    return Round(spent or 0, started_at)
 
 
 def _decide(
@@ -66,13 +119,15 @@ def _decide(
     now: datetime,
     schedule: tuple[float, ...],
     rng: random.Random,
-) -> None:
+    current: Round,
+) -> DeliveryOutcome:
+    """Move the delivery on after ``result``; returns the outcome to store for the attempt."""
     outcome = result.outcome
     if outcome is DeliveryOutcome.SUCCEEDED:
         delivery.attempt_count += 1
         delivery.state, delivery.next_attempt_at = DeliveryState.SUCCEEDED, None
     elif outcome is DeliveryOutcome.THROTTLED and not _spends_attempt(
-        delivery, result, now, schedule
+        current, result, now, schedule
     ):
         delivery.next_attempt_at = now + _throttle_wait(result)
     elif outcome is DeliveryOutcome.HOLD:
@@ -85,15 +140,19 @@ def _decide(
         delivery.attempt_count += 1
         delivery.state, delivery.next_attempt_at = DeliveryState.FAILED, None
     else:
+        # A failure that uses up a step of the schedule (a throttle that spends one included).
         delivery.attempt_count += 1
-        if delivery.attempt_count > len(schedule):
+        step = current.spent + 1
+        if step > len(schedule):
             delivery.state, delivery.next_attempt_at = DeliveryState.DEAD, None
-        else:
-            delay = schedule[delivery.attempt_count - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
-            wait = timedelta(seconds=delay)
-            if outcome is DeliveryOutcome.THROTTLED:
-                wait = max(wait, _throttle_wait(result))
-            delivery.next_attempt_at = now + wait
+            return DeliveryOutcome.GAVE_UP
+        delay = schedule[step - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
+        wait = timedelta(seconds=delay)
+        if outcome is DeliveryOutcome.THROTTLED:
+            wait = max(wait, _throttle_wait(result))
+        delivery.next_attempt_at = now + wait
+        return DeliveryOutcome.RETRY
+    return outcome
 
 
 def _throttle_wait(result: DeliveryResult) -> timedelta:
@@ -101,17 +160,18 @@ def _throttle_wait(result: DeliveryResult) -> timedelta:
 
 
 def _spends_attempt(
-    delivery: Delivery, result: DeliveryResult, now: datetime, schedule: tuple[float, ...]
+    current: Round, result: DeliveryResult, now: datetime, schedule: tuple[float, ...]
 ) -> bool:
-    """Whether a throttled answer counts as a failed attempt after all.
+    """Whether a throttled answer counts as a failed attempt after all (then stored as ``retry``).
 
     A ``Retry-After`` wait normally costs no attempt (the contract), but a receiver cannot keep a
-    delivery alive for ever: a wait below ``THROTTLE_FLOOR``, or one asked once the delivery is older
+    delivery alive for ever: a wait below ``THROTTLE_FLOOR``, or one asked once the round is older
     than its whole retry schedule, counts like any failure, so the delivery ends ``dead`` in time.
     """
     if _throttle_wait(result) < THROTTLE_FLOOR:
         return True
-    return now - delivery.created_at > timedelta(seconds=sum(schedule))
+    started = current.started_at or now
+    return now - started > timedelta(seconds=sum(schedule))
 
 
 def storable(text: str | None, limit: int) -> str | None:
@@ -135,4 +195,5 @@ def fail_for_disabled_target(delivery: Delivery, target: Target, now: datetime) 
     delivery.next_attempt_at = None
     delivery.lease_owner = delivery.lease_expires_at = None
     delivery.last_error = f"target disabled: {target.disabled_reason or 'disabled'}"[:512]
+    delivery.last_error_detail = None
     delivery.updated_at = now

@@ -25,7 +25,7 @@ def emit_event(
     ``dedupe_key`` is unique per watch: writing the same change twice fails the transaction instead
     of notifying twice.
     """
-    _serialise_event_commits(session)
+    serialise_event_commits(session)
     event_id = new_id("evt")
     event = Event(
         id=event_id,
@@ -56,7 +56,7 @@ def emit_event(
 EVENTS_LOCK_KEY = 0x6D69_6272  # "mibr"
 
 
-def _serialise_event_commits(session: Session) -> None:
+def serialise_event_commits(session: Session) -> None:
     """Make event ``seq`` order the commit order, so a feed consumer tailing by cursor never skips.
 
     Without it, a transaction holding seq 1 could commit after another committed seq 2 that a

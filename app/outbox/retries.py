@@ -28,6 +28,9 @@ def retry_delivery(session: Session, delivery_id: str, now: datetime) -> Deliver
     with a fresh retry schedule; returns it. The row is locked first, so two retries of one
     delivery cannot both succeed.
 
+    ``attempt_count`` keeps counting (it is the delivery's whole life); the fresh schedule starts
+    after the attempt that ended the delivery (``app.outbox.attempts``: ``gave_up``, ``refused``...).
+
     It keeps its event, so the receiver sees the same ``webhook-id``. A target disabled by an
     earlier answer is re-enabled: an operator asked to send to it. Raises ``NoSuchDelivery`` or
     ``NotRetryable``; the caller commits.
@@ -41,7 +44,7 @@ def retry_delivery(session: Session, delivery_id: str, now: datetime) -> Deliver
         raise NotRetryable(
             f"the delivery is {delivery.state}; only dead or failed ones can be retried", delivery
         )
-    delivery.state, delivery.attempt_count = DeliveryState.PENDING, 0
+    delivery.state = DeliveryState.PENDING
     delivery.next_attempt_at = delivery.updated_at = now
     target = session.get(Target, delivery.target_id)
     if target is not None and target.disabled:

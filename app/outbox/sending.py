@@ -17,6 +17,7 @@ from app.models import Delivery, Event, Target
 from app.notify.context import NotifierContext
 from app.notify.registry import notifier_for
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
+from app.outbound.errors import describe_exception
 from app.outbox.attempts import fail_for_disabled_target, record_attempt
 from app.vocabulary import DeliveryOutcome
 
@@ -73,7 +74,10 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
         return sender(context, claim.event, claim.target)
     except Exception as exc:
         log.exception("sending delivery %s failed unexpectedly", claim.seq)
-        return DeliveryResult(DeliveryOutcome.RETRY, error=f"internal error: {type(exc).__name__}")
+        return DeliveryResult(
+            DeliveryOutcome.RETRY, error=f"internal error: {type(exc).__name__}",
+            error_detail=describe_exception(exc, claim.target.url)[1],
+        )  # fmt: skip
 
 
 def apply_results(

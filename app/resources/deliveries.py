@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field
 
 from app.models import Delivery as DeliveryRow
+from app.models import DeliveryAttempt as AttemptRow
+from app.outbox.attempts import ENDING_OUTCOMES
 from app.outbox.bridge_test import TestOutcome
 from app.outbox.envelopes import ContractModel, Count, EventId, WatchId
 from app.resources.fields import DeliveryId, SeqCursor, TargetId, Timestamp
@@ -20,8 +22,18 @@ class Attempt(ContractModel):
     at: Timestamp
     status_code: int | None
     duration_ms: Count
-    outcome: DeliveryOutcome
-    error: str | None
+    outcome: DeliveryOutcome = Field(
+        description="what came of it: ``retry`` (another attempt follows), ``gave_up`` (the retry "
+        "schedule ran out with it: the delivery is ``dead``), ``throttled`` (a ``Retry-After`` "
+        "waited out, no attempt used up), ``disable_target``, ``refused``, ``hold``, ``succeeded``"
+    )
+    final: bool = Field(
+        description="this attempt ended the delivery (it succeeded, failed it or was its last)"
+    )
+    error: str | None = Field(
+        description="a short human sentence, e.g. ``connection refused (203.0.113.7:443)``"
+    )
+    error_detail: str | None = Field(description="the full text ``error`` was made from")
 
 
 class Delivery(ContractModel):
@@ -33,9 +45,13 @@ class Delivery(ContractModel):
     watch_id: WatchId
     target_id: TargetId
     state: DeliveryState
-    attempt_count: Count
+    attempt_count: Count = Field(
+        description="attempts over the delivery's whole life (a manual retry does not reset it; "
+        "a throttled wait or a hold is not one)"
+    )
     next_attempt_at: Timestamp | None
-    last_error: str | None
+    last_error: str | None = Field(description="the latest attempt's ``error`` (short)")
+    last_error_detail: str | None = Field(description="the latest attempt's ``error_detail``")
     created_at: Timestamp
     attempts: list[Attempt]
 
@@ -58,6 +74,7 @@ class TargetAnswer(ContractModel):
     status_code: int | None
     duration_ms: Count
     error: str | None
+    error_detail: str | None
 
 
 class WatchTest(ContractModel):
@@ -79,9 +96,22 @@ def delivery_resource(delivery: DeliveryRow, event_type: str | None) -> Delivery
         attempt_count=delivery.attempt_count,
         next_attempt_at=delivery.next_attempt_at,
         last_error=delivery.last_error,
+        last_error_detail=delivery.last_error_detail,
         created_at=delivery.created_at,
-        # An attempt row's columns are the shape's fields (and more, which are not read).
-        attempts=[Attempt.model_validate(a, from_attributes=True) for a in delivery.attempts],
+        attempts=[attempt_resource(attempt) for attempt in delivery.attempts],
+    )
+
+
+def attempt_resource(attempt: AttemptRow) -> Attempt:
+    """An attempt row as the API shows it."""
+    return Attempt(
+        at=attempt.at,
+        status_code=attempt.status_code,
+        duration_ms=attempt.duration_ms,
+        outcome=attempt.outcome,
+        final=attempt.outcome in ENDING_OUTCOMES,
+        error=attempt.error,
+        error_detail=attempt.error_detail,
     )
 
 
@@ -107,6 +137,7 @@ def watch_test(event_id: str, outcomes: Sequence[TestOutcome]) -> WatchTest:
                 status_code=outcome.result.status_code,
                 duration_ms=outcome.result.duration_ms,
                 error=outcome.result.error,
+                error_detail=outcome.result.error_detail,
             )
             for outcome in outcomes
         ],

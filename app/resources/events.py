@@ -4,20 +4,21 @@ and watch id."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, PlainSerializer, SkipValidation
 
+from app.alerts.envelope import AlertData
 from app.models import Event
 from app.outbox.envelopes import (
     ContractModel,
     EnvelopeTime,
     EventData,
-    EventEnvelope,
     EventId,
     WatchId,
 )
 from app.resources.fields import SeqCursor
+from app.vocabulary import EventType
 from app.watches.validation import SubscribableEvent
 
 T = TypeVar("T")
@@ -33,16 +34,18 @@ def _as_stored(value: Any) -> Any:
 AsStored = Annotated[T, PlainSerializer(_as_stored, return_type=Any), SkipValidation]
 
 
-class FeedItem(EventEnvelope):
+class FeedItem(ContractModel):
     """An event of the feed: the envelope exactly as delivered, plus its cursor and watch id."""
 
     # The envelope's parts are the stored text's, as they are: what receivers got is what the feed
     # shows, whichever version of the bridge wrote it.
 
     id: AsStored[EventId]
-    type: AsStored[SubscribableEvent]
+    type: AsStored[SubscribableEvent | Literal[EventType.BRIDGE_ALERT]]
     timestamp: AsStored[EnvelopeTime] = Field(description="the event's creation time")
-    data: AsStored[EventData]
+    data: AsStored[EventData | AlertData] = Field(
+        description='a watch\'s event; for ``bridge.alert``, ``{"alert": ...}`` instead'
+    )
     cursor: SeqCursor
     watch_id: WatchId
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from app.outbox.envelopes import ContractModel
 from app.resources.fields import Timestamp
-from app.vocabulary import AuthHealth, DatabaseHealth, Liveness, ReadinessStatus
+from app.vocabulary import AlertKind, AuthHealth, DatabaseHealth, Liveness, ReadinessStatus
 
 
 class Health(ContractModel):
@@ -22,3 +24,6 @@ class Readiness(ContractModel):
     upstream_auth: AuthHealth
     slack_auth: AuthHealth
     rate_limited_until: Timestamp | None
+    alerts: list[AlertKind] = Field(
+        description="the kinds of the bridge.alert conditions firing now (status degraded)"
+    )

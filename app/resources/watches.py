@@ -14,7 +14,7 @@ from app.outbox.envelopes import ContractModel, Count, WatchId
 from app.resources.deliveries import Delivery, delivery_resource
 from app.resources.fields import Timestamp
 from app.resources.targets import Target, target_resource
-from app.vocabulary import ApiGeneration, WatchReason, WatchState
+from app.vocabulary import ApiGeneration, PollFailureKind, WatchReason, WatchState
 from app.watches.validation import SubscribableEvent
 
 
@@ -26,6 +26,19 @@ class HistoryItem(ContractModel):
     index_id: int | None
     message: str | None
     observed_at: Timestamp
+
+
+class LastError(ContractModel):
+    """The asset's latest failed poll, while no poll has succeeded since."""
+
+    at: Timestamp
+    kind: PollFailureKind
+    status_code: int | None = Field(description="the HTTP status, null for network errors")
+    message: str
+    consecutive: Count = Field(description="failed polls in a row")
+    request_id: str | None = Field(
+        description="NCP's x-ncp-request-id of the failed answer, for a support ticket"
+    )
 
 
 class Watch(ContractModel):
@@ -51,6 +64,9 @@ class Watch(ContractModel):
     last_polled_at: Timestamp | None
     next_poll_at: Timestamp | None = Field(description="null once the watch has ended")
     poll_count: Count
+    last_error: LastError | None = Field(
+        description="the latest poll failed: why (null once a poll succeeds)"
+    )
     history: list[HistoryItem]
     deliveries: list[Delivery]
 
@@ -92,9 +108,28 @@ def watch_resource(
         last_polled_at=watch.last_polled_at,
         next_poll_at=_next_poll_at(watch),
         poll_count=watch.poll_count,
+        last_error=last_error(watch),
         # A status change row's columns are the shape's fields (and more, which are not read).
         history=[HistoryItem.model_validate(c, from_attributes=True) for c in watch.history],
         deliveries=[delivery_resource(delivery, kind) for delivery, kind in deliveries],
+    )
+
+
+def last_error(watch: WatchRow) -> LastError | None:
+    """The asset's latest failed poll as this watch saw it: while watching, the asset's current
+    one; once ended, the one it ended with (the asset may have been polled for other watches since)."""
+    asset = watch.asset
+    if asset is None or asset.last_error is None or asset.last_polled_at is None:
+        return None
+    if watch.finished_at is not None and asset.last_polled_at > watch.finished_at:
+        return None
+    return LastError(
+        at=asset.last_polled_at,
+        kind=asset.last_error_kind or PollFailureKind.TRANSIENT,
+        status_code=asset.last_error_status,
+        message=asset.last_error,
+        consecutive=max(1, asset.consecutive_errors),
+        request_id=asset.last_error_request_id,
     )
 
 

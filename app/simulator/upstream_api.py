@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -53,6 +54,14 @@ def authenticate() -> Response | None:
         return None
     log.info("401 for %s %s: %s", request.method, request.path, verdict.reason)
     return gateway_answer(401)
+
+
+@upstream.after_app_request
+def stamp_request_id(response: Response) -> Response:
+    """Give every upstream answer an ``x-ncp-request-id``, as NCP's API Gateway does."""
+    if not is_control_path(request.path):
+        response.headers.setdefault("x-ncp-request-id", str(uuid.uuid4()))
+    return response
 
 
 def request_target(environ: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.http_semantics.retry_after import parse_retry_after
+from app.vocabulary import PollFailureKind
 
 
 class PollOutcome(StrEnum):
@@ -40,11 +41,35 @@ class PollResult:
     retry_after: float | None = None
     detail: str | None = None
     duration: float = 0.0
+    #: NCP's ``x-ncp-request-id`` of the answer, when it carried one (what NCP support asks for).
+    request_id: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome is PollOutcome.STATUS
 
+    @property
+    def failure_kind(self) -> PollFailureKind:
+        """The contract's kind of a failed poll (a missing asset is permanent for its watches).
+        Raises KeyError for a poll that did not fail."""
+        return _FAILURE_KINDS[self.outcome]
+
+    @property
+    def failure_message(self) -> str:
+        """What went wrong, for people: the bridge's short description and the upstream's own words."""
+        detail = self.detail or self.outcome.value
+        if self.message and self.message not in detail:
+            return f"{detail}: {self.message}"
+        return detail
+
+
+_FAILURE_KINDS = {
+    PollOutcome.TRANSIENT: PollFailureKind.TRANSIENT,
+    PollOutcome.RATE_LIMITED: PollFailureKind.RATE_LIMITED,
+    PollOutcome.AUTH: PollFailureKind.AUTH,
+    PollOutcome.NOT_FOUND: PollFailureKind.PERMANENT,
+    PollOutcome.PERMANENT: PollFailureKind.PERMANENT,
+}
 
 #: Statuses are opaque upstream words: accept unknown ones, but not arbitrary text.
 _STATUS_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: ``$`` would allow a trailing newline
@@ -57,6 +82,9 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: ``index_id`` columns are signed 64-bit integers.
 _INDEX_ID_RANGE = range(-(2**63), 2**63)
 _INDEX_ID_OUT_OF_RANGE = "unexpected answer: indexId out of range"
+#: The API Gateway's id of an answer (case-insensitive, as every header).
+REQUEST_ID_HEADER = "x-ncp-request-id"
+MAX_REQUEST_ID = 128
 
 
 def storable_text(value: str, limit: int) -> str:
@@ -72,7 +100,11 @@ def classify_response(
     Every text of the result can be stored as it is (see ``storable_text``): messages are cut to
     4,000 characters, ``detail`` to ``MAX_DETAIL``.
     """
-    return _storable(_classify(http_status, headers, body, now))
+    result = _classify(http_status, headers, body, now)
+    request_id = headers.get(REQUEST_ID_HEADER)
+    if request_id:
+        result = replace(result, request_id=storable_text(request_id, MAX_REQUEST_ID))
+    return _storable(result)
 
 
 def _classify(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Delivery, Event, Watch
+from app.models import USER_WATCHES, Delivery, Event, Watch
 
 
 def load_watches(session: Session, statement: Any) -> list[Watch]:
@@ -45,5 +45,5 @@ def deliveries_by_watch(
 
 def find_watch(session: Session, watch_id: str) -> Watch | None:
     """The watch with this id, loaded as ``load_watches`` loads it, or None (API, CLI, dashboard)."""
-    found = load_watches(session, select(Watch).where(Watch.id == watch_id))
+    found = load_watches(session, select(Watch).where(Watch.id == watch_id, USER_WATCHES))
     return found[0] if found else None

@@ -61,6 +61,14 @@ class ValidationSettings:
 
     resolver: Resolver = system_resolver
     allow_private: bool = False
+    #: ``SLACK_BOT_TOKEN`` is set: ``slack`` targets can be posted to.
+    slack_configured: bool = True
+
+
+SLACK_NOT_CONFIGURED = (
+    "slack targets need the bridge's bot token, and SLACK_BOT_TOKEN is not set: set it, "
+    "or use a slack_webhook target"
+)
 
 
 def _id_to_text(value: Any) -> Any:
@@ -163,6 +171,15 @@ class SlackTargetIn(_Strict):
         StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$"),
         Field(description="channel id (C0123456789) or name"),
     ]
+
+    @field_validator("type")
+    @classmethod
+    def _slack_is_configured(cls, value: TargetType, info: ValidationInfo) -> TargetType:
+        # Accepting it would hold its deliveries forever behind a token nobody set.
+        settings = info.context
+        if isinstance(settings, ValidationSettings) and not settings.slack_configured:
+            raise ValueError(SLACK_NOT_CONFIGURED)
+        return value
 
 
 class SlackWebhookTargetIn(_Strict):

@@ -29,9 +29,11 @@ def problem(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    title: str | None = None,
 ) -> Response:
-    """A ``application/problem+json`` response; ``errors`` lists field problems as JSON pointers."""
-    title = _TITLES.get(status, "Error")
+    """A ``application/problem+json`` response; ``errors`` lists field problems as JSON pointers;
+    ``title`` replaces the status code's standard phrase."""
+    title = title or _TITLES.get(status, "Error")
     # ``errors`` is given only when there are field problems, so ``as_json`` leaves it out otherwise.
     if errors is None:
         body = Problem(type="about:blank", title=title, status=status, detail=detail)

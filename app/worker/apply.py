@@ -20,13 +20,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import Row, Table, and_, case, exists, literal, select, update
+from sqlalchemy import Row, Table, and_, case, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.health import bridge_state
 from app.models import WATCHING_ONLY, Asset, Watch
 from app.models.base import UTCDateTime
 from app.upstream.outcomes import PollOutcome, PollResult, storable_text
+from app.vocabulary import PollFailureKind
 from app.worker.asset_claims import ClaimedAsset, lock_held
 from app.worker.pacing import error_interval, jittered, next_interval
 from app.worker.poll_rules import ApplyContext, PollChain, active_watches, apply_poll
@@ -220,6 +221,13 @@ def record_unstorable(
             updated_at=ctx.now,
             consecutive_errors=assets.c.consecutive_errors + 1,
             last_error=UNSTORABLE.format(kind=failure.split(":", 1)[0]),
+            last_error_kind=PollFailureKind.TRANSIENT,
+            last_error_status=None,
+            last_error_request_id=None,
+            failing_since=case(
+                (assets.c.last_error.is_(None), literal(ctx.now, UTCDateTime())),
+                else_=func.coalesce(assets.c.failing_since, literal(ctx.now, UTCDateTime())),
+            ),
             interval=interval,
             next_poll_at=case((watched, literal(next_poll_at, UTCDateTime())), else_=None),
         )

@@ -12,6 +12,7 @@ import threading
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
+from app.worker.database_wait import guarded
 from app.worker.heartbeat import beat
 from app.worker.runtime import WorkerRuntime
 from app.worker.scheduler import start_background
@@ -41,6 +42,6 @@ def stop_embedded_worker(app: Flask) -> None:
     runtime.stop.set()
     scheduler.shutdown(wait=True)
     try:
-        beat(runtime)
+        guarded(beat, runtime)(runtime)  # quiet during a database outage
     finally:
         runtime.close()

@@ -3,7 +3,8 @@ seconds in every worker (and on demand, ``mi-bridge housekeep``); concurrent pas
 
 One pass: idempotency keys past their 24 h lifetime; heartbeat rows of workers gone for a day;
 then, unless ``BRIDGE_RETENTION_DAYS`` is 0, the watches that ended longer ago than that, with
-everything that hangs off them, in batches of their own transactions (``app.worker.retention``).
+everything that hangs off them, in batches of their own transactions (``app.worker.retention``),
+and ``bridge.alert`` events as old (a batch a pass: alerts are rare).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.db import db
 from app.worker.retention import (
     WATCH_BATCH,
+    prune_alert_events,
     prune_heartbeats,
     prune_watch_batch,
     purge_expired_keys,
@@ -89,6 +91,9 @@ def housekeeping_pass(
             on_batch(batch)
         if batch["watches"] < batch_size:
             break  # none left, or the rest have sends in flight: a later pass takes them
+    if retention_days > 0:
+        report.removed.update(prune_alert_events(session, clock() - timedelta(days=retention_days)))
+        session.commit()
     report.removed = Counter({table: n for table, n in report.removed.items() if n})
     return report
 

@@ -104,7 +104,7 @@ def apply_poll(
         )  # fmt: skip
     elif result.outcome in (PollOutcome.NOT_FOUND, PollOutcome.PERMANENT):
         _end_in_error(session, polled, result, ctx)
-        answered.last_error = fit(result.detail, _LAST_ERROR)
+        record_failure(answered, result, ctx.now)
     else:
         _apply_trouble(session, answered, result, ctx)
     waiting = [w for w in watches if w.state == WatchState.WATCHING and w.asset_pk == asset.pk]
@@ -222,13 +222,13 @@ def _end_in_error(
 
 def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: ApplyContext) -> None:
     """Transient errors, 429 and 401: watches keep watching; the bridge slows down."""
-    asset.last_error = fit(result.detail, _LAST_ERROR)
+    record_failure(asset, result, ctx.now)
     if result.outcome is PollOutcome.RATE_LIMITED:
         pause = DEFAULT_RATE_LIMIT_PAUSE
         if result.retry_after is not None:
             pause = min(MAX_RATE_LIMIT_PAUSE, timedelta(seconds=result.retry_after))
         log.warning("upstream rate limit (429): polling paused for %.0f s", pause.total_seconds())
-        bridge_state.pause_polling_until(session, ctx.now + pause)
+        bridge_state.pause_polling_until(session, ctx.now + pause, ctx.now)
         asset.interval = max(asset.interval, ctx.pacing.base, pause.total_seconds())
     elif result.outcome is PollOutcome.AUTH:
         detail = fit(result.message or result.detail, _AUTH_DETAIL)
@@ -236,9 +236,19 @@ def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: Appl
         bridge_state.record_upstream_auth(session, AuthHealth.FAILING, detail, ctx.now)
         asset.interval = ctx.pacing.cap  # retry slowly: a credentials problem needs a human
     else:
-        asset.consecutive_errors += 1
         asset.interval = error_interval(asset.interval, ctx.pacing)
         log.info("poll of asset %s (%s) failed: %s", asset.asset_id, asset.api, result.detail)
+
+
+def record_failure(asset: Asset, result: PollResult, now: datetime) -> None:
+    """Record ``result``, a failed poll, as ``asset``'s latest error (the watch JSON's ``last_error``)."""
+    if asset.last_error is None or asset.failing_since is None:
+        asset.failing_since = now
+    asset.consecutive_errors += 1
+    asset.last_error = fit(result.failure_message, _LAST_ERROR)
+    asset.last_error_kind = result.failure_kind
+    asset.last_error_status = result.http_status
+    asset.last_error_request_id = result.request_id
 
 
 def _finish(watch: Watch, state: str, reason: str | None, now: datetime) -> None:

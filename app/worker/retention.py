@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.health.bridge_state import locked_bridge_state
 from app.models import (
+    ALERTS_WATCH_ID,
     Asset,
     Base,
     BridgeState,
@@ -35,7 +36,7 @@ from app.models import (
     Watch,
     WorkerHeartbeat,
 )
-from app.vocabulary import WatchState
+from app.vocabulary import DeliveryState, WatchState
 from app.worker.counters import merge_snapshots
 
 #: A heartbeat row this old belongs to a process that is gone (the liveness window is 30 s).
@@ -163,6 +164,38 @@ def prune_heartbeats(session: Session, now: datetime) -> int:
         state.retired_counters = retired
         _add_pruned(state, {"worker_heartbeats": len(deleted)})
     return len(deleted)
+
+
+#: Alert events removed per transaction.
+ALERT_EVENT_BATCH = 500
+
+
+def prune_alert_events(session: Session, cutoff: datetime) -> Counter[str]:
+    """Delete up to ``ALERT_EVENT_BATCH`` ``bridge.alert`` events created before ``cutoff`` whose
+    deliveries have all ended, with those deliveries and their attempts (the alerts' watch never
+    ends, so watch retention never reaches them). Returns rows by table; the caller commits."""
+    pending = exists().where(Delivery.event_id == Event.id, Delivery.state == DeliveryState.PENDING)
+    event_ids = list(
+        session.scalars(
+            select(Event.id)
+            .where(Event.watch_id == ALERTS_WATCH_ID, Event.created_at < cutoff, ~pending)
+            .order_by(Event.seq)
+            .limit(ALERT_EVENT_BATCH)
+        )
+    )
+    removed: Counter[str] = Counter()
+    if not event_ids:
+        return removed
+    seqs = select(Delivery.seq).where(Delivery.event_id.in_(event_ids)).scalar_subquery()
+    removed["delivery_attempts"] = _rowcount(
+        session, delete(DeliveryAttempt).where(DeliveryAttempt.delivery_seq.in_(seqs))
+    )
+    removed["deliveries"] = _rowcount(
+        session, delete(Delivery).where(Delivery.event_id.in_(event_ids))
+    )
+    removed["events"] = _rowcount(session, delete(Event).where(Event.id.in_(event_ids)))
+    count_pruned(session, removed)
+    return removed
 
 
 def purge_expired_keys(session: Session, now: datetime) -> int:

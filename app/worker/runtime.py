@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
@@ -19,11 +20,17 @@ from app.notify.context import NotifierContext
 from app.services import services
 from app.upstream.client import MediaIntelligenceClient
 from app.worker.counters import WorkerCounters
+from app.worker.database_gate import DatabaseGate
 from app.worker.pacing import PollPacing
 from app.worker.ratelimit import RateLimiter
 
 #: Concurrent notification sends per worker process.
 DELIVERY_CONCURRENCY = 16
+#: Seconds between checks of a database that is away or has no schema yet: a worker starts within
+#: this (plus one check) of ``mi-bridge db upgrade`` finishing.
+DATABASE_CHECK_SECONDS = 2.0
+
+_database_log = logging.getLogger("app.worker.database")
 
 
 def new_worker_id(kind: str) -> str:
@@ -54,6 +61,11 @@ class WorkerRuntime:
     #: Called after a poll batch wrote events: runs the delivery job now instead of at its next
     #: tick (the scheduler sets it; a no-op for ticks driven by hand, as in tests).
     wake_delivery: Callable[[], None] = lambda: None
+    #: Whether the database is there, and the few lines that say when it is not
+    #: (``app.worker.database_wait``); the scheduler's jobs run only while it is ``usable``.
+    database: DatabaseGate = field(default_factory=lambda: DatabaseGate(_database_log))
+    #: Seconds between checks while the database is away or without its schema.
+    database_check_seconds: float = DATABASE_CHECK_SECONDS
 
     @classmethod
     def from_app(
@@ -77,6 +89,7 @@ class WorkerRuntime:
             clock=services(app).clock,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
             limiter=RateLimiter(settings.mi_max_rps),
+            database=DatabaseGate(_database_log, services(app).clock),
         )
 
     @property

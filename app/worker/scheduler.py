@@ -1,5 +1,10 @@
 """APScheduler wiring: the worker's jobs on a ~1 s tick, in a blocking (worker) or background
-(embedded) scheduler. The scheduler only ticks; leases in the database coordinate the workers."""
+(embedded) scheduler. The scheduler only ticks; leases in the database coordinate the workers.
+
+The jobs run only while the database answers with this code's schema (``app.worker.database_wait``):
+a worker started before ``mi-bridge db upgrade``, or one whose database goes away, waits with a line a
+minute instead of a traceback a tick, and resumes by itself.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,13 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from app.worker.alerting import alert_tick
+from app.worker.database_wait import guarded, keep_checking
 from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
 from app.worker.housekeeping import housekeep
@@ -32,16 +40,18 @@ SHUTDOWN_GRACE_SECONDS = 25.0
 
 
 def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
-    """Register the worker's jobs (explicit ids, one instance each, missed runs coalesced)."""
+    """Register the worker's jobs (explicit ids, one instance each, missed runs coalesced), each
+    guarded by the database gate, and the check that opens the gate."""
     now = datetime.now(UTC)
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+    keep_checking(scheduler, runtime)
     scheduler.add_job(
-        poll_once, "interval", seconds=TICK_SECONDS, id="poll", args=[runtime, TICK_SECONDS],
-        next_run_time=now, **common,
+        guarded(poll_once, runtime), "interval", seconds=TICK_SECONDS, id="poll",
+        args=[runtime, TICK_SECONDS], next_run_time=now, **common,
     )  # fmt: skip
     scheduler.add_job(
-        deliver_once, "interval", seconds=TICK_SECONDS, id="deliver", args=[runtime],
-        next_run_time=now, **common,
+        guarded(deliver_once, runtime), "interval", seconds=TICK_SECONDS, id="deliver",
+        args=[runtime], next_run_time=now, **common,
     )  # fmt: skip
 
     def wake_delivery() -> None:
@@ -53,17 +63,23 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
 
     runtime.wake_delivery = wake_delivery
     scheduler.add_job(
-        housekeep, "interval", seconds=runtime.settings.bridge_housekeeping_interval,
-        id="housekeeping", args=[runtime], **common,
+        guarded(housekeep, runtime), "interval",
+        seconds=runtime.settings.bridge_housekeeping_interval, id="housekeeping", args=[runtime],
+        **common,
     )  # fmt: skip
     scheduler.add_job(
-        beat, "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat", args=[runtime],
-        next_run_time=now, **common,
+        guarded(alert_tick, runtime), "interval", seconds=runtime.settings.bridge_alert_interval,
+        id="alerts", args=[runtime], next_run_time=now, **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        guarded(beat, runtime), "interval", seconds=HEARTBEAT_SECONDS, id="heartbeat",
+        args=[runtime], next_run_time=now, **common,
     )  # fmt: skip
 
 
 def _executors() -> dict[str, ThreadPoolExecutor]:
-    return {"default": ThreadPoolExecutor(max_workers=4)}
+    # One thread per job: poll, deliver, housekeeping, alerts, heartbeat and the database check.
+    return {"default": ThreadPoolExecutor(max_workers=6)}
 
 
 def run_worker(runtime: WorkerRuntime) -> None:
@@ -75,7 +91,7 @@ def run_worker(runtime: WorkerRuntime) -> None:
         log.info("worker %s: signal %s, stopping", runtime.worker_id, signum)
         runtime.stop.set()
         # shutdown takes scheduler locks: never from inside the signal handler itself
-        threading.Thread(target=scheduler.shutdown, kwargs={"wait": False}, daemon=True).start()
+        threading.Thread(target=_shut_down, args=[scheduler], daemon=True).start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -86,10 +102,17 @@ def run_worker(runtime: WorkerRuntime) -> None:
         if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             lock.release()
     try:
-        beat(runtime)  # the final counters, so /metrics misses nothing this worker did
+        # The final counters, so /metrics misses nothing this worker did (when there is a database
+        # to write them to: a worker stopped while waiting for it has none).
+        guarded(beat, runtime)(runtime)
     finally:
         runtime.close()
     log.info("worker %s stopped", runtime.worker_id)
+
+
+def _shut_down(scheduler: BaseScheduler) -> None:
+    with contextlib.suppress(SchedulerNotRunningError):  # a second signal: already stopping
+        scheduler.shutdown(wait=False)
 
 
 def start_background(runtime: WorkerRuntime) -> BackgroundScheduler:

@@ -1,0 +1,214 @@
+"""What is wrong right now, read from the database: one ``Condition`` per (kind, subject).
+
+Pure reads, no writes; ``app.alerts.evaluate`` turns changes of this set into ``bridge.alert``
+events. Every kind is derived from rows the bridge keeps anyway (bridge state, assets, heartbeats,
+targets, deliveries), so any process can evaluate it and all of them agree.
+
+The alerts' own watch (``ALERTS_WATCH_ID``) is left out of the per-receiver kinds: a failing alert
+delivery never raises an alert of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.health.bridge_state import ROW_ID
+from app.models import ALERTS_WATCH_ID, BridgeState, Delivery, Target, Watch, WorkerHeartbeat
+from app.models.watches import Asset
+from app.vocabulary import AlertKind, AuthHealth, DeliveryState, PollFailureKind, WatchState
+
+#: A target disabled this recently still counts for ``endpoint_disabled`` after its watch ended.
+RECENTLY_DISABLED = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How long a condition must last before it is one (the contract's defaults in ``Settings``)."""
+
+    unreachable_after: timedelta
+    rate_limited_after: timedelta
+    workers_after: timedelta
+    #: ``deliveries_dead`` counts the deliveries that died within this window (``BRIDGE_ALERT_REPEAT``).
+    dead_window: timedelta
+    #: When the evaluating process started: with no heartbeat ever written, workers count as
+    #: missing only ``workers_after`` after that (a web process starting before its first worker,
+    #: as ``honcho start`` does, raises nothing).
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One thing wrong: since when, and a short secret-free description."""
+
+    kind: AlertKind
+    subject: str
+    since: datetime
+    detail: str
+
+
+def current_conditions(session: Session, now: datetime, limits: Thresholds) -> list[Condition]:
+    """Every condition that holds at ``now``."""
+    found: list[Condition] = []
+    state = session.get(BridgeState, ROW_ID)
+    if state is not None:
+        found += _credential_conditions(state)
+        found += _rate_limit_condition(state, now, limits)
+    found += _unreachable_condition(session, now, limits)
+    found += _workers_condition(session, now, limits)
+    found += _disabled_conditions(session, now)
+    found += _dead_conditions(session, now, limits)
+    return found
+
+
+def _credential_conditions(state: BridgeState) -> list[Condition]:
+    found = []
+    if state.upstream_auth == AuthHealth.FAILING and state.upstream_auth_changed_at is not None:
+        detail = state.upstream_auth_detail or "the API Gateway answers 401"
+        found.append(
+            Condition(
+                AlertKind.UPSTREAM_AUTH,
+                "",
+                state.upstream_auth_changed_at,
+                f"Media Intelligence rejects the bridge's credentials (or its clock): {detail}",
+            )
+        )
+    if state.slack_auth == AuthHealth.FAILING and state.slack_auth_changed_at is not None:
+        detail = state.slack_auth_detail or "invalid_auth"
+        found.append(
+            Condition(
+                AlertKind.SLACK_AUTH,
+                "",
+                state.slack_auth_changed_at,
+                f"Slack rejects the bridge's bot token ({detail}): Slack deliveries are held",
+            )
+        )
+    return found
+
+
+def _rate_limit_condition(state: BridgeState, now: datetime, limits: Thresholds) -> list[Condition]:
+    until, since = state.rate_limited_until, state.rate_limited_since
+    if until is None or since is None or until <= now or until - since < limits.rate_limited_after:
+        return []
+    minutes = (until - since).total_seconds() / 60
+    detail = f"Media Intelligence rate-limits the bridge: polling paused ({minutes:.0f} min so far)"
+    return [Condition(AlertKind.UPSTREAM_RATE_LIMITED, "", since, detail)]
+
+
+def _unreachable_condition(session: Session, now: datetime, limits: Thresholds) -> list[Condition]:
+    """Every poll of the last ``unreachable_after`` failed (transiently), and failures go back
+    that far: the upstream is down or unreachable from here."""
+    recent = now - limits.unreachable_after
+    succeeded = session.scalar(
+        select(func.count())
+        .select_from(Asset)
+        .where(Asset.last_polled_at >= recent, Asset.last_error.is_(None))
+    )
+    if succeeded:
+        return []
+    failing = session.execute(
+        select(func.min(Asset.failing_since), func.count(), func.max(Asset.last_error)).where(
+            Asset.last_polled_at >= recent,
+            Asset.last_error.is_not(None),
+            Asset.last_error_kind == PollFailureKind.TRANSIENT,
+        )
+    ).one()
+    since, count, example = failing
+    if not count or since is None or since > recent:
+        return []
+    detail = f"every poll has failed since then ({count} assets), e.g. {example}"
+    return [Condition(AlertKind.UPSTREAM_UNREACHABLE, "", since, detail[:512])]
+
+
+def _workers_condition(session: Session, now: datetime, limits: Thresholds) -> list[Condition]:
+    last_seen = session.scalar(select(func.max(WorkerHeartbeat.last_seen_at)))
+    if last_seen is not None and now - last_seen <= limits.workers_after:
+        return []
+    if last_seen is None:
+        if limits.started_at is None or now - limits.started_at <= limits.workers_after:
+            return []
+        detail = "no worker has ever run against this database: nothing is polled or delivered"
+        return [Condition(AlertKind.WORKERS_MISSING, "", limits.started_at, detail)]
+    detail = "no worker heartbeat: nothing is polled or delivered until one runs"
+    return [Condition(AlertKind.WORKERS_MISSING, "", last_seen, detail)]
+
+
+def receiver_key(target_type: str, url: str | None, channel: str | None) -> str:
+    """Who receives a target's deliveries, without secrets: ``webhook https://host:port`` or
+    ``slack #channel`` (an incoming-webhook URL's path is its secret, so only the origin shows)."""
+    if channel is not None:
+        return f"{target_type} {channel}"
+    parts = urlsplit(url or "")
+    return f"{target_type} {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def subject_of(receiver: str) -> str:
+    """A row key for a receiver: its text when short, else a prefix and a hash (255 characters)."""
+    if len(receiver) <= 200:
+        return receiver
+    return f"{receiver[:180]}#{hashlib.sha256(receiver.encode()).hexdigest()[:16]}"
+
+
+def _disabled_conditions(session: Session, now: datetime) -> list[Condition]:
+    """Receivers that said they are gone (410, channel_not_found...), for watches still watching
+    or within the last hour."""
+    rows = session.execute(
+        select(Target.type, Target.url, Target.channel, Target.disabled_at, Target.disabled_reason)
+        .join(Watch, Watch.id == Target.watch_id)
+        .where(
+            Target.disabled.is_(True),
+            Target.watch_id != ALERTS_WATCH_ID,
+            (Watch.state == WatchState.WATCHING) | (Target.disabled_at >= now - RECENTLY_DISABLED),
+        )
+    ).all()
+    by_receiver: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for kind, url, channel, at, reason in rows:
+        by_receiver[receiver_key(kind, url, channel)].append((at or now, reason or "disabled"))
+    found = []
+    for receiver, disabled in by_receiver.items():
+        since = min(at for at, _ in disabled)
+        latest = max(disabled)[1]
+        detail = f"{receiver}: {len(disabled)} target(s) disabled ({latest})"
+        found.append(Condition(AlertKind.ENDPOINT_DISABLED, subject_of(receiver), since, detail))
+    return found
+
+
+def _dead_conditions(session: Session, now: datetime, limits: Thresholds) -> list[Condition]:
+    """Receivers whose deliveries ran out of attempts within the window."""
+    rows = session.execute(
+        select(
+            Target.type,
+            Target.url,
+            Target.channel,
+            func.count(),
+            func.min(Delivery.updated_at),
+            func.max(Delivery.last_error),
+        )
+        .join(Target, Target.id == Delivery.target_id)
+        .where(
+            Delivery.state == DeliveryState.DEAD,
+            Delivery.updated_at >= now - limits.dead_window,
+            Delivery.watch_id != ALERTS_WATCH_ID,
+        )
+        .group_by(Target.type, Target.url, Target.channel)
+    ).all()
+    by_receiver: dict[str, tuple[int, datetime, str]] = {}
+    for kind, url, channel, count, first, error in rows:
+        receiver = receiver_key(kind, url, channel)
+        total, since, _ = by_receiver.get(receiver, (0, first, ""))
+        by_receiver[receiver] = (total + count, min(since, first), error or "")
+    return [
+        Condition(
+            AlertKind.DELIVERIES_DEAD,
+            subject_of(receiver),
+            since,
+            f"{receiver}: {count} deliveries dead ({error})"[:512],
+        )
+        for receiver, (count, since, error) in by_receiver.items()
+    ]
