@@ -161,6 +161,7 @@ def build_app(
     from flask_migrate import upgrade
 
     from app.clock import utcnow
+    from app.config import load_settings
     from app.factory import create_app
 
     resolver = resolver or StaticResolver()
@@ -187,7 +188,8 @@ def build_app(
         # Copying a file migrated once per test session is much cheaper than migrating each time.
         shutil.copyfile(sqlite_template(), path)
     app = create_app(
-        settings,
+        # Never the developer's ``.env``: a test sees only the configuration it states.
+        load_settings(settings, env_file=None),
         resolver=resolver,
         clock=clock or utcnow,
         connect_resolver=connect_resolver or LoopbackOnly(resolver),

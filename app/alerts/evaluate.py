@@ -92,8 +92,8 @@ def evaluate_alerts(
         elif row.last_notified_at is None or now - row.last_notified_at >= repeat:
             reminder = replace(condition, since=row.since)
             due.append((row, _notification(reminder, AlertState.FIRING, reminder=True)))
-        row.detail = condition.detail[:512]
-        row.updated_at = now
+        if row.detail != condition.detail[:512]:  # no write when nothing changed
+            row.detail, row.updated_at = condition.detail[:512], now
     for key, row in rows.items():
         if key not in conditions and row.state == AlertState.FIRING:
             row.state, row.resolved_at, row.updated_at = AlertState.RESOLVED, now, now

@@ -3,15 +3,10 @@ the delivery tick when ``bridge.alert`` events were written."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from app.alerts.evaluate import Notification, evaluate_alerts
 from app.db import db
 from app.services import services
 from app.worker.runtime import WorkerRuntime
-
-#: When each runtime (by worker id) first evaluated.
-_STARTED: dict[str, datetime] = {}
 
 
 def alert_tick(runtime: WorkerRuntime) -> list[Notification]:
@@ -20,7 +15,8 @@ def alert_tick(runtime: WorkerRuntime) -> list[Notification]:
     The worker's start (its first evaluation) counts as the process start: before its first
     heartbeat is written it judges "no worker ever" as the web's sentinel does.
     """
-    started_at = _STARTED.setdefault(runtime.worker_id, runtime.clock())
+    if runtime.alerts_started_at is None:
+        runtime.alerts_started_at = runtime.clock()
     with runtime.app.app_context():
         try:
             written = evaluate_alerts(
@@ -28,7 +24,7 @@ def alert_tick(runtime: WorkerRuntime) -> list[Notification]:
                 runtime.settings,
                 services(runtime.app).alert_targets,
                 runtime.clock(),
-                started_at,
+                runtime.alerts_started_at,
             )
         finally:
             db.session.remove()

@@ -66,6 +66,8 @@ class WorkerRuntime:
     database: DatabaseGate = field(default_factory=lambda: DatabaseGate(_database_log))
     #: Seconds between checks while the database is away or without its schema.
     database_check_seconds: float = DATABASE_CHECK_SECONDS
+    #: When this worker first evaluated the alert conditions (``app.worker.alerting``).
+    alerts_started_at: datetime | None = None
 
     @classmethod
     def from_app(
