@@ -45,7 +45,7 @@ def create_app(
     connect. Raises ``ConfigError`` for bad values.
     """
     settings = config if isinstance(config, Settings) else load_settings(config)
-    app = Flask(__name__, template_folder="../templates", instance_path=_instance_path(settings))
+    app = Flask(__name__, template_folder="templates", instance_path=_instance_path(settings))
     app.config["SECRET_KEY"] = (
         settings.secret_key.get_secret_value() if settings.secret_key else "development-only"
     )

@@ -2,14 +2,19 @@
 
 Flask's own commands (``run``, ``shell``, ``routes``) work as in any Flask app. Configuration errors
 end every command with one line naming the variable and exit status 2, never a traceback.
+``mi-bridge --help`` and ``--version`` need no configuration: listing the commands never builds the
+app (Flask's group would, to find commands registered on ``app.cli``; the bridge registers all of
+its commands, Flask-Migrate's ``db`` included, on this group instead).
 """
 
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import click
 from flask.cli import FlaskGroup
+from flask_migrate.cli import db as migrate_commands
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.cli.housekeep import housekeep_command
@@ -21,11 +26,35 @@ from app.demo import demo_command
 from app.factory import create_app
 from app.simulator.cli import simulator_command
 
-cli = FlaskGroup(
+
+class BridgeGroup(FlaskGroup):
+    """Flask's group, without loading the app to list commands (see the module doc)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(click.Group.list_commands(self, ctx))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
+
+def bridge_version() -> str:
+    """The installed distribution's version (``pyproject.toml``)."""
+    try:
+        return metadata.version("mi-bridge")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+cli = BridgeGroup(
     create_app=create_app,
     load_dotenv=False,  # .env is read by the configuration module, once, with the same priority
+    add_version_option=False,  # Flask's would print Flask's version
     help="mi-bridge: callbacks for NAVER Cloud Media Intelligence analyses.",
 )
+cli = click.version_option(
+    version=bridge_version(), prog_name="mi-bridge", message="%(prog)s %(version)s"
+)(cli)
+cli.add_command(migrate_commands, "db")
 cli.add_command(simulator_command, "simulator")
 cli.add_command(upstream_status_command, "upstream-status")
 cli.add_command(demo_command, "demo")
