@@ -1,6 +1,8 @@
 """Gunicorn settings for the ``web`` process (Heroku conventions).
 
-Binds ``0.0.0.0:$PORT`` (default 5000) with ``WEB_CONCURRENCY`` workers. The bridge's configuration is
+Binds ``0.0.0.0:$PORT`` (default 5000) with ``WEB_CONCURRENCY`` processes of ``GUNICORN_THREADS``
+threads, each process reading requests whole before a thread serves them (slow clients hold no
+thread: ``app.web.buffering``, docs/reliability.md "The front door"). The bridge's configuration is
 validated when gunicorn reads this file, before any worker forks: a bad variable stops gunicorn with
 one line naming it. With ``BRIDGE_EMBEDDED_WORKER=true`` each gunicorn worker also runs the worker's
 scheduler, started after the fork (leases coordinate the copies).
@@ -20,9 +22,18 @@ except ConfigError as exc:
 bind = f"0.0.0.0:{_settings.port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Slow clients (docs/reliability.md, "The front door"): gthread, but a thread is given a request
+# only once its headers and body are all in; one that is not whole 10 s after the connection began
+# waiting for it is answered 408. Idle and half-sent connections wait in the worker's event loop,
+# up to worker_connections per process, each holding at most 32 KiB of head and 64 KiB of body.
+worker_class = "app.web.buffering.BufferingWorker"
+worker_connections = 250
 timeout = 30
 graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
-keepalive = 5
+keepalive = 5  # seconds an idle kept-alive connection waits for its next request
+limit_request_line = 4094  # bytes (gunicorn's default, explicit); longer is 414
+limit_request_fields = 64  # header fields; more is 400 (the head is bounded at 32 KiB anyway)
+limit_request_field_size = 8190  # bytes per field; longer is 431
 accesslog = None  # the app logs requests itself, without secrets
 control_socket_disable = True  # gunicorn 27 would share one control socket between apps
 if not _settings.development:

@@ -20,6 +20,11 @@ from app.vocabulary import ApiGeneration
 
 Duration = Annotated[float, Field(ge=0.1, allow_inf_nan=False)]
 
+#: Production secrets shorter than these are refused (a guessable key forges sessions; a short
+#: token falls to guessing even at the throttled rate).
+MIN_SECRET_KEY = 32
+MIN_API_TOKEN = 24
+
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
@@ -134,8 +139,19 @@ class Settings(BaseSettings):
         if self.bridge_env == "production":
             if self.secret_key is None or not self.secret_key.get_secret_value():
                 raise ValueError("SECRET_KEY: required when BRIDGE_ENV=production")
+            if len(self.secret_key.get_secret_value()) < MIN_SECRET_KEY:
+                raise ValueError(
+                    f"SECRET_KEY: at least {MIN_SECRET_KEY} characters when BRIDGE_ENV=production"
+                    " (e.g. python3 -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             if not self.bridge_api_tokens:
                 raise ValueError("BRIDGE_API_TOKENS: required when BRIDGE_ENV=production")
+            if any(len(t.get_secret_value()) < MIN_API_TOKEN for t in self.bridge_api_tokens):
+                raise ValueError(
+                    f"BRIDGE_API_TOKENS: each token needs at least {MIN_API_TOKEN} characters when"
+                    " BRIDGE_ENV=production (e.g. python3 -c 'import secrets;"
+                    " print(secrets.token_urlsafe(24))')"
+                )
         return self
 
     @property

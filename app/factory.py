@@ -91,7 +91,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.dashboard import csrf, init_dashboard
     from app.ops.health import health
     from app.ops.metrics import metrics
-    from app.web import outage
+    from app.web import headers, outage
 
     app.register_blueprint(health)
     app.register_blueprint(metrics)
@@ -101,6 +101,7 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(api)  # the API authenticates with bearer tokens, never with the session cookie
     install_error_handlers(app)
     outage.install(app)  # database outages: 503 and a line a minute (after the door's handlers)
+    headers.install(app)  # nosniff, DENY framing, referrer policy, HSTS over HTTPS
 
 
 def _configured_targets(

@@ -130,8 +130,8 @@ def bench_app(database_url: str, far_end: str, **overrides: Any):
 
     config = {
         "BRIDGE_ENV": "development",
-        "BRIDGE_API_TOKENS": "bench-token",
-        "SECRET_KEY": "bench-secret",
+        "BRIDGE_API_TOKENS": "bench-token-of-at-least-24-chars",
+        "SECRET_KEY": "bench-secret-of-at-least-thirty-two-chars",
         "DATABASE_URL": database_url,
         "MI_API_URL": far_end,
         "NCP_ACCESS_KEY": "bench-access",
@@ -155,8 +155,8 @@ def worker_env(database_url: str, far_end: str, interval: float, **extra: str) -
     return {
         **os.environ,
         "BRIDGE_ENV": "development",
-        "SECRET_KEY": "bench-secret",
-        "BRIDGE_API_TOKENS": "bench-token",
+        "SECRET_KEY": "bench-secret-of-at-least-thirty-two-chars",
+        "BRIDGE_API_TOKENS": "bench-token-of-at-least-24-chars",
         "DATABASE_URL": database_url,
         "MI_API_URL": far_end,
         "NCP_ACCESS_KEY": "bench-access",

@@ -130,8 +130,8 @@ def one_run(watches: int, interval: float, spread: float, tmp: Path) -> dict:
         control.close()
         worker_env = {
             **os.environ,
-            "BRIDGE_ENV": "development", "SECRET_KEY": "bench-secret",
-            "BRIDGE_API_TOKENS": "bench-token", "DATABASE_URL": database_url,
+            "BRIDGE_ENV": "development", "SECRET_KEY": "bench-secret-of-at-least-thirty-two-chars",
+            "BRIDGE_API_TOKENS": "bench-token-of-at-least-24-chars", "DATABASE_URL": database_url,
             "MI_API_URL": sim, "NCP_ACCESS_KEY": ACCESS, "NCP_SECRET_KEY": SECRET,
             "BRIDGE_POLL_INTERVAL": str(interval), "BRIDGE_POLL_MAX_INTERVAL": str(interval),
             "BRIDGE_ALLOW_PRIVATE_URLS": "true", "MI_MAX_RPS": "1000000", "LOG_LEVEL": "WARNING",

@@ -98,7 +98,7 @@ from bench.scale_out import (
 )
 
 DB_NAME = "mi_bridge_bench_load"
-TOKEN = "bench-token"  # noqa: S105 - the benchmark's own BRIDGE_API_TOKENS
+TOKEN = "bench-token-of-at-least-24-chars"  # noqa: S105 - the benchmark's own BRIDGE_API_TOKENS
 TARGET_URL = "http://127.0.0.1:9/hook"  # an address literal: registration needs no DNS
 REPORTED_BOUNDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 #: Earliness bounds reported: within 1 ms is on time (timer resolution), anything beyond is early.

@@ -78,7 +78,7 @@ from bench.load_held import children, start_web, wait_for_web
 from bench.scale_out import check_alive, cpu_seconds, exit_cleanly_on_sigterm, start, stop
 
 DB_NAME = "mi_bridge_bench_soak"
-TOKEN = "soak-token"  # noqa: S105 - the soak's own BRIDGE_API_TOKENS
+TOKEN = "soak-token-of-at-least-24-characters"  # noqa: S105 - the soak's own BRIDGE_API_TOKENS
 ACCESS, SECRET = "soak-access", "soak-secret-key"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"mi-bridge-soak-secret-24b").decode()
 WORKSPACE, PROJECT = "soak", "1"
@@ -601,6 +601,7 @@ def scan_logs(log_dir: Path) -> dict[str, Any]:
             "last_problem": next(
                 (ln[:400] for ln in reversed(lines) if "ERROR" in ln or "Traceback" in ln), None
             ),
+            "warnings_seen": list(dict.fromkeys(ln[:300] for ln in lines if "WARNING" in ln))[:5],
         }
     return found
 
@@ -615,7 +616,7 @@ def run(args: argparse.Namespace, tmp: Path, out: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         "BRIDGE_ENV": "production",
-        "SECRET_KEY": "soak-secret",
+        "SECRET_KEY": "soak-secret-of-at-least-thirty-two-chars",
         "BRIDGE_API_TOKENS": TOKEN,
         "DATABASE_URL": url,
         "MI_API_URL": sim,

@@ -104,15 +104,39 @@ def test_bad_values_name_their_variable_on_one_line(overrides, variable):
     assert "\n" not in str(caught.value)
 
 
+LONG_KEY = "k" * 32
+LONG_TOKEN = "t" * 24
+
+
 def test_production_requires_secret_key_and_tokens():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        load_settings({"BRIDGE_ENV": "production", "BRIDGE_API_TOKENS": "t"}, env_file=None)
+        load_settings({"BRIDGE_ENV": "production", "BRIDGE_API_TOKENS": LONG_TOKEN}, env_file=None)
     with pytest.raises(ConfigError, match="BRIDGE_API_TOKENS"):
-        load_settings({"BRIDGE_ENV": "production", "SECRET_KEY": "s"}, env_file=None)
+        load_settings({"BRIDGE_ENV": "production", "SECRET_KEY": LONG_KEY}, env_file=None)
     settings = load_settings(
-        {"BRIDGE_ENV": "production", "SECRET_KEY": "s", "BRIDGE_API_TOKENS": "t"}, env_file=None
+        {"BRIDGE_ENV": "production", "SECRET_KEY": LONG_KEY, "BRIDGE_API_TOKENS": LONG_TOKEN},
+        env_file=None,
     )
     assert not settings.development
+
+
+@pytest.mark.parametrize(
+    ("values", "variable", "minimum"),
+    [
+        ({"SECRET_KEY": "k" * 31, "BRIDGE_API_TOKENS": LONG_TOKEN}, "SECRET_KEY", "32"),
+        ({"SECRET_KEY": LONG_KEY, "BRIDGE_API_TOKENS": "t" * 23}, "BRIDGE_API_TOKENS", "24"),
+        ({"SECRET_KEY": LONG_KEY, "BRIDGE_API_TOKENS": f"{LONG_TOKEN},short"}, "BRIDGE_API_TOKENS",
+         "24"),
+    ],
+)  # fmt: skip
+def test_production_secrets_have_minimum_lengths(values, variable, minimum):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"BRIDGE_ENV": "production", **values}, env_file=None)
+    assert caught.value.variable == variable
+    assert f"at least {minimum} characters" in str(caught.value)
+    assert "k" * 31 not in str(caught.value)  # the value itself is never echoed
+    # Development keeps working with short ones.
+    assert load_settings({"BRIDGE_ENV": "development", **values}, env_file=None).development
 
 
 def test_secret_values_never_appear_in_errors():

@@ -1,13 +1,20 @@
 """The demo's stand-ins and their dashboard pages: signatures checked, Slack mrkdwn rendered safely."""
 
 import json
+import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
+from app.demo.samples import RETIRED_GENERATION, SAMPLES
 from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
 from app.demo.views import slack_mrkdwn
 from app.notify.webhook import sign
+from app.upstream.generations import successor
+from app.vocabulary import ApiGeneration
+from tests.browser import LiveServer
+from tests.dashboardtools import sign_in
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" + "bbbbbbbbbbbb"
 
@@ -84,11 +91,7 @@ def test_pages_need_sign_in_and_render_hostile_text_literally(demo_app, auth_hea
     config.state.post("c", "fallback", [
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Labels*\n`x`: &lt;!channel&gt; <script>"}},
     ], None, False)  # fmt: skip
-    with client.session_transaction() as session:
-        from app.dashboard.auth import SESSION_KEY
-        from app.web.auth import token_fingerprint
-
-        session[SESSION_KEY] = token_fingerprint("test-api-token")
+    sign_in(client)
     page = client.get("/demo/slack").get_data(as_text=True)
     assert "&lt;!channel&gt;" in page
     assert "<script>" not in page
@@ -100,3 +103,127 @@ def test_mrkdwn_links_bold_code_and_escaping():
     assert '<a href="https://x.test/w/1">Open</a>' in rendered
     assert "<strong>Status</strong><br><code>ok</code>" in rendered
     assert "a&amp;b &lt;b&gt;" in rendered
+
+
+# --- a watch of one's own, sent to the demo inbox (issue 20, item 5) -------------------------------
+
+
+@pytest.fixture
+def bridge_overrides():
+    """The demo's own setting: the inbox is on 127.0.0.1."""
+    return {"BRIDGE_ALLOW_PRIVATE_URLS": "true"}
+
+
+@pytest.fixture
+def served_demo(bridge):
+    """The ``bridge`` fixture's app with the demo's stand-ins, served on 127.0.0.1."""
+    config = DemoConfig(SECRET, fail_first=set())
+    install_standins(bridge.app, config)
+    server = LiveServer(bridge.app).start()
+    yield server, config
+    server.stop()
+
+
+def inbox_instructions(client) -> tuple[str, str]:
+    """The inbox URL (its path) and the secret the inbox page tells users to register with."""
+    html = client.get("/demo/inbox").get_data(as_text=True)
+    url = re.search(r'data-field="inbox-url">(.*?)</code>', html)
+    secret = re.search(r'data-field="inbox-secret">([^<]+)<', html)
+    assert url, html
+    assert secret, html
+    return urlsplit(url.group(1).replace("<wbr>", "")).path, secret.group(1)
+
+
+def complete_and_deliver(bridge, deliver, asset_id: str, inbox_url: str, **target) -> dict:
+    bridge.set_status(asset_id, "ANALYZING")
+    watch = bridge.register(asset_id, targets=[{"type": "webhook", "url": inbox_url, **target}])
+    bridge.tick()
+    bridge.set_status(asset_id, "ANALYZE_COMPLETED", index_id=7)
+    bridge.tick(advance=1.2)
+    assert deliver().sent == 1
+    (delivery,) = bridge.watch(watch["id"])["deliveries"]
+    return delivery
+
+
+def test_a_watch_registered_with_the_secret_the_inbox_page_shows_is_accepted(
+    bridge, deliver, served_demo
+):
+    server, config = served_demo
+    client = bridge.app.test_client()
+    sign_in(client)
+    path, secret = inbox_instructions(client)
+    assert path.startswith("/demo/inbox/")
+    assert secret == SECRET  # the one secret the inbox verifies with, as the page says
+    delivery = complete_and_deliver(bridge, deliver, "mine-1", server.url + path, secret=secret)
+    assert delivery["state"] == "succeeded"
+    assert [attempt["status_code"] for attempt in delivery["attempts"]] == [200]
+    (entry,) = config.state.inbox
+    assert (entry.event_type, entry.verified) == ("analysis.completed", True)
+    assert entry.payload["data"]["asset"]["asset_id"] == "mine-1"
+    page = client.get("/demo/inbox").get_data(as_text=True)
+    assert ">verified<" in page
+    assert ">invalid<" not in page
+
+
+def test_a_watch_with_another_secret_is_refused_as_the_page_says(bridge, deliver, served_demo):
+    server, config = served_demo
+    client = bridge.app.test_client()
+    sign_in(client)
+    path, _secret = inbox_instructions(client)
+    assert "a generated one included, is answered 401" in client.get("/demo/inbox").get_data(
+        as_text=True
+    )
+    delivery = complete_and_deliver(bridge, deliver, "mine-2", server.url + path)  # generated
+    assert [attempt["status_code"] for attempt in delivery["attempts"]] == [401]
+    (entry,) = config.state.inbox
+    assert entry.verified is False
+
+
+def test_the_legacy_samples_label_says_where_the_watch_lands():
+    retired, _status = RETIRED_GENERATION
+    (legacy,) = [sample for sample in SAMPLES if sample.api == retired]
+    lands_on = successor(ApiGeneration(retired))
+    assert lands_on is not None
+    assert legacy.labels["note"].endswith(f"falls forward to {lands_on}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_the_demo_pages_fit_a_phone(browser, app_factory):
+    from datetime import UTC, datetime
+
+    from app.demo.state import InboxEntry
+    from tests.browser import EXPECT_TIMEOUT_MS, screenshot
+    from tests.browser import sign_in as browser_sign_in
+    from tests.dashboardtools import API_TOKEN
+
+    app = app_factory()
+    config = DemoConfig(SECRET, fail_first=set())
+    install_standins(app, config)
+    payload = {"type": "analysis.status_changed", "data": {
+        "asset": {"asset_id": "clip-flaky-upstream"},
+        "analysis": {"status": "ANALYZE_COMPLETED", "index_id": 4343}}}  # fmt: skip
+    for verified in (True, False):
+        config.state.record_webhook(InboxEntry(
+            datetime.now(UTC), "evt_01JD3Q0000000000000000000" + str(int(verified)),
+            "analysis.status_changed", verified, payload))  # fmt: skip
+    config.state.post("demo-analyses", "fallback", [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Labels*\n`note`: " + "x" * 80}},
+    ], None, False)  # fmt: skip
+    server = LiveServer(app).start()
+    context = browser.new_context(viewport={"width": 375, "height": 800}, reduced_motion="reduce")
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        browser_sign_in(page, server.url, API_TOKEN)
+        for name in ("inbox", "slack"):
+            page.goto(f"{server.url}/demo/{name}")
+            fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+            assert page.evaluate(fits), f"/demo/{name} scrolls sideways at 375 px"
+            screenshot(page, f"demo-{name}-375")
+        page.goto(f"{server.url}/demo/inbox")
+        assert page.locator('[data-field="inbox-secret"]').inner_text() == SECRET
+        assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
+    finally:
+        context.close()
+        server.stop()

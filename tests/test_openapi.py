@@ -33,6 +33,8 @@ METRICS = ("GET", "/metrics")
 CONTRACT_PLANNED = {SEND, LIST_DELIVERIES, RETRY_ONE, METRICS}
 #: Blueprints of the people's side (HTML pages, session cookie, CSRF forms): not in the API document.
 NOT_API = {"dashboard"}
+#: Views that serve files, not API operations: static files and ``/favicon.ico`` (to the SVG icon).
+FILE_VIEWS = {"static", "favicon"}
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs"}
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 BODY = {
@@ -121,7 +123,7 @@ def test_every_route_is_documented_and_every_documented_route_is_served_or_plann
     served = set()
     for rule in app.url_map.iter_rules():
         blueprint, _, view = rule.endpoint.rpartition(".")
-        if view == "static" or blueprint in NOT_API:
+        if view in FILE_VIEWS or blueprint in NOT_API:
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
         served |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -146,15 +148,15 @@ def test_the_api_needs_a_bearer_token_and_the_public_paths_do_not(spec):
 
 
 EXPECTED_ERRORS = {
-    CREATE: {400, 401, 405, 409, 413, 415, 422},
-    LIST: {400, 401, 405},
-    SHOW: {401, 404, 405},
-    STOP: {401, 404, 405},
-    SEND: {401, 404, 405},
-    FEED: {400, 401, 405},
-    LIST_DELIVERIES: {400, 401, 405},
-    RETRY_ONE: {401, 404, 405, 409},
-    METRICS: {401},
+    CREATE: {400, 401, 405, 409, 413, 415, 422, 429},
+    LIST: {400, 401, 405, 429},
+    SHOW: {401, 404, 405, 429},
+    STOP: {401, 404, 405, 429},
+    SEND: {401, 404, 405, 429},
+    FEED: {400, 401, 405, 429},
+    LIST_DELIVERIES: {400, 401, 405, 429},
+    RETRY_ONE: {401, 404, 405, 409, 429},
+    METRICS: {401, 429},
 }
 
 
@@ -166,7 +168,9 @@ def test_each_api_operation_lists_its_errors_as_problems(spec):
             answer = spec.resolve(operation["responses"][str(status)])
             body = answer["content"]["application/problem+json"]["schema"]["$ref"]
             assert body.endswith("ValidationProblem" if status == 422 else "/Problem")
-            headers = {401: {"WWW-Authenticate"}, 405: {"Allow"}}.get(status, set())
+            headers = {401: {"WWW-Authenticate"}, 405: {"Allow"}, 429: {"Retry-After"}}.get(
+                status, set()
+            )
             assert set(answer.get("headers", {})) == headers
     created = spec.operations()[("POST", WATCHES)]
     assert set(created["responses"]["201"]["headers"]) == {"Location", "Idempotent-Replayed"}
@@ -316,6 +320,31 @@ def test_error_answers_match_the_document(
         assert {e["pointer"] for e in problem["errors"]} == {"#/asset_id", "#/x"}
 
 
+#: Every operation taking a token, as an address that sent too many wrong ones meets it.
+THROTTLED_CASES = [
+    (CREATE, "POST", WATCHES),
+    (LIST, "GET", WATCHES),
+    (SHOW, "GET", MISSING),
+    (STOP, "DELETE", MISSING),
+    (SEND, "POST", f"{MISSING}/test"),
+    (FEED, "GET", EVENTS),
+    (LIST_DELIVERIES, "GET", DELIVERIES),
+    (RETRY_ONE, "POST", NO_DELIVERY),
+    (METRICS, "GET", "/metrics"),
+]
+
+
+def test_a_throttled_address_gets_the_documented_429(client, auth_headers, spec):
+    from app.web.throttle import MAX_FAILURES
+
+    for _ in range(MAX_FAILURES):
+        assert client.get(WATCHES, headers={"Authorization": "Bearer nope"}).status_code == 401
+    for operation, method, url in THROTTLED_CASES:
+        response = client.open(url, method=method, headers=auth_headers)
+        assert response.status_code == 429
+        assert spec.check(response, *operation)["status"] == 429
+
+
 def test_a_reused_idempotency_key_is_the_documented_409(client, auth_headers, spec):
     headers = {**auth_headers, "Idempotency-Key": "key-2"}
     client.post(WATCHES, json=BODY, headers=headers)
@@ -327,6 +356,7 @@ def test_a_reused_idempotency_key_is_the_documented_409(client, auth_headers, sp
 def test_every_documented_error_of_a_served_operation_is_exercised(spec):
     exercised = {(*operation, status) for operation, _, _, _, status in ERROR_CASES}
     exercised |= {("POST", WATCHES, 409), ("POST", RETRY, 409)}
+    exercised |= {(*operation, 429) for operation, _, _ in THROTTLED_CASES}
     documented = {
         (*key, int(status))
         for key, operation in spec.operations().items()

@@ -288,11 +288,19 @@ def test_jobs_skip_while_unusable_and_genuine_errors_still_raise(app):
 
 
 def _signed_in_client(app):
-    """A dashboard session signed in without the database (the login needs none)."""
+    """A client holding the cookie of a dashboard session. Sessions live in the database (signing
+    out ends them), so signing in is a 503 while it is away; the cookie is made as a sign-in made
+    before the outage would have made it, and checking it needs the database."""
+    from app.dashboard.auth import SESSION_ID_KEY, SESSION_KEY
+    from app.web.auth import token_fingerprint
+
     client = app.test_client()
     form_token = csrf_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login", data={"token": API_TOKEN, "csrf_token": form_token})
-    assert response.status_code == 302
+    assert response.status_code == 503
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = {SESSION_KEY: token_fingerprint(API_TOKEN), SESSION_ID_KEY: "before-the-outage"}
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], serializer.dumps(cookie))
     return client
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,8 @@ def test_an_installed_wheel_serves_the_dashboard_from_anywhere(tmp_path):
     }
     where = run(str(python), "-c", "import app; print(app.__file__)", cwd=elsewhere, env=env)
     assert where.startswith(str(purelib)), where  # the wheel's copy, not the checkout
+    version = run(str(venv / "bin" / "mi-bridge"), "--version", cwd=elsewhere, env=env)
+    assert version.strip() == f"mi-bridge {metadata.version('mi-bridge')}"
     run(str(venv / "bin" / "mi-bridge"), "db", "upgrade", cwd=elsewhere, env=env)
 
     procs = Processes(tmp_path)

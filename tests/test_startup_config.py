@@ -35,6 +35,14 @@ CASES = {
         {**DEV, "BRIDGE_DEFAULT_TARGETS": BAD_SECRET_WEBHOOK},
     ),
     "production secret": ("SECRET_KEY", {"BRIDGE_ENV": "production", "BRIDGE_API_TOKENS": "t"}),
+    "short production secret": (
+        "SECRET_KEY",
+        {"BRIDGE_ENV": "production", "SECRET_KEY": "k" * 31, "BRIDGE_API_TOKENS": "t" * 24},
+    ),
+    "short production token": (
+        "BRIDGE_API_TOKENS",
+        {"BRIDGE_ENV": "production", "SECRET_KEY": "k" * 32, "BRIDGE_API_TOKENS": "t" * 23},
+    ),
 }
 
 

@@ -6,6 +6,7 @@ poll ticks against the simulator on the same file until the watch ends.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,8 +23,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli.watch import watch_group
+from app.cli.watch_follow import NO_WORKER_HINT, NO_WORKER_HINT_AFTER, NoWorkerHint
+from app.cli.watch_output import Progress, StatusLine
 from app.db import db
 from app.models import Target, Watch
+from app.worker.heartbeat import beat
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
 from tests.fixtures import (
@@ -238,32 +244,39 @@ def test_stop_stops_once_then_says_it_had_ended(app):
 
 
 class Running:
-    """``mi-bridge ARGS`` running; a thread collects its stdout (a pipe, or a terminal) as it comes.
+    """``mi-bridge ARGS`` running; threads collect its stdout (a pipe, or a terminal) and its stderr
+    (a pipe) as they come.
 
     A context manager: leaving it kills the process if it still runs.
     """
 
     def __init__(self, args: str, env, cwd, tty=False):
-        self.chunks: list[bytes] = []
-        self.stderr: str | None = None
-        reader_fd, writer = pty.openpty() if tty else os.pipe()
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        out_reader, out_writer = pty.openpty() if tty else os.pipe()
+        err_reader, err_writer = os.pipe()
         self.process = subprocess.Popen(
             [MI_BRIDGE, *args.split()],
             env=env,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=out_writer,
+            stderr=err_writer,
         )
-        os.close(writer)
-        self.reader = threading.Thread(target=self._read, args=(reader_fd,), daemon=True)
-        self.reader.start()
+        os.close(out_writer)
+        os.close(err_writer)
+        self.readers = [
+            threading.Thread(target=self._read, args=(fd, chunks), daemon=True)
+            for fd, chunks in ((out_reader, self.out), (err_reader, self.err))
+        ]
+        for reader in self.readers:
+            reader.start()
 
-    def _read(self, fd: int) -> None:
+    @staticmethod
+    def _read(fd: int, chunks: list[bytes]) -> None:
         try:
             while chunk := os.read(fd, 4096):
-                self.chunks.append(chunk)
+                chunks.append(chunk)
         except OSError:
             pass  # a terminal's reading end fails with EIO once the process has exited
         finally:
@@ -271,13 +284,17 @@ class Running:
 
     @property
     def stdout(self) -> str:
-        return b"".join(self.chunks).decode()
+        return b"".join(self.out).decode()
+
+    @property
+    def stderr(self) -> str:
+        return b"".join(self.err).decode()
 
     def finish(self, timeout: float = 30) -> tuple[int, str, str]:
         """Exit status, all of stdout and stderr; waits for the process to exit."""
-        if self.stderr is None:
-            self.stderr = self.process.communicate(timeout=timeout)[1]
-            self.reader.join(timeout)
+        self.process.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout)
         return self.process.returncode, self.stdout, self.stderr
 
     def __enter__(self) -> Running:
@@ -359,7 +376,7 @@ def test_console_script_adds_lists_and_refuses(bridge_env, tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.splitlines() == [
         "#/targets/0/url: resolves to a loopback address: 127.0.0.1",
-        "#/timeout_seconds: Input should be greater than or equal to 60",
+        "#/timeout_seconds: must be a number of seconds from 60 to 2592000 (30 days)",
     ]
     ok = run(f"add ws 1 a --webhook {LITERAL_HOOK} --json")
     assert ok.returncode == 0, ok.stderr
@@ -427,3 +444,42 @@ def test_ctrl_c_stops_following_and_leaves_the_watch(bridge_env, tmp_path, app, 
     assert f"Stopped following {watch_id}; it is still watching" in err
     assert "Traceback" not in err
     assert stored(app, watch_id).state == "watching"
+
+
+def test_add_wait_without_a_worker_says_so_once_and_keeps_waiting(
+    bridge_env, tmp_path, poller, wait_until
+):
+    poller.set_status("clip", status="ANALYZE_COMPLETED", index_id=1001)
+    with Running(FOLLOW + " --slack C1", bridge_env, tmp_path) as running:
+        wait_until(lambda: NO_WORKER_HINT in running.stderr, 30, "the no-worker hint")
+        assert running.process.poll() is None  # still following
+        assert "watching  status -  api video-assets  polls 0" in running.stdout
+        poller.until_exit(running, wait_until)  # a worker comes: it follows the watch to its end
+        code, out, err = running.finish()
+    assert code == 0, err
+    assert err.splitlines() == [NO_WORKER_HINT]
+    assert out.splitlines()[-1].endswith(" ended completed (ANALYZE_COMPLETED, index 1001)")
+
+
+def test_the_no_worker_hint_waits_for_its_time_and_a_dead_heartbeat(app_factory, tmp_path, capsys):
+    started = time.monotonic() - NO_WORKER_HINT_AFTER
+    unpolled = Progress("watching", None, "index", 0)
+    worked, unworked = app_factory(), app_factory(DATABASE_URL=f"sqlite:///{tmp_path}/unworked.db")
+    runtime = WorkerRuntime.from_app(worked, kind="test")
+    try:
+        beat(runtime)
+    finally:
+        runtime.close()
+    capsys.readouterr()  # the migrations' log lines
+
+    def hints(app, since: float, shown: Progress, times: int = 1) -> str:
+        with app.app_context():
+            hint = NoWorkerHint(StatusLine(io.StringIO()), since)
+            for _ in range(times):
+                hint.check(shown)
+        return capsys.readouterr().err
+
+    assert hints(unworked, time.monotonic(), unpolled) == ""  # too early to ask
+    assert hints(unworked, started, replace(unpolled, poll_count=1)) == ""  # polled: a worker runs
+    assert hints(worked, started, unpolled) == ""  # a live heartbeat
+    assert hints(unworked, started, unpolled, times=3) == NO_WORKER_HINT + "\n"  # once

@@ -7,8 +7,10 @@ from typing import Any, NoReturn
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.web.auth import bearer_token, token_fingerprint, token_matches
+from app.db import db
+from app.web.auth import bearer_token, token_fingerprint
 from app.web.problems import problem
+from app.web.throttle import check_token, too_many
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -35,7 +37,14 @@ def _authenticate() -> Response | None:
     from app.services import services
 
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token_matches(token, services().settings.api_tokens()):
+    verdict = None
+    if token is not None:
+        verdict = check_token(
+            db.session(), token, services().settings.api_tokens(), services().clock()
+        )
+    if verdict is not None and verdict.throttled:
+        return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
+    if token is None or verdict is None or not verdict.accepted:
         return problem(
             401,
             "a valid bearer token is required (Authorization: Bearer <token>)",

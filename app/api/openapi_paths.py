@@ -40,6 +40,13 @@ PROBLEMS: dict[int, tuple[str, str, str, tuple[str, ...]]] = {
         (),
     ),
     422: ("UnprocessableContent", "Invalid fields, each in `errors`.", "ValidationProblem", ()),
+    429: (
+        "TooManyRequests",
+        "Too many wrong tokens from this address: every token, the right one too, is refused"
+        " until `Retry-After` seconds have passed (at most 60 s after the last wrong one).",
+        "Problem",
+        ("Retry-After",),
+    ),
     503: (
         "ServiceUnavailable",
         "The database is unavailable: try again after `Retry-After` seconds.",
@@ -68,9 +75,9 @@ WATCH_EXAMPLE = {
     "labels": {"cms_id": "abc-123"},
     "timeout_seconds": 86400,
 }
-#: Every operation under /api/ can answer these (405: to the other methods of its path; 503: while
-#: the database is unreachable).
-API_ERRORS = {401: "", 405: "", 503: ""}
+#: Every operation under /api/ can answer these (405: to the other methods of its path; 429: to an
+#: address that sent too many wrong tokens; 503: while the database is unreachable).
+API_ERRORS = {401: "", 405: "", 429: "", 503: ""}
 
 
 def ref(kind: str, name: str) -> Spec:
@@ -260,7 +267,7 @@ def _operations() -> Spec:
         prometheus.metrics_view,
         {"200": body(PROMETHEUS_TEXT, "Text exposition format.", {"type": "string"})},
         tag="operations",
-        errors={401: "", 503: ""},
+        errors={401: "", 429: "", 503: ""},
     )
     readiness = {
         "200": json_response("Readiness", "Ready."),

@@ -1,6 +1,7 @@
 """The ``mi-bridge`` console script: a Flask CLI group over ``create_app`` plus the bridge's commands.
 
-Flask's own commands (``run``, ``shell``, ``routes``) work as in any Flask app. Configuration errors
+Flask's ``shell`` and ``routes`` work as in any Flask app; ``run`` is the bridge's own (``serve``:
+``PORT``, the embedded worker, its URL printed). Configuration errors
 end every command with one line naming the variable and exit status 2, never a traceback.
 ``mi-bridge --help`` and ``--version`` need no configuration: listing the commands never builds the
 app (Flask's group would, to find commands registered on ``app.cli``; the bridge registers all of
@@ -18,6 +19,7 @@ from flask_migrate.cli import db as migrate_commands
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.cli.housekeep import housekeep_command
+from app.cli.serve import run_command
 from app.cli.upstream import upstream_status_command
 from app.cli.watch import watch_group
 from app.cli.worker import deliver_once_command, poll_once_command, worker_command
@@ -55,6 +57,7 @@ cli = click.version_option(
     version=bridge_version(), prog_name="mi-bridge", message="%(prog)s %(version)s"
 )(cli)
 cli.add_command(migrate_commands, "db")
+cli.add_command(run_command)  # replaces Flask's: PORT, the embedded worker, the URL
 cli.add_command(simulator_command, "simulator")
 cli.add_command(upstream_status_command, "upstream-status")
 cli.add_command(demo_command, "demo")

@@ -16,6 +16,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.cli import watch_output as cli_output
+from app.cli.watch_follow import NoWorkerHint, progress
 from app.db import db
 from app.models import USER_WATCHES, Watch
 from app.resources.watches import watch_list, watch_resource
@@ -181,32 +182,22 @@ def add_command(**options: Any) -> None:
         sys.exit(_wait(body["id"], options["wait_interval"], options["as_json"], started))
 
 
-def _progress(watch_id: str) -> cli_output.Progress | None:
-    """The watch as the database has it now (None if it is gone); leaves no transaction open."""
-    try:
-        watch = db.session.get(Watch, watch_id, populate_existing=True)
-        if watch is None:
-            return None
-        return cli_output.Progress(watch.state, watch.status, watch.api, watch.poll_count)
-    finally:
-        # A read opens a transaction (BEGIN IMMEDIATE on SQLite): end it before sleeping.
-        db.session.rollback()
-
-
 def _wait(watch_id: str, interval: float, as_json: bool, started: float) -> int:
     """Follow a watch until it ends: 0 if it completed, 1 for any other end, 130 on Ctrl-C."""
     stream = sys.stderr if as_json else sys.stdout
     line = cli_output.StatusLine(stream)
+    hint = NoWorkerHint(line, started)
     try:
         while True:
-            progress = _progress(watch_id)
-            if progress is None:
+            shown = progress(watch_id)
+            if shown is None:
                 line.finish()
                 click.echo(f"{watch_id} no longer exists", err=True)
                 return 1
-            line.show(progress, time.monotonic() - started)
-            if progress.state in ENDED_STATES:
+            line.show(shown, time.monotonic() - started)
+            if shown.state in ENDED_STATES:
                 break
+            hint.check(shown)
             time.sleep(interval)
     except KeyboardInterrupt:
         db.session.rollback()

@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Response, has_request_context, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response as BaseResponse
 
 dashboard = Blueprint("dashboard", __name__)
 csrf = CSRFProtect()
@@ -64,7 +74,13 @@ def init_dashboard(app: Flask) -> None:
     csrf.init_app(app)
     formatting.install_filters(app)
     app.register_blueprint(dashboard)
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)  # outside the sign-in gate
     app.register_error_handler(CSRFError, _csrf_refused)
+
+
+def _favicon() -> BaseResponse:
+    """``/favicon.ico``, which browsers and tools ask for unprompted: the dashboard's SVG icon."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @dashboard.after_request

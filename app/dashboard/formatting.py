@@ -1,14 +1,18 @@
-"""How the dashboard writes times, durations and excerpts (Jinja filters; pure functions)."""
+"""How the dashboard writes times, durations, excerpts and URLs (Jinja filters; pure functions)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from flask import Flask
+from markupsafe import Markup
 
 from app.clock import rfc3339
 
 EXCERPT_CHARACTERS = 200
+#: Where a URL may wrap: after each separator (but not between the two slashes of ``https://``).
+_URL_BREAKS = re.compile(r"(?<=[/?&=#.])(?!/)")
 
 
 def when(value: datetime | None) -> str:
@@ -49,10 +53,19 @@ def excerpt(value: str | None, limit: int = EXCERPT_CHARACTERS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def breakable_url(value: str | None) -> Markup:
+    """``value`` (a URL), escaped, with a line-break opportunity (``<wbr>``) after each ``/``,
+    ``.``, ``?``, ``&``, ``=`` and ``#``: a long URL wraps at its separators, not mid-word."""
+    if not value:
+        return Markup("")
+    return Markup("<wbr>").join(_URL_BREAKS.split(value))
+
+
 def install_filters(app: Flask) -> None:
     """Make the filters above available to every template as ``when``, ``duration``..."""
     app.add_template_filter(when, "when")
     app.add_template_filter(clock_time, "clock_time")
     app.add_template_filter(duration, "duration")
     app.add_template_filter(excerpt, "excerpt")
+    app.add_template_filter(breakable_url, "breakable_url")
     app.add_template_filter(rfc3339, "rfc3339")

@@ -1,15 +1,18 @@
 """``/watches/new``: register a watch through a form, validated exactly as ``POST /api/v1/watches``.
 
 The form becomes the API's JSON body, ``WatchCreate`` validates it with the same context, and its
-errors come back field by field with the API's own messages. A generated webhook secret is shown
-once, on the page that answers the successful post; it is never shown again.
+errors come back field by field with the API's own messages. A valid post answers ``303`` to
+``/watches/<id>/registered`` (post/redirect/get: reloading that page never registers again). A
+generated webhook secret travels to that page in the signed session, never in a URL, and is taken
+out of the session by the one request that shows it: a reload shows the watch without the secret.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import abort, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
 
 from app.dashboard import dashboard
 from app.dashboard.watch_form import (
@@ -23,6 +26,7 @@ from app.db import db
 from app.resources.targets import target_resource
 from app.services import services
 from app.vocabulary import SUBSCRIBABLE_EVENTS
+from app.watches.queries import find_watch
 from app.watches.registration import register_watch
 from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
 
@@ -53,10 +57,17 @@ def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
     return render_template("dashboard/new.html", **context), status
 
 
+#: Session key: generated secrets of watches just registered, by watch id, until shown once.
+SECRETS_KEY = "registered_secrets"
+#: Session key: the watch whose generated secrets were shown (so a reload can say so).
+SHOWN_KEY = "registered_secrets_shown"
+
+
 @dashboard.route("/watches/new", methods=["GET", "POST"])
 def new_watch() -> tuple[str, int] | Response:
-    """The registration form; a valid post registers the watch and shows it, with any generated
-    secret, once. Invalid posts answer 422 with every problem next to its field."""
+    """The registration form; a valid post registers the watch and answers 303 to the page that
+    shows it (with any generated secret, once). Invalid posts answer 422 with every problem next
+    to its field."""
     if request.method == "GET":
         return _form_page(blank_form())
     form = read_form(request.form, request.form.getlist("events"))
@@ -66,12 +77,36 @@ def new_watch() -> tuple[str, int] | Response:
     registration = register_watch(
         db.session(), model, services().settings, services().default_targets, services().clock()
     )
-    watch = registration.watch
-    secrets = [
-        (target_resource(target).as_json(), registration.generated_secrets[target.id])
-        for target in watch.targets
-        if target.id in registration.generated_secrets
-    ]
+    watch_id = registration.watch.id
     db.session.commit()
-    html = render_template("dashboard/created.html", watch=watch, secrets=secrets)
-    return Response(html, status=201, mimetype="text/html")
+    if registration.generated_secrets:
+        pending = dict(session.get(SECRETS_KEY) or {})
+        pending[watch_id] = dict(registration.generated_secrets)
+        session[SECRETS_KEY] = pending
+    return redirect(url_for("dashboard.registered", watch_id=watch_id), 303)
+
+
+@dashboard.get("/watches/<watch_id>/registered")
+def registered(watch_id: str) -> str:
+    """The watch just registered, with its generated webhook secrets the first time only: they
+    leave the session as this page is rendered, so a reload says they were shown once."""
+    watch = find_watch(db.session(), watch_id)
+    if watch is None:
+        abort(404)
+    pending = dict(session.get(SECRETS_KEY) or {})
+    generated: dict[str, str] = pending.pop(watch_id, None) or {}
+    if generated:
+        if pending:
+            session[SECRETS_KEY] = pending
+        else:
+            session.pop(SECRETS_KEY, None)
+        session[SHOWN_KEY] = watch_id
+    secrets = [
+        (target_resource(target).as_json(), generated[target.id])
+        for target in watch.targets
+        if target.id in generated
+    ]
+    shown_before = not secrets and session.get(SHOWN_KEY) == watch_id
+    return render_template(
+        "dashboard/created.html", watch=watch, secrets=secrets, shown_before=shown_before
+    )

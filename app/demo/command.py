@@ -8,8 +8,10 @@ retired endpoint generation. Prints the dashboard URL and the API token.
 
 from __future__ import annotations
 
+import errno
 import secrets
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -53,14 +55,20 @@ INSTANCE = Path("instance/demo")
 )
 def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
     """Run the simulator, the bridge and its stand-ins locally, with sample watches."""
+    listener = _listen(port, "the web app", "--port")
     simulator = SimulatorServer(
         port=simulator_port, access_key=DEMO_ACCESS_KEY, secret_key=DEMO_SECRET_KEY
     )
-    simulator.start()
+    try:
+        simulator.start()
+    except OSError as exc:
+        listener.close()
+        raise _cannot_listen(simulator_port, "the simulator", "--simulator-port", exc) from None
     token = secrets.token_urlsafe(18)
     # No app yet: building it needs this server's port. ``web.app`` is set below, before serving.
-    web = make_server("127.0.0.1", port, None, threaded=True)  # type: ignore[arg-type]  # see above
-    base_url = f"http://127.0.0.1:{web.server_port}"
+    web = make_server("127.0.0.1", port, None, threaded=True, fd=listener.fileno())  # type: ignore[arg-type]  # see above
+    listener.close()  # the server holds its own duplicate
+    base_url = f"http://127.0.0.1:{web.port}"
     webhook_secret = generate_secret()
     config = DemoConfig(webhook_secret, fail_first={"analysis.failed"})
     app = _demo_app(simulator.url, base_url, token, config)
@@ -89,6 +97,24 @@ def demo_command(run_for: float | None, port: int, simulator_port: int) -> None:
         click.echo(
             f"All {len(SAMPLES)} sample watches reached their expected ends; notifications delivered."
         )
+
+
+def _listen(port: int, what: str, option: str) -> socket.socket:
+    """A socket listening on ``127.0.0.1:port``, or a one-line error saying why there is none."""
+    try:
+        return socket.create_server(("127.0.0.1", port))
+    except OSError as exc:
+        raise _cannot_listen(port, what, option, exc) from None
+
+
+def _cannot_listen(port: int, what: str, option: str, exc: OSError) -> click.ClickException:
+    """The one line ``demo`` ends with when ``what`` cannot have its port (werkzeug would say two
+    lines and the simulator a traceback)."""
+    reason = "it is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return click.ClickException(
+        f"cannot listen on 127.0.0.1:{port} for {what}: {reason}"
+        f" (choose another port with {option}; 0 picks a free one)"
+    )
 
 
 def _demo_app(simulator_url: str, base_url: str, token: str, config: DemoConfig) -> Flask:

@@ -53,7 +53,7 @@ SAMPLES = (
         "clip-legacy-api",
         {"wait_seconds": 2, "analyze_seconds": 9, "outcome": "ANALYZE_COMPLETED", "index_id": 4444},
         "completed", "analysis.completed", api="video-assets",
-        labels={"note": "video-assets is retired: falls forward to index"},
+        labels={"note": "video-assets is retired: falls forward to assets"},
     ),
 )  # fmt: skip
 

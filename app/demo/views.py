@@ -56,11 +56,23 @@ def _context() -> dict[str, bool]:
     return {"signed_in": signed_in(), "demo_enabled": True}
 
 
+#: The inbox URL the page offers for watches of one's own (any name after /demo/inbox/ works).
+INBOX_NAME = "mine"
+
+
 @demo_pages.get("/inbox")
 def inbox_page() -> str:
-    """Webhooks the demo inbox received, newest first, with their signature check."""
-    inbox, _channels = demo_config().state.snapshot()
-    return render_template("demo/inbox.html", entries=inbox, live_src=url_for(".inbox_page"))
+    """Webhooks the demo inbox received, newest first, with their signature check; and how to
+    point a watch of one's own at the inbox (its URL and the secret it verifies with)."""
+    config = demo_config()
+    inbox, _channels = config.state.snapshot()
+    return render_template(
+        "demo/inbox.html",
+        entries=inbox,
+        live_src=url_for(".inbox_page"),
+        inbox_url=url_for("demo_standins.inbox", name=INBOX_NAME, _external=True),
+        inbox_secret=config.webhook_secret,
+    )
 
 
 @demo_pages.get("/slack")

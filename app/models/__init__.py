@@ -1,7 +1,14 @@
 """The bridge's tables (SQLAlchemy 2 declarative). The database is the only coordinator."""
 
 from app.models.base import Base, new_id
-from app.models.operations import Alert, BridgeState, IdempotencyKey, WorkerHeartbeat
+from app.models.operations import (
+    Alert,
+    AuthFailure,
+    BridgeState,
+    DashboardSession,
+    IdempotencyKey,
+    WorkerHeartbeat,
+)
 from app.models.outbox import Delivery, DeliveryAttempt, Event
 from app.models.watches import (
     ALERTS_WATCH_ID,
@@ -21,8 +28,10 @@ __all__ = [
     "WATCHING_ONLY",
     "Alert",
     "Asset",
+    "AuthFailure",
     "Base",
     "BridgeState",
+    "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
     "Event",

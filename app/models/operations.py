@@ -89,3 +89,27 @@ class Alert(Base):
     last_notified_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DashboardSession(Base):
+    """One dashboard sign-in: the signed cookie names it, sign-out deletes it (so a copied cookie
+    stops working), and it ends at ``expires_at`` whatever the cookie says."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuthFailure(Base):
+    """Wrong tokens (API, ``/metrics``, dashboard sign-in) from one client address: the current
+    run of failures, each within the throttling window of the one before (``app.web.throttle``)."""
+
+    __tablename__ = "auth_failures"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime] = mapped_column(index=True)

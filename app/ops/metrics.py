@@ -26,8 +26,9 @@ from app.health.readiness import worker_alive
 from app.models import BridgeState, Delivery, Watch, WorkerHeartbeat
 from app.services import services
 from app.vocabulary import WATCH_STATES, DeliveryState
-from app.web.auth import bearer_token, token_matches
+from app.web.auth import bearer_token
 from app.web.problems import problem
+from app.web.throttle import check_token, too_many
 from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
 from app.worker.retention import pruned_totals
 
@@ -162,7 +163,14 @@ def _detection_lag_histogram() -> Metric:
 def metrics_view() -> Response:
     """Prometheus text format; needs a bearer token like the API."""
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token_matches(token, services().settings.api_tokens()):
+    verdict = None
+    if token is not None:
+        verdict = check_token(
+            db.session(), token, services().settings.api_tokens(), services().clock()
+        )
+    if verdict is not None and verdict.throttled:
+        return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
+    if verdict is None or not verdict.accepted:
         return problem(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from app.notify.webhook import SECRET_PREFIX
 from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
 from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType, TargetType
+from app.watches.refusals import UPSTREAM_ID_RULE, describe, one_of
 
 MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
@@ -42,9 +43,8 @@ def _subscribable(value: Any) -> Any:
     # Checked before the enum so that the error lists only what a registration may name.
     if isinstance(value, str) and value in SUBSCRIBABLE_EVENTS:
         return value
-    *first, last = (f"'{event.value}'" for event in SUBSCRIBABLE_EVENTS)
-    expected = f"{', '.join(first)} or {last}"
-    raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    expected = one_of([event.value for event in SUBSCRIBABLE_EVENTS])
+    raise PydanticCustomError("enum", "must be {expected}", {"expected": expected})
 
 
 #: An event type a registration may subscribe to.
@@ -81,8 +81,6 @@ def _id_to_text(value: Any) -> Any:
     return value
 
 
-#: What an upstream id may be, as people read it (shown as the 422 detail and in the document).
-UPSTREAM_ID_RULE = "must be 1 to 128 letters, digits, '.', '_' or '-', and not '.' or '..'"
 UPSTREAM_ID_MAX_LENGTH = 128
 #: The same rule as a JSON Schema pattern (with ``maxLength``), without lookarounds so that every
 #: engine reads it alike: dots only when there are three or more, else at least one other character.
@@ -259,7 +257,7 @@ def validate_watch(
     missing target list among them, when there are no default targets to fall back on).
     """
     if not isinstance(payload, dict):
-        raise InvalidWatch([{"pointer": "#", "detail": "expected an object"}])
+        raise InvalidWatch([{"pointer": "#", "detail": "must be a JSON object"}])
     errors: list[dict[str, str]] = []
     model = None
     try:
@@ -274,9 +272,10 @@ def validate_watch(
 
 
 def validation_errors(exc: ValidationError, data: Any) -> list[dict[str, str]]:
-    """Every pydantic error as ``{"pointer": "#/targets/0/url", "detail": ...}``, in input order."""
+    """Every pydantic error as ``{"pointer": "#/targets/0/url", "detail": ...}``, in input order;
+    each detail is a sentence for people (``app.watches.refusals``), never a pattern."""
     return [
-        {"pointer": _pointer(error, data), "detail": _detail(error)}
+        {"pointer": _pointer(error, data), "detail": describe(error)}
         for error in exc.errors(include_url=False, include_input=False)
     ]
 
@@ -298,19 +297,3 @@ def _pointer(error: Any, data: Any) -> str:
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         parts.append("type")
     return "#" + "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
-
-
-def _detail(error: Any) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "missing":
-        return "required"
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    if error["type"] == "union_tag_invalid":
-        # The tags are TargetType members, which pydantic would show as reprs.
-        expected = ", ".join(f"'{tag.value}'" for tag in TargetType)
-        return (
-            f"Input tag '{error['ctx']['tag']}' found using {error['ctx']['discriminator']} "
-            f"does not match any of the expected tags: {expected}"
-        )
-    return message
