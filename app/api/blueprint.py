@@ -7,10 +7,9 @@ from typing import Any, NoReturn
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.db import db
 from app.web.auth import bearer_token, token_fingerprint
 from app.web.problems import problem
-from app.web.throttle import check_token, too_many
+from app.web.throttle import bearer_refusal
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -34,22 +33,18 @@ def fail(status: int, detail: str, errors: list[dict[str, str]] | None = None) -
 
 @api.before_request
 def _authenticate() -> Response | None:
-    from app.services import services
-
-    token = bearer_token(request.headers.get("Authorization"))
-    verdict = None
-    if token is not None:
-        verdict = check_token(
-            db.session(), token, services().settings.api_tokens(), services().clock()
-        )
-    if verdict is not None and verdict.throttled:
-        return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
-    if token is None or verdict is None or not verdict.accepted:
-        return problem(
+    refusal = bearer_refusal(
+        request.headers.get("Authorization"),
+        lambda: problem(
             401,
             "a valid bearer token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": 'Bearer realm="mi-bridge"'},
-        )
+        ),
+    )
+    if refusal is not None:
+        return refusal
+    token = bearer_token(request.headers.get("Authorization"))
+    assert token is not None  # accepted above
     g.token_fingerprint = token_fingerprint(token)
     return None
 

@@ -26,9 +26,8 @@ from app.health.readiness import worker_alive
 from app.models import BridgeState, Delivery, Watch, WorkerHeartbeat
 from app.services import services
 from app.vocabulary import WATCH_STATES, DeliveryState
-from app.web.auth import bearer_token
 from app.web.problems import problem
-from app.web.throttle import check_token, too_many
+from app.web.throttle import bearer_refusal
 from app.worker.counters import DURATION_BUCKETS, LATENESS_BUCKETS
 from app.worker.retention import pruned_totals
 
@@ -162,18 +161,14 @@ def _detection_lag_histogram() -> Metric:
 @metrics.get("/metrics")
 def metrics_view() -> Response:
     """Prometheus text format; needs a bearer token like the API."""
-    token = bearer_token(request.headers.get("Authorization"))
-    verdict = None
-    if token is not None:
-        verdict = check_token(
-            db.session(), token, services().settings.api_tokens(), services().clock()
-        )
-    if verdict is not None and verdict.throttled:
-        return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
-    if verdict is None or not verdict.accepted:
-        return problem(
+    refusal = bearer_refusal(
+        request.headers.get("Authorization"),
+        lambda: problem(
             401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
+        ),
+    )
+    if refusal is not None:
+        return refusal
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BridgeCollector(services().clock()))
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")

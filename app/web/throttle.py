@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import request
+from flask import Response, request
 from sqlalchemy import case, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import db
 from app.models import AuthFailure
-from app.web.auth import token_matches
+from app.services import services
+from app.web.auth import bearer_token, token_matches
+from app.web.problems import problem
 
 #: Wrong tokens from one address, each within ``WINDOW`` of the previous, before it is throttled.
 MAX_FAILURES = 10
@@ -123,3 +127,17 @@ def _increment(session: Session, client: str, now: datetime, window: timedelta) 
         .execution_options(synchronize_session=False)
     )
     return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def bearer_refusal(
+    authorization: str | None, unauthorized: Callable[[], Response]
+) -> Response | None:
+    """The answer to a request whose ``Authorization`` header is not an accepted bearer token
+    (``429`` while its address is throttled, else ``unauthorized()``); None when it is accepted."""
+    token = bearer_token(authorization)
+    if token is None:
+        return unauthorized()
+    verdict = check_token(db.session(), token, services().settings.api_tokens(), services().clock())
+    if verdict.throttled:
+        return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
+    return None if verdict.accepted else unauthorized()
