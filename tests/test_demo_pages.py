@@ -165,18 +165,34 @@ def test_a_watch_registered_with_the_secret_the_inbox_page_shows_is_accepted(
     assert ">invalid<" not in page
 
 
-def test_a_watch_with_another_secret_is_refused_as_the_page_says(bridge, deliver, served_demo):
+def test_a_watch_with_a_generated_secret_is_verified_with_its_own(bridge, deliver, served_demo):
     server, config = served_demo
     client = bridge.app.test_client()
     sign_in(client)
     path, _secret = inbox_instructions(client)
-    assert "a generated one included, is answered 401" in client.get("/demo/inbox").get_data(
-        as_text=True
-    )
+    assert "Leave the secret empty" in client.get("/demo/inbox").get_data(as_text=True)
     delivery = complete_and_deliver(bridge, deliver, "mine-2", server.url + path)  # generated
-    assert [attempt["status_code"] for attempt in delivery["attempts"]] == [401]
+    assert [attempt["status_code"] for attempt in delivery["attempts"]] == [200]
     (entry,) = config.state.inbox
-    assert entry.verified is False
+    assert entry.verified is True
+
+
+def test_a_delivery_signed_with_a_secret_its_watch_does_not_hold_is_refused(
+    bridge, deliver, served_demo
+):
+    """The lookup trusts the watch id in the payload only to choose the secret: a forger naming a
+    real watch still needs that watch's secret."""
+    server, config = served_demo
+    client = bridge.app.test_client()
+    sign_in(client)
+    path, _secret = inbox_instructions(client)
+    delivery = complete_and_deliver(bridge, deliver, "mine-3", server.url + path)
+    (stored,) = config.state.inbox
+    body = json.dumps(stored.payload).encode()
+    forged = client.post(path, data=body, headers=signed_headers(body, "whsec_" + "A" * 44))
+    assert forged.status_code == 401
+    assert delivery["state"] == "succeeded"
+    assert [entry.verified for entry in config.state.inbox] == [True, False]
 
 
 def test_the_legacy_samples_label_says_where_the_watch_lands():

@@ -1,7 +1,8 @@
 """The demo's stand-ins, served by the demo's own web app: a webhook inbox and a Slack Web API.
 
 They let a newcomer see notifications arrive without any account: the inbox verifies each webhook's
-Standard Webhooks signature with the secret the demo registered, and the Slack stand-in answers
+Standard Webhooks signature as a receiver would, with the secret of the target that sent it (the
+watch named in the payload, its webhook target at this inbox URL), and the Slack stand-in answers
 ``chat.postMessage`` / ``chat.update`` like Slack and keeps the messages for the dashboard to render.
 Registered only by the demo (``mi-bridge demo``); never part of a normal deployment.
 """
@@ -12,11 +13,16 @@ import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy import select
 
+from app.db import db
 from app.demo.state import DemoState, InboxEntry
+from app.models import Target
 from app.notify.webhook import sign
+from app.vocabulary import TargetType
 
 standins = Blueprint("demo_standins", __name__, url_prefix="/demo")
 STATE_KEY = "mi_bridge_demo"
@@ -56,12 +62,13 @@ def inbox(name: str) -> tuple[Response, int]:
     body = request.get_data()
     webhook_id = request.headers.get("webhook-id", "")
     stamp = request.headers.get("webhook-timestamp", "")
-    expected = (
-        sign(config.webhook_secret, webhook_id, int(stamp or 0), body) if stamp.isdigit() else ""
-    )
-    signatures = request.headers.get("webhook-signature", "").split()
-    verified = any(hmac.compare_digest(expected, given) for given in signatures)
     payload: dict[str, Any] = json.loads(body or b"{}")
+    signatures = request.headers.get("webhook-signature", "").split()
+    verified = stamp.isdigit() and any(
+        hmac.compare_digest(sign(secret, webhook_id, int(stamp), body), given)
+        for secret in _secrets_for(payload, config)
+        for given in signatures
+    )
     event_type = payload.get("type", "?")
     if event_type in config.fail_first:
         config.fail_first.discard(event_type)
@@ -70,6 +77,29 @@ def inbox(name: str) -> tuple[Response, int]:
         InboxEntry(datetime.now(UTC), webhook_id, event_type, verified, payload)
     )
     return jsonify(received=True, verified=verified), 200 if verified else 401
+
+
+def _secrets_for(payload: dict[str, Any], config: DemoConfig) -> list[str]:
+    """The secrets a receiver at this URL would hold for this delivery.
+
+    A real receiver knows the one secret it was given when the watch was registered; the demo inbox
+    serves every watch, so it looks up the webhook targets at this very URL of the watch the payload
+    names (the sample watches use the demo's secret, a user's own watch its own or a generated one).
+    The demo's secret stays a candidate for payloads that name no watch of ours.
+    """
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    watch = data.get("watch") if isinstance(data.get("watch"), dict) else {}
+    watch_id = watch.get("id")
+    secrets = [config.webhook_secret]
+    if isinstance(watch_id, str):
+        rows = db.session.execute(
+            select(Target.url, Target.secret).where(
+                Target.watch_id == watch_id, Target.type == TargetType.WEBHOOK
+            )
+        )
+        # Compare paths, not whole URLs: 127.0.0.1 and localhost name the same inbox.
+        secrets += [s for url, s in rows if s and urlsplit(url or "").path == request.path]
+    return secrets
 
 
 @standins.post("/slack/api/<method>")
