@@ -87,9 +87,9 @@ def _secrets_for(payload: dict[str, Any], config: DemoConfig) -> list[str]:
     names (the sample watches use the demo's secret, a user's own watch its own or a generated one).
     The demo's secret stays a candidate for payloads that name no watch of ours.
     """
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    watch = data.get("watch") if isinstance(data.get("watch"), dict) else {}
-    watch_id = watch.get("id")
+    data, watch_id = payload.get("data"), None
+    if isinstance(data, dict) and isinstance(data.get("watch"), dict):
+        watch_id = data["watch"].get("id")
     secrets = [config.webhook_secret]
     if isinstance(watch_id, str):
         rows = db.session.execute(
