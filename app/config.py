@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     bridge_alert_targets: Annotated[tuple[dict[str, Any], ...], NoDecode] = ()
     #: A reminder of a condition that lasts, every this many seconds.
     bridge_alert_repeat: Duration = 21600.0
+    #: An endpoint whose every attempt failed for this long is disabled (Svix's 5 days).
+    bridge_endpoint_disable_after: Duration = 432000.0
+    #: How long a rotated-out endpoint secret still signs (a second signature), by default.
+    bridge_secret_overlap: Annotated[float, Field(ge=0, le=30 * 86400, allow_inf_nan=False)] = (
+        86400.0
+    )
     #: How often conditions are looked at (the contract: firing within 30 s of the start).
     bridge_alert_interval: Duration = 10.0
     #: The contract's thresholds; settable so tests take seconds.

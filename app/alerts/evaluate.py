@@ -22,9 +22,9 @@ from app.alerts.conditions import Condition, Thresholds, current_conditions
 from app.alerts.envelope import alert_body
 from app.alerts.watch import alerts_watch, sync_targets
 from app.config import Settings
-from app.models import ALERTS_WATCH_ID, Alert, Delivery, Event, new_id
-from app.outbox.emit import serialise_event_commits
-from app.vocabulary import AlertKind, AlertState, DeliveryState, EventType
+from app.models import ALERTS_WATCH_ID, Alert, Event, new_id
+from app.outbox.emit import new_delivery, serialise_event_commits
+from app.vocabulary import AlertKind, AlertState, EventType
 from app.watches.validation import TargetIn
 
 log = logging.getLogger(__name__)
@@ -157,18 +157,7 @@ def _write_events(
             )
         )
         for target in enabled:
-            session.add(
-                Delivery(
-                    event_id=event_id,
-                    target_id=target.id,
-                    watch_id=ALERTS_WATCH_ID,
-                    state=DeliveryState.PENDING,
-                    attempt_count=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(new_delivery(event_id, target, ALERTS_WATCH_ID, now))
     return [note for _, note in due]
 
 

@@ -102,12 +102,13 @@ class AlertSentinel:
                 .order_by(Delivery.seq)
             )
         )
-        claims = load_claims(session, seqs)
+        claims = load_claims(session, seqs, svc.clock())
         session.commit()
         results = [(claim, send_claim(svc.notifier, claim)) for claim in claims]
         apply_results(
-            session, self.token, results, svc.clock(), svc.settings.bridge_retry_schedule, self._rng
-        )
+            session, self.token, results, svc.clock(), svc.settings.bridge_retry_schedule,
+            self._rng, endpoint_disable_after=svc.settings.bridge_endpoint_disable_after,
+        )  # fmt: skip
         session.commit()
         if results:
             log.info("alert sentinel sent %d alert deliveries (no worker is running)", len(results))

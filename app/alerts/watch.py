@@ -10,13 +10,23 @@ ones no longer configured (their deliveries end; the rows stay for the record).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ALERTS_WATCH_ID, SYSTEM_STATE, Target, Watch
-from app.watches.validation import SlackTargetIn, TargetIn, WebhookTargetIn
+from app.models import ALERTS_WATCH_ID, SYSTEM_STATE, Endpoint, Target, Watch
+from app.watches.endpoint_refs import build_target, resolve_endpoint_refs
+from app.watches.validation import (
+    EndpointRefIn,
+    InvalidWatch,
+    SlackTargetIn,
+    TargetIn,
+    WebhookTargetIn,
+)
+
+log = logging.getLogger(__name__)
 
 #: What a target no longer in ``BRIDGE_ALERT_TARGETS`` says of itself.
 REMOVED = "removed from BRIDGE_ALERT_TARGETS"
@@ -47,39 +57,58 @@ def alerts_watch(session: Session, now: datetime) -> Watch:
     return watch
 
 
-def _identity(kind: str, url: str | None, channel: str | None, secret: str | None) -> tuple:
-    return (kind, url, channel, secret)
+def _identity(target: Target) -> tuple:
+    if target.endpoint_id is not None:
+        return ("endpoint", target.endpoint_id)
+    return (target.type, target.url, target.channel, target.secret)
 
 
-def _spec_identity(spec: TargetIn) -> tuple:
+def _spec_identity(spec: TargetIn, endpoint: Endpoint | None) -> tuple:
+    if endpoint is not None:
+        return ("endpoint", endpoint.id)
+    assert not isinstance(spec, EndpointRefIn)
     url = None if isinstance(spec, SlackTargetIn) else spec.url
     channel = spec.channel if isinstance(spec, SlackTargetIn) else None
     secret = spec.secret if isinstance(spec, WebhookTargetIn) else None
-    return _identity(spec.type, url, channel, secret)
+    return (spec.type, url, channel, secret)
+
+
+def _resolved(session: Session, specs: tuple[TargetIn, ...]) -> dict[tuple, tuple]:
+    """Each configured target's identity -> (spec, endpoint); a reference to no endpoint is left out
+    (logged: the endpoint may be created later, and the next evaluation picks it up)."""
+    found: dict[tuple, tuple] = {}
+    for spec in specs:
+        endpoint = None
+        if isinstance(spec, EndpointRefIn):
+            try:
+                endpoint = resolve_endpoint_refs(session, [spec])[0]
+            except InvalidWatch:
+                log.warning("BRIDGE_ALERT_TARGETS names no endpoint %r: skipped", spec.endpoint)
+                continue
+        found[_spec_identity(spec, endpoint)] = (spec, endpoint)
+    return found
 
 
 def sync_targets(
     session: Session, watch: Watch, specs: tuple[TargetIn, ...], now: datetime
 ) -> None:
-    """Make ``watch``'s enabled targets exactly ``specs`` (same type, address and secret)."""
-    wanted = {_spec_identity(spec): spec for spec in specs}
+    """Make ``watch``'s enabled targets exactly ``specs`` (same type, address and secret, or the
+    same endpoint)."""
+    wanted = _resolved(session, specs)
     current = list(session.scalars(select(Target).where(Target.watch_id == watch.id)))
     have: set[tuple] = set()
     for target in current:
-        identity = _identity(target.type, target.url, target.channel, target.secret)
+        identity = _identity(target)
         if identity in wanted and not (target.disabled and target.disabled_reason == REMOVED):
             have.add(identity)
         elif not target.disabled:
             target.disabled, target.disabled_reason, target.disabled_at = True, REMOVED, now
     position = max((t.position for t in current), default=-1) + 1
-    for identity in wanted:
+    for identity, (spec, endpoint) in wanted.items():
         if identity in have:
             continue
-        kind, url, channel, secret = identity
-        target = Target(
-            watch_id=watch.id, position=position, type=kind, url=url, channel=channel,
-            secret=secret, created_at=now,
-        )  # fmt: skip
+        target = build_target(spec, endpoint, position, now)
+        target.watch_id = watch.id
         session.add(target)
         position += 1
     session.flush()

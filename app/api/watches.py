@@ -50,9 +50,13 @@ def _validated(payload: object) -> WatchCreate:
 
 def _register(model: WatchCreate) -> Response:
     session = db.session()
-    registration = register_watch(
-        session, model, services().settings, services().default_targets, services().clock()
-    )
+    try:
+        registration = register_watch(
+            session, model, services().settings, services().default_targets, services().clock()
+        )
+    except InvalidWatch as exc:  # a reference to no endpoint
+        session.rollback()
+        fail(422, "the watch is invalid", exc.errors)
     body = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
     session.commit()
     return _created(body)
@@ -79,6 +83,9 @@ def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
     except idempotency.KeyReused:
         session.rollback()
         fail(409, KEY_REUSED)
+    except InvalidWatch as exc:  # a reference to no endpoint: nothing is stored for the key
+        session.rollback()
+        fail(422, "the watch is invalid", exc.errors)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did, or 409 when
         # its body was another one.

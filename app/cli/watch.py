@@ -167,9 +167,13 @@ def add_command(**options: Any) -> None:
     """
     model = _validated(_payload(options))
     session = db.session()
-    registration = register_watch(
-        session, model, services().settings, services().default_targets, services().clock()
-    )
+    try:
+        registration = register_watch(
+            session, model, services().settings, services().default_targets, services().clock()
+        )
+    except InvalidWatch as exc:  # a reference to no endpoint
+        session.rollback()
+        _refuse(exc.errors)
     resource = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
     body = resource.as_json()
     session.commit()

@@ -74,9 +74,15 @@ def new_watch() -> tuple[str, int] | Response:
     model = validate(form)
     if model is None:
         return _form_page(form, 422)
-    registration = register_watch(
-        db.session(), model, services().settings, services().default_targets, services().clock()
-    )
+    try:
+        registration = register_watch(
+            db.session(), model, services().settings, services().default_targets,
+            services().clock(),
+        )  # fmt: skip
+    except InvalidWatch as exc:  # a reference to no endpoint
+        db.session.rollback()
+        add_api_errors(form, exc.errors)
+        return _form_page(form, 422)
     watch_id = registration.watch.id
     db.session.commit()
     if registration.generated_secrets:

@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from app.demo.samples import PROJECT, RETIRED_GENERATION, SAMPLES, WORKSPACE, Sample
 from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
 from app.factory import create_app
+from app.notify.webhook import generate_secret
 from app.simulator.server import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimulatorServer
-from app.watches.registration import generate_secret
 
 INSTANCE = Path("instance/demo")
 

@@ -1,6 +1,7 @@
 """The bridge's tables (SQLAlchemy 2 declarative). The database is the only coordinator."""
 
 from app.models.base import Base, new_id
+from app.models.endpoints import Endpoint
 from app.models.operations import (
     Alert,
     AuthFailure,
@@ -34,6 +35,7 @@ __all__ = [
     "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
+    "Endpoint",
     "Event",
     "IdempotencyKey",
     "StatusChange",

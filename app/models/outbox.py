@@ -33,7 +33,9 @@ class Event(Base):
 class Delivery(Base):
     """One event to one target, sent until it succeeds, runs out of attempts or its target is disabled.
 
-    ``seq`` gives the per-target order: a later delivery waits until earlier ones were attempted once.
+    ``seq`` gives the order within a ``lane``: a later delivery waits until earlier ones of its lane
+    were attempted once. The lane is the endpoint for a target that is one (every watch's deliveries
+    to it in one order), else the target itself.
     """
 
     __tablename__ = "deliveries"
@@ -41,6 +43,7 @@ class Delivery(Base):
         UniqueConstraint("event_id", "target_id"),
         Index("ix_deliveries_due", "state", "next_attempt_at"),
         Index("ix_deliveries_target_seq", "target_id", "seq"),
+        Index("ix_deliveries_lane_seq", "lane", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
@@ -48,6 +51,8 @@ class Delivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
     target_id: Mapped[str] = mapped_column(ForeignKey("targets.id"))
     watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
+    #: The ordering lane: the endpoint id for an endpoint's target, else the target id.
+    lane: Mapped[str] = mapped_column(PublicId)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempt_count: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
 from app.models.base import Base, BigKey, PublicId, new_id
+from app.models.endpoints import Endpoint
 from app.vocabulary import WatchState
 
 #: The predicate of the partial indexes on active watches, as SQL (``WATCHING_ONLY`` below is the
@@ -136,6 +137,9 @@ class Target(Base):
     id: Mapped[str] = mapped_column(PublicId, primary_key=True, default=lambda: new_id("tgt"))
     watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
     position: Mapped[int] = mapped_column(default=0)
+    #: Set for a target that is a shared endpoint: its url, channel and secret are the endpoint's
+    #: (NULL here), and so are disabling and health; ``type`` is copied from it (it never changes).
+    endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("endpoints.id"), index=True)
     type: Mapped[str] = mapped_column(String(16))
     url: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(255))
@@ -150,6 +154,7 @@ class Target(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     watch: Mapped[Watch] = relationship(back_populates="targets")
+    endpoint: Mapped[Endpoint | None] = relationship(lazy="joined")
 
 
 class StatusChange(Base):

@@ -50,3 +50,8 @@ class TargetSnapshot:
     disabled: bool
     slack_channel_id: str | None = None
     slack_ts: str | None = None
+    #: Every secret that signs this attempt, newest first: an endpoint's new and, while a rotation's
+    #: overlap lasts, its previous one. Empty: sign with ``secret`` alone.
+    signing_secrets: tuple[str, ...] = ()
+    #: The endpoint this target is, if it is one (its health and disabling are the endpoint's).
+    endpoint_id: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +23,7 @@ from app.outbound import bounded
 from app.vocabulary import DeliveryOutcome
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+GENERATED_SECRET_BYTES = 32
 TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 EXCERPT_CHARS = 200
 USER_AGENT = "mi-bridge-webhooks/0.1"
@@ -43,6 +45,18 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def generate_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_SECRET_BYTES)).decode()
+
+
+def signature_header(target: TargetSnapshot, message_id: str, timestamp: int, body: bytes) -> str:
+    """``webhook-signature``: one ``v1,`` signature per signing secret, space-separated (Standard
+    Webhooks lets a receiver accept any of them, so a rotation's overlap loses nothing)."""
+    keys = target.signing_secrets or (target.secret or "",)
+    return " ".join(sign(key, message_id, timestamp, body) for key in keys)
+
+
 def build_payload(event: EventSnapshot, target: TargetSnapshot, timestamp: int) -> WebhookPayload:
     """Headers and body of one attempt (pure: the timestamp is passed in)."""
     body = event.body.encode("utf-8")
@@ -50,7 +64,7 @@ def build_payload(event: EventSnapshot, target: TargetSnapshot, timestamp: int) 
         headers={
             "webhook-id": event.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(target.secret or "", event.id, timestamp, body),
+            "webhook-signature": signature_header(target, event.id, timestamp, body),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         },

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.models import Delivery, DeliveryAttempt, Target
 from app.notify.results import DeliveryResult
+from app.outbox import endpoint_health
+from app.outbox.endpoint_health import DEFAULT_DISABLE_AFTER
 from app.vocabulary import DeliveryOutcome, DeliveryState
 
 log = logging.getLogger(__name__)
@@ -41,13 +43,19 @@ def record_attempt(
     now: datetime,
     schedule: tuple[float, ...],
     rng: random.Random,
+    endpoint_disable_after: float = DEFAULT_DISABLE_AFTER,
 ) -> None:
     """Store ``result`` as an attempt of ``delivery`` and move the delivery (and target) on.
 
     The attempt row's outcome says what came of it: ``retry`` only when another attempt follows,
-    ``gave_up`` when the retry schedule ran out with it (the delivery is now ``dead``).
+    ``gave_up`` when the retry schedule ran out with it (the delivery is now ``dead``). A target that
+    is an endpoint moves the endpoint's health on too (``endpoint_health``).
     """
     outcome = _decide(delivery, target, result, now, schedule, rng, _round_of(session, delivery))
+    if target.endpoint is not None:
+        endpoint_health.record_outcome(
+            target.endpoint, outcome, result.error, now, endpoint_disable_after
+        )
     session.add(
         DeliveryAttempt(
             delivery_seq=delivery.seq,
@@ -60,7 +68,7 @@ def record_attempt(
             error_detail=storable(result.error_detail, DETAIL_CHARS),
         )
     )
-    if delivery.first_attempted_at is None:
+    if delivery.first_attempted_at is None and not _held(delivery, target, outcome):
         delivery.first_attempted_at = now
     delivery.lease_owner = delivery.lease_expires_at = None
     delivery.updated_at = now
@@ -74,6 +82,11 @@ def record_attempt(
             "delivery %s to %s target %s: %s (%s), now %s",
             delivery.id, target.type, target.id, outcome.value, result.error, delivery.state,
         )  # fmt: skip
+
+
+def _held(delivery: Delivery, target: Target, outcome: DeliveryOutcome) -> bool:
+    """Whether this attempt left the delivery held by its disabled endpoint."""
+    return outcome is DeliveryOutcome.DISABLE_TARGET and target.endpoint_id is not None
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,11 @@ def _decide(
         delivery.next_attempt_at = now + _throttle_wait(result)
     elif outcome is DeliveryOutcome.HOLD:
         delivery.next_attempt_at = now + HOLD_WAIT
+    elif outcome is DeliveryOutcome.DISABLE_TARGET and target.endpoint_id is not None:
+        # The endpoint is disabled (record_attempt): this delivery is held with the others, due as
+        # soon as the endpoint is enabled again, and in its lane's order (attempted "not yet").
+        delivery.attempt_count += 1
+        delivery.next_attempt_at, delivery.first_attempted_at = now, None
     elif outcome is DeliveryOutcome.DISABLE_TARGET:
         delivery.attempt_count += 1
         disable_target(target, result.error or "disabled by the receiver", now)
@@ -187,6 +205,13 @@ def disable_target(target: Target, reason: str, now: datetime) -> None:
         target.disabled = True
         target.disabled_reason = storable(reason, 255)
         target.disabled_at = now
+
+
+def hold_for_disabled_endpoint(delivery: Delivery, now: datetime) -> None:
+    """Give back a delivery claimed just before its endpoint was disabled: it waits, unsent, with
+    the endpoint's other held deliveries."""
+    delivery.lease_owner = delivery.lease_expires_at = None
+    delivery.updated_at = now
 
 
 def fail_for_disabled_target(delivery: Delivery, target: Target, now: datetime) -> None:

@@ -64,7 +64,7 @@ def send_test(
         .values(lease_owner=token, lease_expires_at=now + TEST_LEASE, first_attempted_at=now)
         .execution_options(synchronize_session=False)
     )
-    claims = load_claims(session, _delivery_seqs(session, event_id))
+    claims = load_claims(session, _delivery_seqs(session, event_id), now)
     session.commit()
     results = _send_all(context, claims)
     apply_results(session, token, results, clock(), (), random.Random())  # noqa: S311

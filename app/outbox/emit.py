@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Delivery, Event, Watch, new_id
+from app.models import Delivery, Event, Target, Watch, new_id
 from app.outbox.envelopes import Analysis, event_body
+from app.vocabulary import DeliveryState
 
 
 def emit_event(
@@ -37,19 +38,23 @@ def emit_event(
     )
     session.add(event)
     for target in watch.targets:
-        session.add(
-            Delivery(
-                event_id=event_id,
-                target_id=target.id,
-                watch_id=watch.id,
-                state="pending",
-                attempt_count=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.add(new_delivery(event_id, target, watch.id, now))
     return event
+
+
+def new_delivery(event_id: str, target: Target, watch_id: str, now: datetime) -> Delivery:
+    """A due delivery of one event to one target, in the target's lane (its endpoint's, if any)."""
+    return Delivery(
+        event_id=event_id,
+        target_id=target.id,
+        watch_id=watch_id,
+        lane=target.endpoint_id or target.id,
+        state=DeliveryState.PENDING,
+        attempt_count=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 #: Advisory lock key (PostgreSQL) held by a transaction from its first event until it commits.

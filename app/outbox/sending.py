@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,12 @@ from app.notify.context import NotifierContext
 from app.notify.registry import notifier_for
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.outbound.errors import describe_exception
-from app.outbox.attempts import fail_for_disabled_target, record_attempt
+from app.outbox.attempts import (
+    fail_for_disabled_target,
+    hold_for_disabled_endpoint,
+    record_attempt,
+)
+from app.outbox.endpoint_health import DEFAULT_DISABLE_AFTER, signing_secrets
 from app.vocabulary import DeliveryOutcome
 
 log = logging.getLogger(__name__)
@@ -31,10 +37,12 @@ class ClaimedDelivery:
     seq: int
     event: EventSnapshot
     target: TargetSnapshot
+    #: Seconds to wait before sending: the endpoint's rate-limit slot (``delivery_claims``).
+    wait: float = 0.0
 
 
-def load_claims(session: Session, seqs: list[int]) -> list[ClaimedDelivery]:
-    """Snapshots of these deliveries' events and targets, in delivery order."""
+def load_claims(session: Session, seqs: list[int], now: datetime) -> list[ClaimedDelivery]:
+    """Snapshots of these deliveries' events and targets (as of ``now``), in delivery order."""
     if not seqs:
         return []
     rows = session.execute(
@@ -45,7 +53,7 @@ def load_claims(session: Session, seqs: list[int]) -> list[ClaimedDelivery]:
         .order_by(Delivery.seq)
     )
     return [
-        ClaimedDelivery(seq, event_snapshot(event), target_snapshot(target))
+        ClaimedDelivery(seq, event_snapshot(event), target_snapshot(target, now))
         for seq, event, target in rows
     ]
 
@@ -54,10 +62,19 @@ def event_snapshot(event: Event) -> EventSnapshot:
     return EventSnapshot(event.id, event.type, event.body, event.created_at)
 
 
-def target_snapshot(target: Target) -> TargetSnapshot:
+def target_snapshot(target: Target, now: datetime) -> TargetSnapshot:
+    """What sending to ``target`` needs; for an endpoint's target, the endpoint's destination,
+    secrets (two during a rotation's overlap) and disabled flag."""
+    endpoint = target.endpoint
+    if endpoint is None:
+        return TargetSnapshot(
+            target.id, target.type, target.url, target.channel, target.secret, target.disabled,
+            target.slack_channel_id, target.slack_ts,
+        )  # fmt: skip
+    keys = signing_secrets(endpoint, now)
     return TargetSnapshot(
-        target.id, target.type, target.url, target.channel, target.secret, target.disabled,
-        target.slack_channel_id, target.slack_ts,
+        target.id, endpoint.type, endpoint.url, endpoint.channel, endpoint.secret,
+        endpoint.disabled, target.slack_channel_id, target.slack_ts, keys, endpoint.id,
     )  # fmt: skip
 
 
@@ -68,6 +85,8 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
     """
     if claim.target.disabled:
         return None
+    if claim.wait > 0:
+        time.sleep(claim.wait)  # the endpoint's rate-limit slot, at most delivery_claims' horizon
     sender = notifier_for(claim.target.type)
     assert sender is not None  # only registered types are claimed
     try:
@@ -88,6 +107,7 @@ def apply_results(
     schedule: tuple[float, ...],
     rng: random.Random,
     count: Callable[[str, str], None] | None = None,
+    endpoint_disable_after: float = DEFAULT_DISABLE_AFTER,
 ) -> None:
     """Record every result whose lease ``token`` still holds (None: no lease to check).
 
@@ -99,12 +119,16 @@ def apply_results(
     for claim, result in results:
         try:
             with session.begin_nested():
-                recorded = _apply_one(session, token, claim, result, now, schedule, rng)
+                recorded = _apply_one(
+                    session, token, claim, result, now, schedule, rng, endpoint_disable_after
+                )
         except Exception as exc:  # a value or row that cannot be stored: contain it to its item
             log.exception("could not record delivery %s's attempt", claim.seq)
             if result is None:
                 continue
-            recorded = _apply_unrecordable(session, token, claim, result, exc, now, schedule, rng)
+            recorded = _apply_unrecordable(
+                session, token, claim, result, exc, now, schedule, rng, endpoint_disable_after
+            )
         if recorded is not None and count is not None:
             count(recorded.outcome.value, claim.target.type)
 
@@ -117,6 +141,7 @@ def _apply_one(
     now: datetime,
     schedule: tuple[float, ...],
     rng: random.Random,
+    endpoint_disable_after: float,
 ) -> DeliveryResult | None:
     """Record one result; the result recorded, or None (disabled target, or the lease was lost)."""
     delivery = session.get(Delivery, claim.seq, with_for_update=True, populate_existing=True)
@@ -124,10 +149,13 @@ def _apply_one(
         return None
     target = session.get(Target, claim.target.id)
     assert target is not None
+    if result is None and target.endpoint_id is not None:
+        hold_for_disabled_endpoint(delivery, now)
+        return None
     if result is None:
         fail_for_disabled_target(delivery, target, now)
         return None
-    record_attempt(session, delivery, target, result, now, schedule, rng)
+    record_attempt(session, delivery, target, result, now, schedule, rng, endpoint_disable_after)
     if result.slack_auth is not None:
         bridge_state.record_slack_auth(session, result.slack_auth, result.error, now)
     session.flush()
@@ -143,6 +171,7 @@ def _apply_unrecordable(
     now: datetime,
     schedule: tuple[float, ...],
     rng: random.Random,
+    endpoint_disable_after: float,
 ) -> DeliveryResult | None:
     """Record a failed attempt in place of an answer that could not be stored; None if even that fails
     (the lease then runs out and the delivery is attempted again)."""
@@ -152,7 +181,9 @@ def _apply_unrecordable(
     )  # fmt: skip
     try:
         with session.begin_nested():
-            return _apply_one(session, token, claim, failed, now, schedule, rng)
+            return _apply_one(
+                session, token, claim, failed, now, schedule, rng, endpoint_disable_after
+            )
     except Exception:
         log.exception("could not record delivery %s's failure either", claim.seq)
         return None

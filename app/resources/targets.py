@@ -37,6 +37,8 @@ def mask_slack_webhook(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/".join(["", *shown, "****"]), "", ""))
 
 
+ENDPOINT_FIELD = sometimes("the name of the endpoint this target is (its destination and health)")
+
 # Each target model spells all its fields: the key order of the JSON (id, type, where it goes,
 # disabled, disabled_reason) is the field order, and a shared base class would put its own
 # fields first.
@@ -50,6 +52,7 @@ class WebhookTarget(ContractModel):
     url: str
     disabled: bool
     disabled_reason: str | None
+    endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
     secret: str | SkipJsonSchema[None] = sometimes(
         "the generated Standard Webhooks secret, shown once", pattern=r"^whsec_[A-Za-z0-9+/]+=*$"
     )
@@ -63,6 +66,7 @@ class SlackTarget(ContractModel):
     channel: str
     disabled: bool
     disabled_reason: str | None
+    endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
 
 
 class SlackWebhookTarget(ContractModel):
@@ -73,6 +77,7 @@ class SlackWebhookTarget(ContractModel):
     url: Annotated[str, StringConstraints(pattern=r"^[^?#]*/\*\*\*\*$")]
     disabled: bool
     disabled_reason: str | None
+    endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
 
 
 Target = Annotated[WebhookTarget | SlackTarget | SlackWebhookTarget, Field(discriminator="type")]
@@ -83,31 +88,24 @@ def target_resource(
 ) -> WebhookTarget | SlackTarget | SlackWebhookTarget:
     """A target row as the API shows it; ``generated_secret`` only for the answer that made it.
 
-    Built field by field, never from the row's attributes: the row holds the secret in clear.
+    A target that is an endpoint shows the endpoint's destination and state, and its name. Built
+    field by field, never from the row's attributes: the row holds the secret in clear.
     """
+    source = target.endpoint or target
+    shared = {
+        "id": target.id,
+        "disabled": source.disabled,
+        "disabled_reason": source.disabled_reason,
+    }
+    if target.endpoint is not None:
+        shared["endpoint"] = target.endpoint.name
     if target.type == TargetType.SLACK:
-        return SlackTarget(
-            id=target.id,
-            type=target.type,
-            channel=target.channel,
-            disabled=target.disabled,
-            disabled_reason=target.disabled_reason,
-        )
+        return SlackTarget(type=target.type, channel=source.channel, **shared)
     if target.type == TargetType.SLACK_WEBHOOK:
         return SlackWebhookTarget(
-            id=target.id,
-            type=target.type,
-            url=mask_slack_webhook(target.url or ""),
-            disabled=target.disabled,
-            disabled_reason=target.disabled_reason,
+            type=target.type, url=mask_slack_webhook(source.url or ""), **shared
         )
     # The secret is given only when there is one, so ``as_json`` leaves the key out otherwise.
-    secret = {} if generated_secret is None else {"secret": generated_secret}
-    return WebhookTarget(
-        id=target.id,
-        type=target.type,
-        url=target.url,
-        disabled=target.disabled,
-        disabled_reason=target.disabled_reason,
-        **secret,
-    )
+    if generated_secret is not None:
+        shared["secret"] = generated_secret
+    return WebhookTarget(type=target.type, url=source.url, **shared)

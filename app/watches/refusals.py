@@ -32,6 +32,7 @@ def one_of(values: Sequence[str]) -> str:
     return f"{', '.join(first)} or {last}" if first else last
 
 
+ENDPOINT_NAME_RULE = "1 to 63 lower-case letters, digits, '.', '_' or '-', first a letter or digit"
 TARGET_TYPES = one_of([kind.value for kind in TargetType])
 
 #: Sentences for one field, by pydantic error type; a field's ``*`` answers any type not listed.
@@ -42,12 +43,18 @@ FIELD_SENTENCES: dict[str, dict[str, str]] = {
     },
     "url": {"string_too_long": "must be at most 2048 characters", "*": URL_RULE},
     "channel": {"*": CHANNEL_RULE},
+    "name": {"*": ENDPOINT_NAME_RULE},
+    "endpoint": {"*": "must be the name or id of an endpoint (" + ENDPOINT_NAME_RULE + ")"},
+    "rate_limit_per_second": {"*": "must be a number above 0 and at most 1000"},
+    "overlap_seconds": {"*": "must be a number of seconds from 0 to 2592000 (30 days)"},
     "secret": {"*": WHSEC_RULE},
     "type": {
         "union_tag_not_found": f"required: {TARGET_TYPES}",
         "*": f"must be {TARGET_TYPES}",
     },
-    "target": {"*": "must be an object with a type: " + TARGET_TYPES},
+    "target": {
+        "*": "must be an object with a type: " + TARGET_TYPES + ', or {"endpoint": "<name>"}'
+    },
     "targets": {"*": "must be a list of 1 to 10 targets"},
     "events": {"list_type": "must be a list of event names", "*": "must name at least one event"},
     "labels": {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,19 +10,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.config import Settings
-from app.models import Target, Watch
-from app.notify.webhook import SECRET_PREFIX
+from app.models import Watch
+from app.notify.webhook import GENERATED_SECRET_BYTES
 from app.vocabulary import WatchReason, WatchState
 from app.watches.assets import unschedule_if_unwatched, upsert_due_asset
+from app.watches.endpoint_refs import build_target, resolve_endpoint_refs
 from app.watches.validation import (
     MAX_SECRET_BYTES,
-    SlackTargetIn,
     TargetIn,
     WatchCreate,
     WebhookTargetIn,
 )
 
-GENERATED_SECRET_BYTES = 32
 assert GENERATED_SECRET_BYTES <= MAX_SECRET_BYTES
 
 
@@ -34,11 +31,6 @@ class Registration:
 
     watch: Watch
     generated_secrets: dict[str, str] = field(default_factory=dict)
-
-
-def generate_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and the base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_SECRET_BYTES)).decode()
 
 
 def register_watch(
@@ -51,8 +43,10 @@ def register_watch(
     """Add a watch, its targets and (if new) its asset row; the asset becomes due now.
 
     ``default_targets`` (validated ``BRIDGE_DEFAULT_TARGETS``) are used when the request names none.
-    The caller commits.
+    Raises ``InvalidWatch`` for a reference to no endpoint. The caller commits.
     """
+    specs = request.targets or default_targets
+    endpoints = resolve_endpoint_refs(session, specs, from_defaults=not request.targets)
     api = request.api or settings.mi_default_api
     timeout = request.timeout_seconds or settings.bridge_watch_timeout
     asset = upsert_due_asset(
@@ -74,19 +68,12 @@ def register_watch(
         poll_count=0,
     )
     registration = Registration(watch)
-    for position, spec in enumerate(request.targets or default_targets):
-        target = Target(position=position, type=spec.type, created_at=now)
-        if isinstance(spec, SlackTargetIn):
-            target.channel = spec.channel
-        else:
-            target.url = spec.url
-        if isinstance(spec, WebhookTargetIn):
-            target.secret = spec.secret or generate_secret()
-        watch.targets.append(target)
+    for position, spec in enumerate(specs):
+        watch.targets.append(build_target(spec, endpoints.get(position), position, now))
     session.add(watch)
     session.flush()  # assigns target ids
     set_committed_value(watch, "history", [])  # a new watch has none: no SELECT to learn it
-    for target, spec in zip(watch.targets, request.targets or default_targets, strict=True):
+    for target, spec in zip(watch.targets, specs, strict=True):
         if isinstance(spec, WebhookTargetIn) and spec.secret is None:
             registration.generated_secrets[target.id] = target.secret or ""
     return registration

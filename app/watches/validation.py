@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -122,7 +124,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-def _checked_url(url: str, info: ValidationInfo) -> str:
+def checked_url(url: str, info: ValidationInfo) -> str:
     settings = (
         info.context if isinstance(info.context, ValidationSettings) else ValidationSettings()
     )
@@ -142,7 +144,7 @@ class WebhookTargetIn(_Strict):
         default=None, description="whsec_ followed by the base64 of 24 to 64 random bytes"
     )
 
-    _url = field_validator("url")(_checked_url)
+    _url = field_validator("url")(checked_url)
 
     @field_validator("secret")
     @classmethod
@@ -186,11 +188,43 @@ class SlackWebhookTargetIn(_Strict):
     type: Literal[TargetType.SLACK_WEBHOOK]
     url: OutboundUrl
 
-    _url = field_validator("url")(_checked_url)
+    _url = field_validator("url")(checked_url)
 
 
-TargetIn = Annotated[
+#: An endpoint's name: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.
+ENDPOINT_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+ENDPOINT_REF_TAG = "endpoint reference"
+
+
+class EndpointRefIn(_Strict):
+    """A target that is a shared endpoint (``/api/v1/endpoints``), by name or id."""
+
+    endpoint: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9._-]+$"),
+        Field(description="the name or id (ept_...) of an endpoint"),
+    ]
+
+
+def _target_kind(value: Any) -> str | None:
+    """The union tag of a target: ``endpoint`` for a reference, else its ``type``."""
+    # The tag is not a key of the input, so error pointers skip it (``_pointer``).
+    if isinstance(value, dict):
+        return ENDPOINT_REF_TAG if "endpoint" in value else value.get("type")
+    return ENDPOINT_REF_TAG if isinstance(value, EndpointRefIn) else getattr(value, "type", None)
+
+
+InlineTargetIn = Annotated[
     WebhookTargetIn | SlackTargetIn | SlackWebhookTargetIn, Field(discriminator="type")
+]
+TargetIn = Annotated[
+    Annotated[WebhookTargetIn, Tag(TargetType.WEBHOOK)]
+    | Annotated[SlackTargetIn, Tag(TargetType.SLACK)]
+    | Annotated[SlackWebhookTargetIn, Tag(TargetType.SLACK_WEBHOOK)]
+    | Annotated[EndpointRefIn, Tag(ENDPOINT_REF_TAG)],
+    Discriminator(_target_kind),
 ]
 
 

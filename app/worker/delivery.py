@@ -94,6 +94,7 @@ def _record(
         apply_results(
             session, token, results, runtime.clock(), runtime.settings.bridge_retry_schedule,
             runtime.rng, runtime.counters.delivery,
+            endpoint_disable_after=runtime.settings.bridge_endpoint_disable_after,
         )  # fmt: skip
         sent = sum(1 for _, result in results if result is not None)
         report.sent += sent

@@ -1,21 +1,32 @@
 """Leases on due deliveries: the database decides which worker sends what (the asset claims are in
 ``asset_claims``).
 
-Per-target order: a delivery is claimable only when every earlier pending delivery to its target has
-been attempted at least once (``first_attempted_at``); dead and failed ones never block.
+Order within a lane (an endpoint, or an inline target): a delivery is claimable only when every
+earlier pending delivery of its lane has been attempted at least once (``first_attempted_at``);
+dead and failed ones never block. A disabled endpoint's deliveries are held: never claimed.
+
+An endpoint's ``rate_limit_per_second`` holds across every worker: each claimed delivery to it takes
+the next free send slot from the endpoint row (``next_send_at`` moves on by ``1 / rate``), and waits
+for it before sending; an endpoint whose slots are booked further than ``SLOT_HORIZON`` ahead is not
+claimed from until they come nearer, so no send slot sits leased for long.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Delivery, Target
+from app.models import Delivery, Endpoint, Target
 from app.notify.registry import NOTIFIERS
 from app.outbox.sending import ClaimedDelivery, load_claims
 from app.vocabulary import DeliveryState
+
+#: How far ahead rate-limited send slots may be booked by one claim.
+SLOT_HORIZON = timedelta(seconds=1)
 
 
 def claim_due_deliveries(
@@ -25,21 +36,30 @@ def claim_due_deliveries(
     earlier = aliased(Delivery)
     blocked = exists().where(
         and_(
-            earlier.target_id == Delivery.target_id,
+            earlier.lane == Delivery.lane,
             earlier.seq < Delivery.seq,
             earlier.state == DeliveryState.PENDING,
             earlier.first_attempted_at.is_(None),
         )
     )
     lease_free = or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now)
+    endpoint_open = or_(
+        Target.endpoint_id.is_(None),
+        and_(
+            Endpoint.disabled.is_(False),
+            or_(Endpoint.next_send_at.is_(None), Endpoint.next_send_at <= now + SLOT_HORIZON),
+        ),
+    )
     due = (
         select(Delivery.seq)
         .join(Target, Target.id == Delivery.target_id)
+        .outerjoin(Endpoint, Endpoint.id == Target.endpoint_id)
         .where(
             Delivery.state == DeliveryState.PENDING,
             Delivery.next_attempt_at <= now,
             lease_free,
             Target.type.in_(list(NOTIFIERS)),
+            endpoint_open,
             ~blocked,
         )
         .order_by(Delivery.next_attempt_at, Delivery.seq)
@@ -53,4 +73,48 @@ def claim_due_deliveries(
         .returning(Delivery.seq)
         .execution_options(synchronize_session=False)
     ).all()
-    return load_claims(session, list(claimed))
+    return book_send_slots(session, load_claims(session, list(claimed), now), now)
+
+
+def book_send_slots(
+    session: Session, claims: Sequence[ClaimedDelivery], now: datetime
+) -> list[ClaimedDelivery]:
+    """Give each claim to a rate-limited endpoint its send slot (``ClaimedDelivery.wait``); claims
+    whose slot would lie beyond ``SLOT_HORIZON`` are given back (lease released) for a later tick.
+
+    The endpoint row is locked while its slots are booked, so two workers never book the same one.
+    """
+    limited = sorted({c.target.endpoint_id for c in claims if c.target.endpoint_id is not None})
+    if not limited:
+        return list(claims)
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in session.scalars(
+            select(Endpoint)
+            .where(Endpoint.id.in_(limited), Endpoint.rate_limit_per_second.is_not(None))
+            .order_by(Endpoint.id)
+            .with_for_update()
+        )
+    }
+    kept: list[ClaimedDelivery] = []
+    released: list[int] = []
+    for claim in claims:
+        endpoint = endpoints.get(claim.target.endpoint_id or "")
+        if endpoint is None or not endpoint.rate_limit_per_second:
+            kept.append(claim)
+            continue
+        slot = max(endpoint.next_send_at or now, now)
+        if slot > now + SLOT_HORIZON:
+            released.append(claim.seq)
+            continue
+        endpoint.next_send_at = slot + timedelta(seconds=1 / endpoint.rate_limit_per_second)
+        kept.append(dataclasses.replace(claim, wait=(slot - now).total_seconds()))
+    if released:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.seq.in_(released))
+            .values(lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    return kept
