@@ -19,6 +19,7 @@ extra configuration from ``bridge_overrides``), ``any_bridge`` (SQLite, then Pos
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,19 @@ from tests.fixtures import (
     dispose,
     simulator_config,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give Ctrl-C back to the suite and every process it starts.
+
+    A shell without job control starts a background job (``scripts/test &`` in a script, some CI
+    runners) with SIGINT ignored, and an ignored signal stays ignored across ``exec``: every
+    ``mi-bridge`` the tests start would then ignore the SIGINT that the Ctrl-C tests send, and
+    those tests would wait in vain (issue 20, item 7). A Python-level handler is reset to the
+    default on ``exec``, so installing Python's own handler here restores it for the children too.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

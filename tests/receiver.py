@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +18,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: When it arrived (``time.time()``), for receivers that count requests per second.
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -20,13 +20,15 @@ def test_a_webhook_endpoint_is_created_with_a_generated_secret_shown_once(bridge
     answer = create(client, name="cms", type="webhook", url="http://127.0.0.1:9/in")
     assert answer.status_code == 201, answer.json
     body = answer.json
-    assert body["id"].startswith("ept_") and body["name"] == "cms"
+    assert body["id"].startswith("ept_")
+    assert body["name"] == "cms"
     assert body["secret"].startswith("whsec_")
     assert answer.headers["Location"] == f"/api/v1/endpoints/{body['id']}"
     for ref in (body["id"], "cms"):
         shown = client.get(f"/api/v1/endpoints/{ref}", headers=AUTH).json
         assert "secret" not in shown
-        assert shown["disabled"] is False and shown["pending_deliveries"] == 0
+        assert shown["disabled"] is False
+        assert shown["pending_deliveries"] == 0
     listed = client.get("/api/v1/endpoints", headers=AUTH).json["items"]
     assert [item["name"] for item in listed] == ["cms"]
     assert all("secret" not in item for item in listed)
@@ -47,7 +49,8 @@ def test_a_registration_refers_to_an_endpoint_and_shows_its_name(bridge):
     create(client, name="cms", type="webhook", url="http://127.0.0.1:9/in")
     watch = bridge.register("a-1", targets=[{"endpoint": "cms"}])
     (target,) = watch["targets"]
-    assert target["endpoint"] == "cms" and target["url"] == "http://127.0.0.1:9/in"
+    assert target["endpoint"] == "cms"
+    assert target["url"] == "http://127.0.0.1:9/in"
     assert "secret" not in target
     missing = client.post("/api/v1/watches", headers=AUTH, json={
         "workspace": "ws", "project_id": "1", "asset_id": "a-2",
@@ -68,7 +71,8 @@ def test_delete_is_refused_while_a_watching_watch_uses_it(bridge):
     assert client.delete("/api/v1/endpoints/cms", headers=AUTH).status_code == 204
     assert client.get("/api/v1/endpoints/cms", headers=AUTH).status_code == 404
     (target,) = bridge.watch(watch["id"])["targets"]
-    assert target["url"] == "http://127.0.0.1:9/in" and target["disabled"] is True
+    assert target["url"] == "http://127.0.0.1:9/in"
+    assert target["disabled"] is True
 
 
 def test_patch_changes_fields_that_fit_the_type(bridge):
@@ -80,7 +84,8 @@ def test_patch_changes_fields_that_fit_the_type(bridge):
     assert changed.json["url"] == "http://127.0.0.1:10/new"
     assert changed.json["rate_limit_per_second"] == 5
     wrong = client.patch("/api/v1/endpoints/cms", headers=AUTH, json={"channel": "#x"})
-    assert wrong.status_code == 422 and wrong.json["errors"][0]["pointer"] == "#/channel"
+    assert wrong.status_code == 422
+    assert wrong.json["errors"][0]["pointer"] == "#/channel"
     disabled = client.patch("/api/v1/endpoints/cms", headers=AUTH, json={"disabled": True})
     assert disabled.json["disabled"] is True
     assert disabled.json["disabled_reason"] == "disabled by an operator"

@@ -68,7 +68,12 @@ def simulator_process(cli_env, tmp_path, wait_until):
         yield port
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=15)
+        try:
+            output, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()  # and read its pipe to the end, so no open pipe outlives this test
+            output, _ = process.communicate()
+            raise AssertionError(f"the simulator ignored Ctrl-C for 15 s:\n{output}") from None
     assert process.returncode == 0, output
     assert "sim-access-key" in output  # it says which demo keys it accepts
     assert "sim-secret-key" not in output  # ...and masks the secret

@@ -19,8 +19,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.endpoints.actions import ENDPOINT_DELETED
 from app.health.bridge_state import ROW_ID
-from app.models import ALERTS_WATCH_ID, BridgeState, Delivery, Target, Watch, WorkerHeartbeat
+from app.models import (
+    ALERTS_WATCH_ID,
+    BridgeState,
+    Delivery,
+    Endpoint,
+    Target,
+    Watch,
+    WorkerHeartbeat,
+)
 from app.models.watches import Asset
 from app.vocabulary import AlertKind, AuthHealth, DeliveryState, PollFailureKind, WatchState
 
@@ -164,13 +173,30 @@ def _disabled_conditions(session: Session, now: datetime) -> list[Condition]:
         .where(
             Target.disabled.is_(True),
             Target.watch_id != ALERTS_WATCH_ID,
+            Target.disabled_reason.is_distinct_from(ENDPOINT_DELETED),
             (Watch.state == WatchState.WATCHING) | (Target.disabled_at >= now - RECENTLY_DISABLED),
         )
     ).all()
     by_receiver: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for kind, url, channel, at, reason in rows:
         by_receiver[receiver_key(kind, url, channel)].append((at or now, reason or "disabled"))
-    found = []
+    alerts_own = select(Target.endpoint_id).where(
+        Target.watch_id == ALERTS_WATCH_ID, Target.endpoint_id.is_not(None)
+    )
+    endpoints = session.execute(
+        select(Endpoint.name, Endpoint.disabled_at, Endpoint.disabled_reason).where(
+            Endpoint.disabled.is_(True), Endpoint.id.not_in(alerts_own)
+        )
+    ).all()
+    found = [
+        Condition(
+            AlertKind.ENDPOINT_DISABLED,
+            subject_of(f"endpoint {name}"),
+            at or now,
+            f"endpoint {name} disabled ({reason or 'disabled'})"[:512],
+        )
+        for name, at, reason in endpoints
+    ]
     for receiver, disabled in by_receiver.items():
         since = min(at for at, _ in disabled)
         latest = max(disabled)[1]
@@ -186,21 +212,23 @@ def _dead_conditions(session: Session, now: datetime, limits: Thresholds) -> lis
             Target.type,
             Target.url,
             Target.channel,
+            Endpoint.name,
             func.count(),
             func.min(Delivery.updated_at),
             func.max(Delivery.last_error),
         )
         .join(Target, Target.id == Delivery.target_id)
+        .outerjoin(Endpoint, Endpoint.id == Target.endpoint_id)
         .where(
             Delivery.state == DeliveryState.DEAD,
             Delivery.updated_at >= now - limits.dead_window,
             Delivery.watch_id != ALERTS_WATCH_ID,
         )
-        .group_by(Target.type, Target.url, Target.channel)
+        .group_by(Target.type, Target.url, Target.channel, Endpoint.name)
     ).all()
     by_receiver: dict[str, tuple[int, datetime, str]] = {}
-    for kind, url, channel, count, first, error in rows:
-        receiver = receiver_key(kind, url, channel)
+    for kind, url, channel, endpoint, count, first, error in rows:
+        receiver = f"endpoint {endpoint}" if endpoint else receiver_key(kind, url, channel)
         total, since, _ = by_receiver.get(receiver, (0, first, ""))
         by_receiver[receiver] = (total + count, min(since, first), error or "")
     return [

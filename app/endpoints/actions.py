@@ -22,6 +22,9 @@ from app.outbox.endpoint_health import disable_endpoint
 from app.vocabulary import DeliveryState, TargetType, WatchState
 
 OPERATOR_DISABLED = "disabled by an operator"
+#: What the targets of ended watches say once the endpoint they used is deleted (an operator's act,
+#: not a receiver's: no ``endpoint_disabled`` alert counts them).
+ENDPOINT_DELETED = "its endpoint was deleted"
 
 
 class EndpointConflict(Exception):
@@ -161,7 +164,7 @@ def delete_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> None
         update(Target)
         .where(Target.endpoint_id == endpoint.id)
         .values(endpoint_id=None, url=endpoint.url, channel=endpoint.channel, disabled=True,
-                disabled_reason=f"endpoint {endpoint.name} deleted", disabled_at=now)
+                disabled_reason=ENDPOINT_DELETED, disabled_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     session.delete(endpoint)
