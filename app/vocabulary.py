@@ -88,6 +88,14 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
 
 
+class ReplayState(StrEnum):
+    """Which ended deliveries an endpoint's replay sends again."""
+
+    DEAD = "dead"
+    FAILED = "failed"
+    ANY = "any"  # dead, failed and succeeded
+
+
 class DeliveryOutcome(StrEnum):
     """What one delivery attempt asks of the outbox (stored as the attempt's ``outcome``)."""
 

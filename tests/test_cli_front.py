@@ -36,7 +36,7 @@ def test_help_needs_no_configuration_and_lists_every_command(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     listed = {line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line}
-    assert {"db", "demo", "worker", "watch", "simulator", "housekeep", "run"} <= listed
+    assert {"db", "demo", "worker", "watch", "endpoint", "simulator", "housekeep", "run"} <= listed
 
 
 def test_version_is_the_bridges_own(tmp_path):

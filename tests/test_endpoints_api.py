@@ -66,7 +66,7 @@ def test_delete_is_refused_while_a_watching_watch_uses_it(bridge):
     watch = bridge.register("a-1", targets=[{"endpoint": "cms"}])
     refused = client.delete("/api/v1/endpoints/cms", headers=AUTH)
     assert refused.status_code == 409
-    assert "1 watching watch use" in refused.json["detail"]
+    assert "1 watching watch uses" in refused.json["detail"]
     assert client.delete(f"/api/v1/watches/{watch['id']}", headers=AUTH).status_code == 200
     assert client.delete("/api/v1/endpoints/cms", headers=AUTH).status_code == 204
     assert client.get("/api/v1/endpoints/cms", headers=AUTH).status_code == 404

@@ -30,6 +30,14 @@ CREATE, LIST, FEED = ("POST", WATCHES), ("GET", WATCHES), ("GET", EVENTS)
 SHOW, STOP = ("GET", ONE_WATCH), ("DELETE", ONE_WATCH)
 SEND, LIST_DELIVERIES, RETRY_ONE = ("POST", TEST), ("GET", DELIVERIES), ("POST", RETRY)
 METRICS = ("GET", "/metrics")
+ENDPOINTS, ONE_ENDPOINT = "/api/v1/endpoints", "/api/v1/endpoints/{ref}"
+ROTATE, REPLAY = f"{ONE_ENDPOINT}/rotate-secret", f"{ONE_ENDPOINT}/replay"
+NO_ENDPOINT = "/api/v1/endpoints/nobody"
+ADD_ENDPOINT, LIST_ENDPOINTS = ("POST", ENDPOINTS), ("GET", ENDPOINTS)
+SHOW_ENDPOINT, CHANGE_ENDPOINT = ("GET", ONE_ENDPOINT), ("PATCH", ONE_ENDPOINT)
+DELETE_ENDPOINT, ROTATE_SECRET, REPLAY_ENDPOINT = (
+    ("DELETE", ONE_ENDPOINT), ("POST", ROTATE), ("POST", REPLAY)
+)  # fmt: skip
 CONTRACT_PLANNED = {SEND, LIST_DELIVERIES, RETRY_ONE, METRICS}
 #: Blueprints of the people's side (HTML pages, session cookie, CSRF forms): not in the API document.
 NOT_API = {"dashboard"}
@@ -157,6 +165,13 @@ EXPECTED_ERRORS = {
     LIST_DELIVERIES: {400, 401, 405, 429},
     RETRY_ONE: {401, 404, 405, 409, 429},
     METRICS: {401, 429},
+    ADD_ENDPOINT: {400, 401, 405, 409, 413, 415, 422, 429},
+    LIST_ENDPOINTS: {401, 405, 429},
+    SHOW_ENDPOINT: {401, 404, 405, 429},
+    CHANGE_ENDPOINT: {400, 401, 404, 405, 413, 415, 422, 429},
+    DELETE_ENDPOINT: {401, 404, 405, 409, 429},
+    ROTATE_SECRET: {400, 401, 404, 405, 409, 413, 415, 422, 429},
+    REPLAY_ENDPOINT: {400, 401, 404, 405, 413, 415, 422, 429},
 }
 
 
@@ -175,6 +190,8 @@ def test_each_api_operation_lists_its_errors_as_problems(spec):
     created = spec.operations()[("POST", WATCHES)]
     assert set(created["responses"]["201"]["headers"]) == {"Location", "Idempotent-Replayed"}
     assert spec.resolve(created["parameters"][0])["name"] == "Idempotency-Key"
+    endpoint = spec.operations()[ADD_ENDPOINT]
+    assert set(endpoint["responses"]["201"]["headers"]) == {"Location"}
 
 
 def test_query_parameters_state_the_limits_the_code_enforces(spec):
@@ -223,6 +240,7 @@ def _record_delivery(app, watch: dict[str, Any]) -> None:
         event = Event(id=body["id"], watch_id=watch["id"], type=body["type"], body=json.dumps(body))
         event.dedupe_key = "ANALYZE_COMPLETED"
         delivery = Delivery(event_id=body["id"], target_id=watch["targets"][1]["id"])
+        delivery.lane = delivery.target_id  # an inline target is its own lane
         delivery.watch_id, delivery.state, delivery.attempt_count = watch["id"], "succeeded", 1
         db.session.add_all([change, event, delivery])
         db.session.flush()
@@ -267,6 +285,31 @@ def test_real_answers_match_their_documented_schemas(app, client, auth_headers, 
 
 
 TOO_LARGE = b"[" + b" " * (64 * 1024) + b"]"
+#: A body each operation refuses (422) for exactly two fields: the one named here and ``x``.
+INVALID = {
+    CREATE: ("asset_id", {**BODY, "asset_id": "a b"}),
+    ADD_ENDPOINT: ("name", {"name": "Bad Name", "type": "slack", "channel": "C1"}),
+    CHANGE_ENDPOINT: ("disabled", {"disabled": "yes"}),
+    ROTATE_SECRET: ("overlap_seconds", {"overlap_seconds": -1}),
+    REPLAY_ENDPOINT: ("since", {"since": 1764072000}),
+}
+
+
+def _body_errors(operation: tuple[str, str], url: str) -> list[tuple[Any, ...]]:
+    """The cases every body-taking endpoint operation shares: 400, 401, 413, 415 and 422."""
+    json_type = "application/json"
+    return [
+        (operation, "POST" if operation[0] == "POST" else "PATCH", url, kwargs, status)
+        for kwargs, status in (
+            ({"data": "{", "content_type": json_type}, 400),
+            ({"json": INVALID[operation][1], "token": False}, 401),
+            ({"data": TOO_LARGE, "content_type": json_type}, 413),
+            ({"data": "{}", "content_type": "text/plain"}, 415),
+            ({"json": {**INVALID[operation][1], "x": 1}}, 422),
+        )
+    ]
+
+
 # (the documented operation, the request's method, URL and test-client arguments, the status)
 ERROR_CASES = [
     (CREATE, "POST", WATCHES, {"data": "{", "content_type": "application/json"}, 400),
@@ -275,7 +318,7 @@ ERROR_CASES = [
     (CREATE, "PATCH", WATCHES, {}, 405),
     (CREATE, "POST", WATCHES, {"data": TOO_LARGE, "content_type": "application/json"}, 413),
     (CREATE, "POST", WATCHES, {"data": "{}", "content_type": "text/plain"}, 415),
-    (CREATE, "POST", WATCHES, {"json": {**BODY, "asset_id": "a b", "x": 1}}, 422),
+    (CREATE, "POST", WATCHES, {"json": {**INVALID[CREATE][1], "x": 1}}, 422),
     (LIST, "GET", f"{WATCHES}?limit=201", {}, 400),
     (LIST, "GET", f"{WATCHES}?state=paused", {}, 400),
     (LIST, "GET", f"{WATCHES}?cursor=7", {}, 400),
@@ -303,6 +346,31 @@ ERROR_CASES = [
     (RETRY_ONE, "POST", NO_DELIVERY, {}, 404),
     (RETRY_ONE, "GET", NO_DELIVERY, {}, 405),
     (METRICS, "GET", "/metrics", {"headers": {"Authorization": "Basic eDp5"}}, 401),
+    *(
+        case
+        for operation, url in (
+            (ADD_ENDPOINT, ENDPOINTS),
+            (CHANGE_ENDPOINT, NO_ENDPOINT),
+            (ROTATE_SECRET, f"{NO_ENDPOINT}/rotate-secret"),
+            (REPLAY_ENDPOINT, f"{NO_ENDPOINT}/replay"),
+        )
+        for case in _body_errors(operation, url)
+    ),
+    (ADD_ENDPOINT, "PUT", ENDPOINTS, {}, 405),
+    (LIST_ENDPOINTS, "GET", ENDPOINTS, {"token": False}, 401),
+    (LIST_ENDPOINTS, "DELETE", ENDPOINTS, {}, 405),
+    (SHOW_ENDPOINT, "GET", NO_ENDPOINT, {"token": False}, 401),
+    (SHOW_ENDPOINT, "GET", NO_ENDPOINT, {}, 404),
+    (SHOW_ENDPOINT, "POST", NO_ENDPOINT, {}, 405),
+    (CHANGE_ENDPOINT, "PATCH", NO_ENDPOINT, {"json": {"description": "x"}}, 404),
+    (CHANGE_ENDPOINT, "PUT", NO_ENDPOINT, {}, 405),
+    (DELETE_ENDPOINT, "DELETE", NO_ENDPOINT, {"token": False}, 401),
+    (DELETE_ENDPOINT, "DELETE", NO_ENDPOINT, {}, 404),
+    (DELETE_ENDPOINT, "PUT", NO_ENDPOINT, {}, 405),
+    (ROTATE_SECRET, "POST", f"{NO_ENDPOINT}/rotate-secret", {}, 404),
+    (ROTATE_SECRET, "GET", f"{NO_ENDPOINT}/rotate-secret", {}, 405),
+    (REPLAY_ENDPOINT, "POST", f"{NO_ENDPOINT}/replay", {}, 404),
+    (REPLAY_ENDPOINT, "GET", f"{NO_ENDPOINT}/replay", {}, 405),
 ]
 
 
@@ -317,7 +385,7 @@ def test_error_answers_match_the_document(
     problem = spec.check(response, *operation)
     assert problem["status"] == status
     if status == 422:
-        assert {e["pointer"] for e in problem["errors"]} == {"#/asset_id", "#/x"}
+        assert {e["pointer"] for e in problem["errors"]} == {f"#/{INVALID[operation][0]}", "#/x"}
 
 
 #: Every operation taking a token, as an address that sent too many wrong ones meets it.
@@ -331,6 +399,13 @@ THROTTLED_CASES = [
     (LIST_DELIVERIES, "GET", DELIVERIES),
     (RETRY_ONE, "POST", NO_DELIVERY),
     (METRICS, "GET", "/metrics"),
+    (ADD_ENDPOINT, "POST", ENDPOINTS),
+    (LIST_ENDPOINTS, "GET", ENDPOINTS),
+    (SHOW_ENDPOINT, "GET", NO_ENDPOINT),
+    (CHANGE_ENDPOINT, "PATCH", NO_ENDPOINT),
+    (DELETE_ENDPOINT, "DELETE", NO_ENDPOINT),
+    (ROTATE_SECRET, "POST", f"{NO_ENDPOINT}/rotate-secret"),
+    (REPLAY_ENDPOINT, "POST", f"{NO_ENDPOINT}/replay"),
 ]
 
 
@@ -356,6 +431,8 @@ def test_a_reused_idempotency_key_is_the_documented_409(client, auth_headers, sp
 def test_every_documented_error_of_a_served_operation_is_exercised(spec):
     exercised = {(*operation, status) for operation, _, _, _, status in ERROR_CASES}
     exercised |= {("POST", WATCHES, 409), ("POST", RETRY, 409)}
+    # tests/test_openapi_endpoints.py: the endpoints' conflicts
+    exercised |= {(*ADD_ENDPOINT, 409), (*DELETE_ENDPOINT, 409), (*ROTATE_SECRET, 409)}
     exercised |= {(*operation, 429) for operation, _, _ in THROTTLED_CASES}
     documented = {
         (*key, int(status))
@@ -395,6 +472,12 @@ REQUEST_SAMPLES = [
     ({"targets": [{"type": "email", "to": "a@example.test"}]}, False),
     ({"targets": [{"type": "slack", "channel": "bad channel"}]}, False),
     ({"targets": [{**VALID_TARGET, "extra": 1}]}, False),
+    ({"targets": [{"endpoint": "cms"}, {"endpoint": "ept_01JD3Q00000000000000000000"}]}, True),
+    ({"targets": [{"endpoint": "cms"}, VALID_TARGET]}, True),
+    ({"targets": [{"endpoint": "cms", "type": "webhook"}]}, False),
+    ({"targets": [{"endpoint": "cms", "url": "https://hooks.example.test/mi"}]}, False),
+    ({"targets": [{"endpoint": "no spaces"}]}, False),
+    ({"targets": [{"endpoint": ""}]}, False),
     ({"unknown": 1}, False),
 ]
 

@@ -13,8 +13,16 @@ from app.config import Settings
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
 
+def sections(name: str) -> list[str]:
+    """The text of every part of the README marked ``<!-- NAME:start -->`` ... ``:end -->``."""
+    return [
+        part.split(f"<!-- {name}:end -->")[0] for part in README.split(f"<!-- {name}:start -->")[1:]
+    ]
+
+
 def section(name: str) -> str:
-    return README.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
+    (text,) = sections(name)
+    return text
 
 
 def documented_variables() -> set[str]:
@@ -56,14 +64,19 @@ def test_documented_defaults_match_the_code():
         assert str(default).lower() == value.lower(), name
 
 
-def curl_commands() -> list[list[str]]:
-    block = re.search(r"```sh\n(.*?)```", section("api-examples"), flags=re.DOTALL).group(1)
+def curl_commands(parts: list[str] | None = None) -> list[list[str]]:
+    """Every curl command of the ```sh blocks in ``parts`` (default: every api-examples part of the
+    README: Using the API, Endpoints), in order."""
     commands: list[list[str]] = []
-    for token in shlex.split(block, comments=True):
-        if token == "curl":
-            commands.append([token])
-        elif commands:
-            commands[-1].append(token)
+    for text in sections("api-examples") if parts is None else parts:
+        for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
+            current: list[str] | None = None  # what precedes a block's first curl is not one
+            for token in shlex.split(block, comments=True):
+                if token == "curl":
+                    current = [token]
+                    commands.append(current)
+                elif current is not None:
+                    current.append(token)
     return commands
 
 
@@ -117,7 +130,7 @@ def test_the_readme_shows_an_example_of_each_api_operation(document):
         for path, item in document["paths"].items()
         if path.startswith("/api/")
         for method in item
-        if method in ("get", "post", "delete")
+        if method in ("get", "post", "delete", "patch")
     }
     assert expected <= shown, sorted(expected - shown)
 
@@ -138,3 +151,18 @@ def test_every_curl_example_is_valid_against_the_openapi_document(document):
                 body, {**schema, "components": document["components"]},
                 cls=jsonschema.Draft202012Validator,
             )  # fmt: skip
+
+
+def test_the_endpoint_examples_run_in_order_against_the_app(client, auth_headers):
+    """The Endpoints part's examples, one after the other as a reader would: each succeeds."""
+    endpoints_part = next(part for part in sections("api-examples") if "/api/v1/endpoints" in part)
+    answers = []
+    for command in curl_commands([endpoints_part]):
+        method, url, body = parse(command)
+        response = client.open(url, method=method, json=body, headers=auth_headers)
+        assert response.status_code in (200, 201, 202, 204), (method, url, response.get_json())
+        answers.append(response.get_json(silent=True))
+    assert answers[0]["secret"].startswith("whsec_")
+    assert answers[2]["targets"][0]["endpoint"] == "cms"
+    assert [item["name"] for item in answers[3]["items"]] == ["cms", "newsroom"]
+    assert len(answers) == 9

@@ -12,10 +12,11 @@ import json
 from functools import cache
 from importlib import metadata
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from app.api.idempotency import MAX_KEY_LENGTH
 from app.api.openapi_paths import JSON, PROBLEMS, Spec, json_response, paths, ref
+from app.endpoints.validation import EndpointChange, EndpointCreate, Replay, RotateSecret
 from app.resources import models as shapes
 from app.watches.validation import UPSTREAM_ID_MAX_LENGTH, UPSTREAM_ID_PATTERN, WatchCreate
 from app.web.problems import PROBLEM_TYPE
@@ -47,6 +48,10 @@ def _document() -> Spec:
         "info": {"title": "mi-bridge", "version": _version(), "description": DESCRIPTION},
         "tags": [
             {"name": "watches", "description": "Register, list, read and stop watches."},
+            {
+                "name": "endpoints",
+                "description": "Named notification targets shared by watches, with their health.",
+            },
             {"name": "events", "description": "The event feed, deliveries, and what webhooks get."},
             {"name": "operations", "description": "Health, readiness, metrics and this document."},
         ],
@@ -76,10 +81,21 @@ def _schemas() -> Spec:
     Raises ``ValueError`` if two different schemas would share a name.
     """
     collected: Spec = {}
-    models: tuple[type[BaseModel], ...] = (WatchCreate, *shapes.RESPONSE_MODELS)
-    for model in models:
-        schema = model.model_json_schema(ref_template=REF_TEMPLATE)
-        for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+    models: tuple[type[BaseModel], ...] = (
+        WatchCreate,
+        EndpointChange,
+        RotateSecret,
+        Replay,
+        *shapes.RESPONSE_MODELS,
+    )
+    named = [
+        (model.__name__, model.model_json_schema(ref_template=REF_TEMPLATE)) for model in models
+    ]
+    # A union has no class of its own to name it: the name its view and the contract use.
+    create = TypeAdapter(EndpointCreate).json_schema(ref_template=REF_TEMPLATE)
+    named.insert(1, ("EndpointCreate", create))
+    for model_name, schema in named:
+        for name, definition in {**schema.pop("$defs", {}), model_name: schema}.items():
             if collected.setdefault(name, definition) != definition:
                 raise ValueError(f"two different schemas are named {name}")
     _add_what_pydantic_omits(collected["WatchCreate"]["properties"])
@@ -127,6 +143,9 @@ def _parameters() -> Spec:
             "description": "Kept 24 h per token: a retry gets the first answer again.",
         },
         "WatchId": path("watch_id", "A watch id (`wch_...`); any other text is 404."),
+        "EndpointRef": path(
+            "ref", "An endpoint's id (`ept_...`) or name; any text that is neither is 404."
+        ),
         "DeliveryId": path("delivery_id", "A delivery id (`dlv_...`); any other text is 404."),
     }
 
@@ -136,7 +155,9 @@ def _headers() -> Spec:
         return {"description": description, "required": required, "schema": schema}
 
     return {
-        "Location": header("The watch's URL.", {"type": "string", "format": "uri-reference"}),
+        "Location": header(
+            "The new watch's or endpoint's URL.", {"type": "string", "format": "uri-reference"}
+        ),
         "Idempotent-Replayed": header(
             "`true` when this is the stored answer to an earlier request with the same key.",
             {"type": "string", "enum": ["true"]},

@@ -139,7 +139,17 @@ def _limit(default: int, maximum: int) -> Spec:
 
 def paths() -> Spec:
     """Every path item, keyed by its OpenAPI path template."""
-    return {**_watches(), **_watch(), **_events(), **_deliveries(), **_operations()}
+    # Imported here: the endpoints' paths are built with this module's helpers.
+    from app.api.openapi_endpoints import endpoint_paths
+
+    return {
+        **_watches(),
+        **_watch(),
+        **endpoint_paths(),
+        **_events(),
+        **_deliveries(),
+        **_operations(),
+    }
 
 
 def _watches() -> Spec:

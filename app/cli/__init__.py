@@ -18,6 +18,7 @@ from flask.cli import FlaskGroup
 from flask_migrate.cli import db as migrate_commands
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from app.cli.endpoint import endpoint_group
 from app.cli.housekeep import housekeep_command
 from app.cli.serve import run_command
 from app.cli.upstream import upstream_status_command
@@ -62,6 +63,7 @@ cli.add_command(simulator_command, "simulator")
 cli.add_command(upstream_status_command, "upstream-status")
 cli.add_command(demo_command, "demo")
 cli.add_command(watch_group)
+cli.add_command(endpoint_group)
 cli.add_command(worker_command)
 cli.add_command(poll_once_command)
 cli.add_command(deliver_once_command)

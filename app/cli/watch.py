@@ -67,6 +67,7 @@ def _payload(options: dict[str, Any]) -> dict[str, Any]:
         targets[0]["secret"] = secret
     targets += [{"type": "slack", "channel": channel} for channel in options["slack"]]
     targets += [{"type": "slack_webhook", "url": url} for url in options["slack_webhook"]]
+    targets += [{"endpoint": name} for name in options["endpoint"]]
     payload: dict[str, Any] = {
         "workspace": options["workspace"],
         "project_id": options["project_id"],
@@ -120,6 +121,12 @@ def _echo_json(body: Any) -> None:
 @click.option("--slack", multiple=True, metavar="CHANNEL", help="A Slack channel target.")
 @click.option("--slack-webhook", multiple=True, metavar="URL", help="A Slack incoming webhook.")
 @click.option(
+    "--endpoint",
+    multiple=True,
+    metavar="NAME",
+    help="A shared endpoint, by name or id (see the endpoint commands).",
+)
+@click.option(
     "--label",
     multiple=True,
     metavar="KEY=VALUE",
@@ -161,9 +168,10 @@ def _echo_json(body: Any) -> None:
 def add_command(**options: Any) -> None:
     """Watch one asset: WORKSPACE PROJECT_ID ASSET_ID.
 
-    Targets are numbered in the order webhooks, Slack channels, Slack webhooks (as in error
-    pointers such as #/targets/1/url). Invalid input exits 2 with one "#/pointer: detail" line
-    per problem, the same messages as the API's 422.
+    Targets are numbered in the order webhooks, Slack channels, Slack webhooks, endpoints (as in
+    error pointers such as #/targets/1/url or #/targets/2/endpoint). Invalid input, an unknown
+    endpoint included, exits 2 with one "#/pointer: detail" line per problem, the same messages
+    as the API's 422.
     """
     model = _validated(_payload(options))
     session = db.session()

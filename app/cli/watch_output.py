@@ -20,9 +20,12 @@ def coordinates(body: dict[str, Any]) -> str:
 
 
 def target_text(target: dict[str, Any]) -> str:
-    """One target in a line: id, type, where it goes (Slack webhook URLs stay masked)."""
+    """One target in a line: id, type, where it goes (Slack webhook URLs stay masked), and the
+    endpoint it is, if any."""
     where = target.get("channel") or target.get("url") or NONE
     text = f"{target['id']}  {target['type']}  {where}"
+    if target.get("endpoint"):
+        text += f"  (endpoint {target['endpoint']})"
     if target.get("disabled"):
         text += f"  [disabled: {target.get('disabled_reason') or 'no reason recorded'}]"
     return text

@@ -1,10 +1,12 @@
-"""The dashboard: watches, deliveries and bridge health in the browser, for users and on-call engineers.
+"""The dashboard: watches, deliveries, endpoints and bridge health in the browser, for users and
+on-call engineers.
 
 It reads the same rows as the API and acts through the same domain functions (``register_watch``,
-``stop_watch``, ``send_test``, ``retry_delivery``). Sign-in is with one of ``BRIDGE_API_TOKENS``; the
-session cookie is HttpOnly, SameSite=Lax and Secure whenever the request came over HTTPS (one
-``X-Forwarded-Proto`` hop is trusted through ProxyFix). Every form carries a Flask-WTF CSRF token; the
-API blueprint is exempt, since it authenticates with bearer tokens and never with the cookie.
+``stop_watch``, ``send_test``, ``retry_delivery``, ``app.endpoints.actions``). Sign-in is with one
+of ``BRIDGE_API_TOKENS``; the session cookie is HttpOnly, SameSite=Lax and Secure whenever the
+request came over HTTPS (one ``X-Forwarded-Proto`` hop is trusted through ProxyFix). Every form
+carries a Flask-WTF CSRF token; the API blueprint is exempt, since it authenticates with bearer
+tokens and never with the cookie.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def init_dashboard(app: Flask) -> None:
         actions,
         attention,
         auth,
+        endpoint_actions,
+        endpoint_pages,
         formatting,
         health,
         registering,

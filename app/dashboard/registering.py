@@ -15,8 +15,10 @@ from flask import abort, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from app.dashboard import dashboard
+from app.dashboard.endpoint_queries import endpoint_choices
 from app.dashboard.watch_form import (
     API_CHOICES,
+    ENDPOINTS_FIELD,
     WatchForm,
     add_api_errors,
     blank_form,
@@ -53,6 +55,7 @@ def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
         "default_api": services().settings.mi_default_api,
         "has_default_targets": bool(services().default_targets),
         "default_timeout": services().settings.bridge_watch_timeout,
+        "endpoint_choices": endpoint_choices(db.session()),
     }
     return render_template("dashboard/new.html", **context), status
 
@@ -70,7 +73,9 @@ def new_watch() -> tuple[str, int] | Response:
     to its field."""
     if request.method == "GET":
         return _form_page(blank_form())
-    form = read_form(request.form, request.form.getlist("events"))
+    form = read_form(
+        request.form, request.form.getlist("events"), request.form.getlist(ENDPOINTS_FIELD)
+    )
     model = validate(form)
     if model is None:
         return _form_page(form, 422)

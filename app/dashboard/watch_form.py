@@ -1,12 +1,13 @@
 """The registration form as the API's JSON: build the body from form fields, and map the API's
 field errors (JSON pointers) back to the fields, so the form says exactly what the API would.
 
-Pure functions of the submitted fields; the view validates with ``WatchCreate`` itself.
+Pure functions of the submitted fields; the view validates with ``WatchCreate`` itself. Endpoints
+ticked on the form become ``{"endpoint": name}`` targets after the inline ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,10 @@ TARGET_FIELDS = (
 )
 API_CHOICES = tuple(ApiGeneration)
 FORM_ERRORS = "form"
+#: The form field of the endpoint checkboxes, and the target type ``target_types`` records for
+#: each ``{"endpoint": name}`` target (errors about one are filed under the checkboxes).
+ENDPOINTS_FIELD = "endpoints"
+ENDPOINT_TARGET = "endpoint"
 
 
 @dataclass
@@ -44,8 +49,10 @@ def blank_form() -> WatchForm:
     return WatchForm(values={"events": list(DEFAULT_EVENTS)}, body={})
 
 
-def read_form(form: Mapping[str, Any], events: list[str]) -> WatchForm:
-    """The API body for the submitted fields (``events``: the ticked checkboxes).
+def read_form(
+    form: Mapping[str, Any], events: list[str], endpoints: Sequence[str] = ()
+) -> WatchForm:
+    """The API body for the submitted fields (``events``, ``endpoints``: the ticked checkboxes).
 
     Empty fields are left out of the body, so the API's own "required" and defaults apply. Label
     lines that are not ``key=value`` are form errors of their own (the API takes an object).
@@ -53,6 +60,7 @@ def read_form(form: Mapping[str, Any], events: list[str]) -> WatchForm:
     values: dict[str, Any] = {name: str(form.get(name, "")).strip() for name in _all_fields()}
     values["labels"] = str(form.get("labels", ""))
     values["events"] = list(events)
+    values[ENDPOINTS_FIELD] = list(dict.fromkeys(name for name in endpoints if name))
     parsed = WatchForm(values=values, body={})
     body = parsed.body
     for name in TEXT_FIELDS:
@@ -68,6 +76,9 @@ def read_form(form: Mapping[str, Any], events: list[str]) -> WatchForm:
         target.update({key: values[name] for name, key in fields if values[name]})
         targets.append(target)
         parsed.target_types.append(target_type)
+    for name in values[ENDPOINTS_FIELD]:
+        targets.append({"endpoint": name})
+        parsed.target_types.append(ENDPOINT_TARGET)
     if targets:
         body["targets"] = targets
     body["labels"] = _labels(values["labels"], parsed)
@@ -128,6 +139,8 @@ def field_for_pointer(pointer: str, target_types: list[str]) -> str:
         or int(parts[1]) >= len(target_types)
     ):
         return "targets"
+    if target_types[int(parts[1])] == ENDPOINT_TARGET:
+        return ENDPOINTS_FIELD
     fields = dict(TARGET_FIELDS)[target_types[int(parts[1])]]
     key = parts[2] if len(parts) > 2 else None
     return next((name for name, body_key in fields if body_key == key), fields[0][0])

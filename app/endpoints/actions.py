@@ -16,10 +16,10 @@ from app.endpoints.validation import (
     SlackWebhookEndpointIn,
     WebhookEndpointIn,
 )
-from app.models import Delivery, Endpoint, Event, Target, Watch
+from app.models import ALERTS_WATCH_ID, Delivery, Endpoint, Event, Target, Watch
 from app.notify.webhook import generate_secret
 from app.outbox.endpoint_health import disable_endpoint
-from app.vocabulary import DeliveryState, TargetType, WatchState
+from app.vocabulary import DeliveryState, ReplayState, TargetType, WatchState
 
 OPERATOR_DISABLED = "disabled by an operator"
 #: What the targets of ended watches say once the endpoint they used is deleted (an operator's act,
@@ -109,7 +109,8 @@ def change_endpoint(
         endpoint.next_send_at = None
     if change.disabled is True:
         disable_endpoint(endpoint, OPERATOR_DISABLED, now)
-    elif change.disabled is False:
+    elif change.disabled is False and endpoint.disabled:
+        # Only a disabled endpoint has held deliveries; an enabled one keeps its retry waits.
         enable_endpoint(session, endpoint, now)
     endpoint.updated_at = now
 
@@ -130,12 +131,16 @@ def enable_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> int:
 
 
 def watching_users(session: Session, endpoint: Endpoint) -> int:
-    """How many watching watches have this endpoint among their targets."""
+    """How many watching watches have this endpoint among their targets (the alerts' own watch
+    counts while ``BRIDGE_ALERT_TARGETS`` names the endpoint: its target is enabled)."""
+    in_use = (Watch.state == WatchState.WATCHING) | (
+        (Watch.id == ALERTS_WATCH_ID) & Target.disabled.is_(False)
+    )
     return int(
         session.scalar(
             select(func.count(func.distinct(Target.watch_id)))
             .join(Watch, Watch.id == Target.watch_id)
-            .where(Target.endpoint_id == endpoint.id, Watch.state == WatchState.WATCHING)
+            .where(Target.endpoint_id == endpoint.id, in_use)
         )
         or 0
     )
@@ -150,7 +155,7 @@ def delete_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> None
     users = watching_users(session, endpoint)
     if users:
         raise EndpointConflict(
-            f"{users} watching watch{'es' if users != 1 else ''} use this endpoint;"
+            f"{users} watching watch{'es use' if users != 1 else ' uses'} this endpoint;"
             " stop them or wait until they end"
         )
     session.execute(
@@ -189,9 +194,9 @@ def replay(session: Session, endpoint: Endpoint, request: Replay, now: datetime)
     """Send again the endpoint's ended deliveries that ``request`` selects (same event, so the same
     ``webhook-id``), in event order, each with a fresh retry schedule; returns how many."""
     states = {
-        "dead": [DeliveryState.DEAD],
-        "failed": [DeliveryState.FAILED],
-        "any": [DeliveryState.DEAD, DeliveryState.FAILED, DeliveryState.SUCCEEDED],
+        ReplayState.DEAD: [DeliveryState.DEAD],
+        ReplayState.FAILED: [DeliveryState.FAILED],
+        ReplayState.ANY: [DeliveryState.DEAD, DeliveryState.FAILED, DeliveryState.SUCCEEDED],
     }[request.state]
     chosen = (
         select(Delivery.seq)

@@ -6,7 +6,8 @@ so a URL passes the same address guard and a secret the same rules.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any
 
 from pydantic import (
     AwareDatetime,
@@ -19,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.vocabulary import ReplayState
 from app.watches.validation import (
     ENDPOINT_NAME_PATTERN,
     InvalidWatch,
@@ -33,6 +35,9 @@ from app.watches.validation import (
 
 MAX_RATE_PER_SECOND = 1000.0
 MAX_OVERLAP_SECONDS = 30 * 86400
+#: An RFC 3339 time as text (the document's ``date-time``). Pydantic alone would also take numbers
+#: and digit strings as Unix times, which the API does not promise.
+RFC3339_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 EndpointName = Annotated[
     str,
@@ -84,7 +89,9 @@ class EndpointChange(BaseModel):
     description: Description | None = None
     rate_limit_per_second: RatePerSecond | None = None
     disabled: bool | None = Field(
-        default=None, description="false re-enables the endpoint and makes its held deliveries due"
+        default=None,
+        strict=True,  # a JSON boolean, not "yes" or 1
+        description="false re-enables the endpoint and makes its held deliveries due",
     )
 
     _url = field_validator("url")(checked_url)
@@ -96,7 +103,7 @@ class RotateSecret(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     overlap_seconds: float | None = Field(
-        default=None, ge=0, le=MAX_OVERLAP_SECONDS, allow_inf_nan=False,
+        default=None, ge=0, le=MAX_OVERLAP_SECONDS, allow_inf_nan=False, strict=True,
         description="how long the old secret still signs; BRIDGE_SECRET_OVERLAP when absent",
     )  # fmt: skip
 
@@ -106,11 +113,18 @@ class Replay(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    state: Literal["dead", "failed", "any"] = Field(
-        default="dead", description="any: dead, failed and succeeded ones"
+    state: ReplayState = Field(
+        default=ReplayState.DEAD, description="any: dead, failed and succeeded ones"
     )
     since: AwareDatetime | None = Field(default=None, description="RFC 3339; events at or after it")
     until: AwareDatetime | None = Field(default=None, description="RFC 3339; events before it")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, str) and RFC3339_TIME.match(value)):
+            raise ValueError("must be an RFC 3339 time with an offset, e.g. 2026-11-25T12:00:00Z")
+        return value
 
 
 def validated(model: Any, payload: Any, context: ValidationSettings) -> Any:

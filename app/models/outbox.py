@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,6 +31,11 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def _target_lane(context: Any) -> str:
+    """The default lane of a new delivery: its own target's."""
+    return str(context.get_current_parameters()["target_id"])
+
+
 class Delivery(Base):
     """One event to one target, sent until it succeeds, runs out of attempts or its target is disabled.
 
@@ -51,8 +57,9 @@ class Delivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
     target_id: Mapped[str] = mapped_column(ForeignKey("targets.id"))
     watch_id: Mapped[str] = mapped_column(ForeignKey("watches.id"), index=True)
-    #: The ordering lane: the endpoint id for an endpoint's target, else the target id.
-    lane: Mapped[str] = mapped_column(PublicId)
+    #: The ordering lane: the endpoint id for an endpoint's target, else the target id (the default;
+    #: ``outbox.emit.new_delivery`` sets the endpoint's).
+    lane: Mapped[str] = mapped_column(PublicId, default=_target_lane)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempt_count: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from app.outbox.envelopes import EventEnvelope
 from app.resources.deliveries import Delivery, DeliveryList, WatchTest
+from app.resources.endpoints import Endpoint, EndpointList, Queued
 from app.resources.events import EventList, FeedItem
 from app.resources.health import Health, Readiness
 from app.resources.problems import Problem, ValidationProblem
@@ -19,6 +20,9 @@ from app.resources.watches import Watch, WatchList
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Watch,
     WatchList,
+    Endpoint,
+    EndpointList,
+    Queued,
     Delivery,
     DeliveryList,
     WatchTest,

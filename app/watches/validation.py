@@ -219,12 +219,22 @@ def _target_kind(value: Any) -> str | None:
 InlineTargetIn = Annotated[
     WebhookTargetIn | SlackTargetIn | SlackWebhookTargetIn, Field(discriminator="type")
 ]
+
+
+def _an_object(value: Any) -> Any:
+    """A target must be a JSON object before its kind can be told (a pointer to the target itself)."""
+    if not isinstance(value, dict | BaseModel):
+        raise PydanticCustomError("target_not_object", "must be an object")
+    return value
+
+
 TargetIn = Annotated[
     Annotated[WebhookTargetIn, Tag(TargetType.WEBHOOK)]
     | Annotated[SlackTargetIn, Tag(TargetType.SLACK)]
     | Annotated[SlackWebhookTargetIn, Tag(TargetType.SLACK_WEBHOOK)]
     | Annotated[EndpointRefIn, Tag(ENDPOINT_REF_TAG)],
     Discriminator(_target_kind),
+    BeforeValidator(_an_object),
 ]
 
 

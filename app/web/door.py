@@ -24,8 +24,8 @@ from werkzeug.exceptions import BadRequest, NotFound
 MAX_BODY_BYTES = 64 * 1024
 GUARDED_BLUEPRINTS = frozenset({"api", "dashboard"})
 _ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-#: What ``<watch_id>`` and ``<delivery_id>`` name, for the 404's detail.
-_NOUNS = {"watch_id": "watch", "delivery_id": "delivery"}
+#: What ``<watch_id>``, ``<delivery_id>`` and ``<ref>`` name, for the 404's detail.
+_NOUNS = {"watch_id": "watch", "delivery_id": "delivery", "ref": "endpoint"}
 
 
 def install(app: Flask) -> None:
