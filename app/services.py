@@ -36,6 +36,11 @@ class Services:
     #: The guarded HTTP session and Slack client notifications are sent with.
     notifier: NotifierContext
 
+    def configured_targets(self) -> tuple[TargetIn, ...]:
+        """The targets the configuration names (default and alert targets): endpoints they name
+        are in use."""
+        return self.default_targets + self.alert_targets
+
     def install(self, app: Flask) -> None:
         """Make these the services of ``app``."""
         app.extensions[_EXTENSION] = self

@@ -313,3 +313,34 @@ def browser() -> Iterator[Any]:
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+# --- the dashboard in a browser, with a worker ------------------------------------------------------
+
+
+@pytest.fixture
+def bridge_app(app_factory, simulator):
+    """The bridge polling the simulator on short timings, allowed to reach the local receiver."""
+    return app_factory(
+        MI_API_URL=simulator.url,
+        NCP_ACCESS_KEY=TEST_ACCESS_KEY,
+        NCP_SECRET_KEY=TEST_SECRET_KEY,
+        MI_DEFAULT_API="index",
+        BRIDGE_POLL_INTERVAL="0.2",
+        BRIDGE_POLL_MAX_INTERVAL="1",
+        BRIDGE_RETRY_SCHEDULE="0.5",
+        BRIDGE_LEASE_SECONDS="5",
+        BRIDGE_ALLOW_PRIVATE_URLS="true",
+    )
+
+
+@pytest.fixture
+def served(bridge_app):
+    """``bridge_app`` served on 127.0.0.1 (``tests.browser.LiveServer``) with a worker thread."""
+    from tests.browser import LiveServer, WorkerThread
+
+    server = LiveServer(bridge_app).start()
+    worker = WorkerThread(bridge_app).start()
+    yield server
+    worker.stop()
+    server.stop()

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
-from tests.browser import LiveServer, WorkerThread, desktop_page, screenshot, sign_in
+from tests.browser import LiveServer, desktop_page, screenshot, sign_in
 from tests.dashboardtools import API_TOKEN
 from tests.receiver import Answer
 
@@ -23,31 +23,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 def page(browser) -> Iterator[Any]:
     with desktop_page(browser) as page:
         yield page
-
-
-@pytest.fixture
-def bridge_app(app_factory, simulator):
-    """The bridge polling the simulator on short timings, allowed to reach the local receiver."""
-    return app_factory(
-        MI_API_URL=simulator.url,
-        NCP_ACCESS_KEY="test-access-key",
-        NCP_SECRET_KEY="test-secret-key",
-        MI_DEFAULT_API="index",
-        BRIDGE_POLL_INTERVAL="0.2",
-        BRIDGE_POLL_MAX_INTERVAL="1",
-        BRIDGE_RETRY_SCHEDULE="0.5",
-        BRIDGE_LEASE_SECONDS="5",
-        BRIDGE_ALLOW_PRIVATE_URLS="true",
-    )
-
-
-@pytest.fixture
-def served(bridge_app) -> Iterator[LiveServer]:
-    server = LiveServer(bridge_app).start()
-    worker = WorkerThread(bridge_app).start()
-    yield server
-    worker.stop()
-    server.stop()
 
 
 def register_through_the_form(page: Any, base: str, hook_url: str) -> str:

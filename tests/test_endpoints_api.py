@@ -102,3 +102,15 @@ def test_rotate_returns_a_new_secret_once_and_an_overlap(bridge):
     slack = create(client, name="chat", type="slack", channel="#x")
     assert slack.status_code == 201
     assert client.post("/api/v1/endpoints/chat/rotate-secret", headers=AUTH).status_code == 409
+
+
+def test_an_endpoint_named_by_the_alert_targets_cannot_be_deleted(app_factory, clock):
+    app = app_factory(clock=clock, BRIDGE_ALLOW_PRIVATE_URLS="true",
+                      BRIDGE_ALERT_TARGETS='[{"endpoint": "ops"}]')  # fmt: skip
+    client = app.test_client()
+    assert (
+        create(client, name="ops", type="webhook", url="http://127.0.0.1:9/ops").status_code == 201
+    )
+    refused = client.delete("/api/v1/endpoints/ops", headers=AUTH)
+    assert refused.status_code == 409
+    assert "BRIDGE_ALERT_TARGETS names this endpoint" in refused.json["detail"]

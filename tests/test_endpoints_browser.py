@@ -20,8 +20,6 @@ from app.db import db
 from app.models import Delivery, Endpoint
 from tests.browser import (
     EXPECT_TIMEOUT_MS,
-    LiveServer,
-    WorkerThread,
     desktop_page,
     fits_the_width,
     screenshot,
@@ -36,31 +34,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 #: How long the worker thread may take to poll, deliver and retry (shared, noisy machines).
 WORK_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def bridge_app(app_factory, simulator):
-    """The bridge polling the simulator on short timings, allowed to reach the local receiver."""
-    return app_factory(
-        MI_API_URL=simulator.url,
-        NCP_ACCESS_KEY="test-access-key",
-        NCP_SECRET_KEY="test-secret-key",
-        MI_DEFAULT_API="index",
-        BRIDGE_POLL_INTERVAL="0.2",
-        BRIDGE_POLL_MAX_INTERVAL="1",
-        BRIDGE_RETRY_SCHEDULE="0.5",
-        BRIDGE_LEASE_SECONDS="5",
-        BRIDGE_ALLOW_PRIVATE_URLS="true",
-    )
-
-
-@pytest.fixture
-def served(bridge_app) -> Iterator[LiveServer]:
-    server = LiveServer(bridge_app).start()
-    worker = WorkerThread(bridge_app).start()
-    yield server
-    worker.stop()
-    server.stop()
 
 
 @pytest.fixture

@@ -77,7 +77,9 @@ def delete_endpoint(ref: str) -> Response:
     """Delete an endpoint (204); 409 while a watching watch uses it."""
     endpoint = _find(ref)
     try:
-        actions.delete_endpoint(db.session(), endpoint, services().clock())
+        actions.delete_endpoint(
+            db.session(), endpoint, services().clock(), services().configured_targets()
+        )
     except actions.EndpointConflict as exc:
         db.session.rollback()
         fail(409, str(exc))

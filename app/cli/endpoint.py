@@ -243,7 +243,9 @@ def delete_command(ref: str) -> None:
     endpoint = _find(ref)
     name = endpoint.name
     try:
-        actions.delete_endpoint(db.session(), endpoint, services().clock())
+        actions.delete_endpoint(
+            db.session(), endpoint, services().clock(), services().configured_targets()
+        )
     except actions.EndpointConflict as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None

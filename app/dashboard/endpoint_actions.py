@@ -145,7 +145,9 @@ def delete_endpoint(ref: str) -> Response:
     endpoint = endpoint_or_404(ref)
     name = endpoint.name
     try:
-        actions.delete_endpoint(db.session(), endpoint, services().clock())
+        actions.delete_endpoint(
+            db.session(), endpoint, services().clock(), services().configured_targets()
+        )
     except actions.EndpointConflict as exc:
         db.session.rollback()
         flash(f"Not deleted: {exc}.", "error")

@@ -3,6 +3,7 @@ rotate the secret, replay. The caller commits; every function takes the session 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,10 +17,11 @@ from app.endpoints.validation import (
     SlackWebhookEndpointIn,
     WebhookEndpointIn,
 )
-from app.models import ALERTS_WATCH_ID, Delivery, Endpoint, Event, Target, Watch
+from app.models import Delivery, Endpoint, Event, Target, Watch
 from app.notify.webhook import generate_secret
 from app.outbox.endpoint_health import disable_endpoint
 from app.vocabulary import DeliveryState, ReplayState, TargetType, WatchState
+from app.watches.validation import EndpointRefIn
 
 OPERATOR_DISABLED = "disabled by an operator"
 #: What the targets of ended watches say once the endpoint they used is deleted (an operator's act,
@@ -131,27 +133,36 @@ def enable_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> int:
 
 
 def watching_users(session: Session, endpoint: Endpoint) -> int:
-    """How many watching watches have this endpoint among their targets (the alerts' own watch
-    counts while ``BRIDGE_ALERT_TARGETS`` names the endpoint: its target is enabled)."""
-    in_use = (Watch.state == WatchState.WATCHING) | (
-        (Watch.id == ALERTS_WATCH_ID) & Target.disabled.is_(False)
-    )
+    """How many watching watches have this endpoint among their targets."""
     return int(
         session.scalar(
             select(func.count(func.distinct(Target.watch_id)))
             .join(Watch, Watch.id == Target.watch_id)
-            .where(Target.endpoint_id == endpoint.id, in_use)
+            .where(Target.endpoint_id == endpoint.id, Watch.state == WatchState.WATCHING)
         )
         or 0
     )
 
 
-def delete_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> None:
-    """Remove ``endpoint``; ``EndpointConflict`` while a watching watch uses it.
+def named_by(endpoint: Endpoint, configured: Sequence[object]) -> bool:
+    """Whether configured targets (``BRIDGE_DEFAULT_TARGETS``, ``BRIDGE_ALERT_TARGETS``) name it."""
+    refs = {spec.endpoint for spec in configured if isinstance(spec, EndpointRefIn)}
+    return endpoint.name in refs or endpoint.id in refs
+
+
+def delete_endpoint(
+    session: Session, endpoint: Endpoint, now: datetime, configured: Sequence[object] = ()
+) -> None:
+    """Remove ``endpoint``; ``EndpointConflict`` while a watching watch uses it or the
+    ``configured`` targets (default and alert targets) name it.
 
     Ended watches that used it keep their history: their targets get a copy of its destination
     (never its secret) and its undelivered deliveries end ``failed``, saying why.
     """
+    if named_by(endpoint, configured):
+        raise EndpointConflict(
+            "BRIDGE_DEFAULT_TARGETS or BRIDGE_ALERT_TARGETS names this endpoint; take it out first"
+        )
     users = watching_users(session, endpoint)
     if users:
         raise EndpointConflict(
