@@ -243,3 +243,27 @@ def test_the_demo_pages_fit_a_phone(browser, app_factory):
     finally:
         context.close()
         server.stop()
+
+
+def test_a_watch_sent_through_an_endpoint_is_verified_with_the_endpoint_secret(
+    bridge, deliver, served_demo
+):
+    from tests.fixtures import AUTH
+
+    server, config = served_demo
+    client = bridge.app.test_client()
+    sign_in(client)
+    path, _secret = inbox_instructions(client)
+    created = client.post("/api/v1/endpoints", headers=AUTH,
+                          json={"name": "inbox", "type": "webhook", "url": server.url + path})  # fmt: skip
+    assert created.status_code == 201
+    bridge.set_status("mine-4", "ANALYZING")
+    watch = bridge.register("mine-4", targets=[{"endpoint": "inbox"}])
+    bridge.tick()
+    bridge.set_status("mine-4", "ANALYZE_COMPLETED", index_id=7)
+    bridge.tick(advance=1.2)
+    assert deliver().sent == 1
+    (delivery,) = bridge.watch(watch["id"])["deliveries"]
+    assert [attempt["status_code"] for attempt in delivery["attempts"]] == [200]
+    (entry,) = config.state.inbox
+    assert entry.verified is True

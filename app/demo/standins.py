@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import db
 from app.demo.state import DemoState, InboxEntry
-from app.models import Target
+from app.models import Endpoint, Target
 from app.notify.webhook import sign
 from app.vocabulary import TargetType
 
@@ -92,10 +92,15 @@ def _secrets_for(payload: dict[str, Any], config: DemoConfig) -> list[str]:
         watch_id = data["watch"].get("id")
     secrets = [config.webhook_secret]
     if isinstance(watch_id, str):
+        # A target that is an endpoint has its URL and secret on the endpoint.
         rows = db.session.execute(
-            select(Target.url, Target.secret).where(
-                Target.watch_id == watch_id, Target.type == TargetType.WEBHOOK
+            select(
+                func.coalesce(Endpoint.url, Target.url),
+                func.coalesce(Endpoint.secret, Target.secret),
             )
+            .select_from(Target)
+            .outerjoin(Endpoint, Endpoint.id == Target.endpoint_id)
+            .where(Target.watch_id == watch_id, Target.type == TargetType.WEBHOOK)
         )
         # Compare paths, not whole URLs: 127.0.0.1 and localhost name the same inbox.
         secrets += [s for url, s in rows if s and urlsplit(url or "").path == request.path]
