@@ -222,3 +222,32 @@ def test_upgrading_a_database_of_the_previous_schema_keeps_old_targets_deliverin
     secret = watch["targets"][0]["secret"]
     for request in receiver.requests:
         Webhook(secret).verify(request.body, request.headers)
+
+
+def test_send_slots_are_shared_by_every_claimant(bridge, receiver):
+    """Three workers claim one delivery each at the same moment from a 2-per-second endpoint: the
+    slots they get are 0, 0.5 and 1 s away; a fourth claim gets none (its slot is past the 1 s
+    horizon) and leaves the delivery unleased for a later tick."""
+    from sqlalchemy import select, update
+
+    from app.db import db
+    from app.models import Delivery
+    from app.worker.delivery_claims import claim_due_deliveries
+
+    create_endpoint(bridge, receiver.url + "/in", rate_limit_per_second=2)
+    for asset_id in ("a", "b", "c", "d"):
+        complete_watch(bridge, asset_id)
+    now = bridge.clock()
+    with bridge.db():
+        session = db.session()
+        # As retries: each was attempted once, so the lane's order does not hold them back.
+        session.execute(update(Delivery).values(first_attempted_at=now))
+        session.commit()
+        waits = []
+        for worker in ("w1", "w2", "w3", "w4"):
+            claims = claim_due_deliveries(session, worker, now, 30, limit=1)
+            session.commit()
+            waits.append([claim.wait for claim in claims])
+        leased = session.scalars(select(Delivery.lease_owner).order_by(Delivery.seq)).all()
+    assert waits == [[0.0], [0.5], [1.0], []]
+    assert sorted(owner for owner in leased if owner) == ["w1", "w2", "w3"]

@@ -62,6 +62,9 @@ def test_the_rate_limit_holds_across_two_workers(
     # Counted by the receiver's clock, a request may arrive a little after its slot and share a
     # second with the next second's full share; never more than that.
     assert max(per_second.values()) <= RATE + 1, per_second
-    assert all(sent > 0 for sent in sent_by.values()), sent_by  # both workers took part
+    assert sum(sent_by.values()) == WATCHES, sent_by
+    # Which worker sends is up to the machine (one may take them all on a busy one): that slots
+    # booked by different claimants are spaced alike is shown deterministically by
+    # tests/test_endpoints_delivery.py::test_send_slots_are_shared_by_every_claimant.
     arrived = [json.loads(r.body)["id"] for r in receiver.requests]
     assert arrived == event_ids  # the endpoint's lane: event order, whichever worker sent it
