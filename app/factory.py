@@ -85,7 +85,7 @@ def create_app(
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.api import deliveries, endpoints, feed, watches  # noqa: F401  (routes register on import)
+    from app.api import deliveries, endpoints, feed, preview, watches  # noqa: F401  (routes register on import)
     from app.api.blueprint import api, install_error_handlers
     from app.api.docs import docs
     from app.dashboard import csrf, init_dashboard

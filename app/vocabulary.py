@@ -77,6 +77,7 @@ class TargetType(StrEnum):
     WEBHOOK = "webhook"
     SLACK = "slack"
     SLACK_WEBHOOK = "slack_webhook"
+    HTTP = "http"  # any chat tool or API: a JSON body rendered from a template
 
 
 class DeliveryState(StrEnum):

@@ -68,7 +68,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_GET = do_POST  # noqa: N815
+            do_GET = do_PUT = do_POST  # noqa: N815
 
             def log_message(self, *args: object) -> None:
                 pass

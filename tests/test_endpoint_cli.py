@@ -332,3 +332,22 @@ def test_endpoint_help_needs_no_configuration_and_lists_every_command(tmp_path):
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line}
     expected = {"add", "list", "show", "change", "enable", "disable", "delete", "rotate", "replay"}
     assert listed == expected
+
+
+def test_add_an_http_endpoint_with_a_body_template_and_headers(app, tmp_path):
+    body = tmp_path / "body.json"
+    body.write_text('{"content": "{{ asset.asset_id }}: {{ analysis.status }}"}', encoding="utf-8")
+    shown = added(app, "chat", "--type", "http", "--url", PUBLIC_HOOK, "--body", str(body),
+                  "--header", "X-Team: media", "--method", "PUT")  # fmt: skip
+    assert (shown["type"], shown["method"], shown["headers"]) == ("http", "PUT", {"X-Team": "****"})
+    assert shown["body"] == body.read_text(encoding="utf-8")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"content": {{ asset.asset_id }}', encoding="utf-8")
+    refused = endpoint(app, "add", "chat2", "--type", "http", "--url", PUBLIC_HOOK,
+                       "--body", str(broken))  # fmt: skip
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("#/body: ")
+    bad_header = endpoint(app, "add", "chat3", "--type", "http", "--url", PUBLIC_HOOK,
+                          "--body", str(body), "--header", "x")  # fmt: skip
+    assert bad_header.exit_code == 2
+    assert "is not NAME:VALUE" in bad_header.output

@@ -38,6 +38,7 @@ SHOW_ENDPOINT, CHANGE_ENDPOINT = ("GET", ONE_ENDPOINT), ("PATCH", ONE_ENDPOINT)
 DELETE_ENDPOINT, ROTATE_SECRET, REPLAY_ENDPOINT = (
     ("DELETE", ONE_ENDPOINT), ("POST", ROTATE), ("POST", REPLAY)
 )  # fmt: skip
+PREVIEW = ("POST", "/api/v1/preview")
 CONTRACT_PLANNED = {SEND, LIST_DELIVERIES, RETRY_ONE, METRICS}
 #: Blueprints of the people's side (HTML pages, session cookie, CSRF forms): not in the API document.
 NOT_API = {"dashboard"}
@@ -172,6 +173,7 @@ EXPECTED_ERRORS = {
     DELETE_ENDPOINT: {401, 404, 405, 409, 429},
     ROTATE_SECRET: {400, 401, 404, 405, 409, 413, 415, 422, 429},
     REPLAY_ENDPOINT: {400, 401, 404, 405, 413, 415, 422, 429},
+    PREVIEW: {400, 401, 405, 413, 415, 422, 429},
 }
 
 
@@ -292,6 +294,7 @@ INVALID = {
     CHANGE_ENDPOINT: ("disabled", {"disabled": "yes"}),
     ROTATE_SECRET: ("overlap_seconds", {"overlap_seconds": -1}),
     REPLAY_ENDPOINT: ("since", {"since": 1764072000}),
+    PREVIEW: ("target/url", {"target": {"type": "http", "url": "a b", "body": "{}"}}),
 }
 
 
@@ -353,9 +356,11 @@ ERROR_CASES = [
             (CHANGE_ENDPOINT, NO_ENDPOINT),
             (ROTATE_SECRET, f"{NO_ENDPOINT}/rotate-secret"),
             (REPLAY_ENDPOINT, f"{NO_ENDPOINT}/replay"),
+            (PREVIEW, PREVIEW[1]),
         )
         for case in _body_errors(operation, url)
     ),
+    (PREVIEW, "GET", PREVIEW[1], {}, 405),
     (ADD_ENDPOINT, "PUT", ENDPOINTS, {}, 405),
     (LIST_ENDPOINTS, "GET", ENDPOINTS, {"token": False}, 401),
     (LIST_ENDPOINTS, "DELETE", ENDPOINTS, {}, 405),
@@ -406,6 +411,7 @@ THROTTLED_CASES = [
     (DELETE_ENDPOINT, "DELETE", NO_ENDPOINT),
     (ROTATE_SECRET, "POST", f"{NO_ENDPOINT}/rotate-secret"),
     (REPLAY_ENDPOINT, "POST", f"{NO_ENDPOINT}/replay"),
+    (PREVIEW, "POST", PREVIEW[1]),
 ]
 
 

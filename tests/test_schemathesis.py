@@ -48,11 +48,13 @@ DEFAULT_TARGET = {
 }
 #: Registration checks what JSON Schema cannot say (a URL's scheme and resolved address, a
 #: secret's decoded length), so a schema-valid registration may rightly be 422; so may an endpoint
-#: (the same target rules) and a change of its URL (checked before the endpoint is looked up).
+#: (the same target rules), a change of its URL (checked before the endpoint is looked up), and a
+#: preview (the same target rules, and a body template must render JSON).
 EXCLUDED = {
     ("POST", "/api/v1/watches"): [positive_data_acceptance],
     ("POST", "/api/v1/endpoints"): [positive_data_acceptance],
     ("PATCH", "/api/v1/endpoints/{ref}"): [positive_data_acceptance],
+    ("POST", "/api/v1/preview"): [positive_data_acceptance],
 }
 METHODS = ("get", "put", "post", "delete", "patch")
 OPERATIONS = [

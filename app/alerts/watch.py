@@ -10,6 +10,7 @@ ones no longer configured (their deliveries end; the rows stay for the record).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from app.models import ALERTS_WATCH_ID, SYSTEM_STATE, Endpoint, Target, Watch
 from app.watches.endpoint_refs import build_target, resolve_endpoint_refs
 from app.watches.validation import (
     EndpointRefIn,
+    HttpTargetIn,
     InvalidWatch,
     SlackTargetIn,
     TargetIn,
@@ -60,7 +62,13 @@ def alerts_watch(session: Session, now: datetime) -> Watch:
 def _identity(target: Target) -> tuple:
     if target.endpoint_id is not None:
         return ("endpoint", target.endpoint_id)
-    return (target.type, target.url, target.channel, target.secret)
+    request = _request_identity(target.method, target.headers, target.body)
+    return (target.type, target.url, target.channel, target.secret, *request)
+
+
+def _request_identity(method: str | None, headers: dict | None, body: str | None) -> tuple:
+    """An ``http`` target's request as part of its identity (a changed template is a new target)."""
+    return (method, json.dumps(headers or {}, sort_keys=True), body)
 
 
 def _spec_identity(spec: TargetIn, endpoint: Endpoint | None) -> tuple:
@@ -69,8 +77,16 @@ def _spec_identity(spec: TargetIn, endpoint: Endpoint | None) -> tuple:
     assert not isinstance(spec, EndpointRefIn)
     url = None if isinstance(spec, SlackTargetIn) else spec.url
     channel = spec.channel if isinstance(spec, SlackTargetIn) else None
-    secret = spec.secret if isinstance(spec, WebhookTargetIn) else None
-    return (spec.type, url, channel, secret)
+    secret = spec.secret if isinstance(spec, WebhookTargetIn | HttpTargetIn) else None
+    if isinstance(spec, HttpTargetIn):
+        return (
+            spec.type,
+            url,
+            channel,
+            secret,
+            *_request_identity(spec.method, spec.headers, spec.body),
+        )
+    return (spec.type, url, channel, secret, *_request_identity(None, None, None))
 
 
 def _resolved(session: Session, specs: tuple[TargetIn, ...]) -> dict[tuple, tuple]:

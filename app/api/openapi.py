@@ -18,6 +18,7 @@ from app.api.idempotency import MAX_KEY_LENGTH
 from app.api.openapi_paths import JSON, PROBLEMS, Spec, json_response, paths, ref
 from app.endpoints.validation import EndpointChange, EndpointCreate, Replay, RotateSecret
 from app.resources import models as shapes
+from app.watches.preview_request import PreviewRequest
 from app.watches.validation import UPSTREAM_ID_MAX_LENGTH, UPSTREAM_ID_PATTERN, WatchCreate
 from app.web.problems import PROBLEM_TYPE
 
@@ -86,6 +87,7 @@ def _schemas() -> Spec:
         EndpointChange,
         RotateSecret,
         Replay,
+        PreviewRequest,
         *shapes.RESPONSE_MODELS,
     )
     named = [

@@ -146,6 +146,7 @@ def paths() -> Spec:
         **_watches(),
         **_watch(),
         **endpoint_paths(),
+        **_preview(),
         **_events(),
         **_deliveries(),
         **_operations(),
@@ -211,6 +212,20 @@ def _watch() -> Spec:
             "post": operation(deliveries.test_watch, {"200": tested}, tag="watches", errors=by_id),
         },
     }
+
+
+def _preview() -> Spec:
+    from app.api import preview
+
+    rendered = json_response("Preview", "The message the target would be sent (nothing is sent).")
+    post = operation(
+        preview.preview,
+        {"200": rendered},
+        tag="watches",
+        errors={**API_ERRORS, 400: "Malformed JSON.", **dict.fromkeys((413, 415, 422), "")},
+        body=ref("schemas", "PreviewRequest"),
+    )
+    return {"/api/v1/preview": {"post": post}}
 
 
 def _events() -> Spec:

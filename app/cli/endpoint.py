@@ -86,6 +86,19 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
+def _headers(given: tuple[str, ...]) -> dict[str, str] | None:
+    """``--header NAME:VALUE`` options as the API's ``headers`` object (None when none given)."""
+    if not given:
+        return None
+    headers = {}
+    for item in given:
+        name, colon, value = item.partition(":")
+        if not colon:
+            raise click.BadParameter(f"{item!r} is not NAME:VALUE", param_hint="--header")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 @endpoint_group.command("add", short_help="Create an endpoint (a webhook's secret is shown once).")
 @click.argument("name")
 @click.option(
@@ -95,9 +108,11 @@ def _given(**options: Any) -> dict[str, Any]:
     default=TargetType.WEBHOOK.value,
     show_default=True,
     help="webhook: signed HTTP POSTs; slack: a channel, through SLACK_BOT_TOKEN;"
-    " slack_webhook: a Slack incoming webhook.",
+    " slack_webhook: a Slack incoming webhook; http: any API, with --body (and --header).",
 )
-@click.option("--url", help="Where a webhook or slack_webhook endpoint sends (http or https).")
+@click.option(
+    "--url", help="Where a webhook, slack_webhook or http endpoint sends (http or https)."
+)
 @click.option("--channel", help="The channel of a slack endpoint (C0123456789 or #name).")
 @click.option(
     "--secret",
@@ -107,6 +122,23 @@ def _given(**options: Any) -> dict[str, Any]:
 @click.option("--description", metavar="TEXT", help="What it is for, for people.")
 @click.option(
     "--rate-limit", type=float, metavar="PER_SECOND", help=RATE_HELP + " (default: none)."
+)
+@click.option(
+    "--body",
+    "body_file",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help="An http endpoint's JSON body template (- reads it from stdin); see the README's recipes.",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME:VALUE",
+    help="A header of an http endpoint's requests (repeatable; the value may be a template).",
+)
+@click.option(
+    "--method", type=click.Choice(["POST", "PUT"]), help="An http endpoint's method (POST)."
 )
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @with_appcontext
@@ -120,6 +152,8 @@ def add_command(name: str, kind: str, as_json: bool, **options: Any) -> None:
     fields = _given(
         url=options["url"], channel=options["channel"], secret=options["secret"],
         description=options["description"], rate_limit_per_second=options["rate_limit"],
+        method=options["method"], headers=_headers(options["headers"]),
+        body=options["body_file"].read() if options["body_file"] else None,
     )  # fmt: skip
     spec = _valid(EndpointCreate, {"name": name, "type": kind, **fields})
     session = db.session()

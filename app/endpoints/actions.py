@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.endpoints.validation import (
     EndpointChange,
+    HttpEndpointIn,
     Replay,
     SlackEndpointIn,
     SlackWebhookEndpointIn,
@@ -57,7 +58,7 @@ def find_endpoint(session: Session, ref: str) -> Endpoint | None:
 
 def create_endpoint(
     session: Session,
-    spec: WebhookEndpointIn | SlackEndpointIn | SlackWebhookEndpointIn,
+    spec: WebhookEndpointIn | SlackEndpointIn | SlackWebhookEndpointIn | HttpEndpointIn,
     now: datetime,
 ) -> Created:
     """Add an endpoint from a validated ``EndpointCreate``; ``EndpointConflict`` if the name is taken."""
@@ -81,6 +82,9 @@ def create_endpoint(
     if isinstance(spec, WebhookEndpointIn):
         generated = None if spec.secret else generate_secret()
         endpoint.secret = spec.secret or generated
+    if isinstance(spec, HttpEndpointIn):
+        endpoint.method, endpoint.headers, endpoint.body = spec.method, spec.headers, spec.body
+        endpoint.secret = spec.secret  # an http endpoint is signed only when given a secret
     session.add(endpoint)
     session.flush()
     return Created(endpoint, generated)
@@ -104,6 +108,7 @@ def change_endpoint(
         if change.channel is None:
             raise EndpointFieldError("#/channel", "must be a channel id or name")
         endpoint.channel = change.channel
+    _change_request(endpoint, change)
     if "description" in given:
         endpoint.description = change.description
     if "rate_limit_per_second" in given:
@@ -115,6 +120,23 @@ def change_endpoint(
         # Only a disabled endpoint has held deliveries; an enabled one keeps its retry waits.
         enable_endpoint(session, endpoint, now)
     endpoint.updated_at = now
+
+
+#: The fields of an ``http`` endpoint's request a ``PATCH`` may change (none may be null).
+HTTP_FIELDS = ("method", "headers", "body")
+
+
+def _change_request(endpoint: Endpoint, change: EndpointChange) -> None:
+    """Apply ``method``, ``headers`` and ``body`` of a change (``http`` endpoints only)."""
+    for name in HTTP_FIELDS:
+        if name not in change.model_fields_set:
+            continue
+        if endpoint.type != TargetType.HTTP:
+            raise EndpointFieldError(f"#/{name}", f"a {endpoint.type} endpoint has no {name}")
+        value = getattr(change, name)
+        if value is None:
+            raise EndpointFieldError(f"#/{name}", "must not be null")
+        setattr(endpoint, name, value)
 
 
 def enable_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> int:
@@ -179,8 +201,9 @@ def delete_endpoint(
     session.execute(
         update(Target)
         .where(Target.endpoint_id == endpoint.id)
-        .values(endpoint_id=None, url=endpoint.url, channel=endpoint.channel, disabled=True,
-                disabled_reason=ENDPOINT_DELETED, disabled_at=now)
+        .values(endpoint_id=None, url=endpoint.url, channel=endpoint.channel,
+                method=endpoint.method, headers=endpoint.headers, body=endpoint.body,
+                disabled=True, disabled_reason=ENDPOINT_DELETED, disabled_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     session.delete(endpoint)
@@ -190,7 +213,8 @@ def delete_endpoint(
 def rotate_secret(session: Session, endpoint: Endpoint, overlap: float, now: datetime) -> str:
     """A new secret for a webhook endpoint, returned once; the current one keeps signing (a second
     signature) for ``overlap`` seconds. ``EndpointConflict`` for an endpoint without a secret."""
-    if endpoint.type != TargetType.WEBHOOK:
+    if endpoint.type != TargetType.WEBHOOK and not endpoint.secret:
+        # An http endpoint is signed only when it was given a secret; then it rotates like a webhook's.
         raise EndpointConflict(f"a {endpoint.type} endpoint has no signing secret")
     new = generate_secret()
     endpoint.previous_secret = endpoint.secret if overlap > 0 else None

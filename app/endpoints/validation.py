@@ -23,6 +23,10 @@ from pydantic import (
 from app.vocabulary import ReplayState
 from app.watches.validation import (
     ENDPOINT_NAME_PATTERN,
+    BodyTemplate,
+    HeaderTemplates,
+    HttpMethod,
+    HttpTargetIn,
     InvalidWatch,
     OutboundUrl,
     SlackTargetIn,
@@ -74,8 +78,13 @@ class SlackWebhookEndpointIn(SlackWebhookTargetIn, _EndpointFields):
     """A Slack incoming-webhook endpoint."""
 
 
+class HttpEndpointIn(HttpTargetIn, _EndpointFields):
+    """An ``http`` endpoint: a JSON body rendered from a template (signed when ``secret`` is given)."""
+
+
 EndpointCreate = Annotated[
-    WebhookEndpointIn | SlackEndpointIn | SlackWebhookEndpointIn, Field(discriminator="type")
+    WebhookEndpointIn | SlackEndpointIn | SlackWebhookEndpointIn | HttpEndpointIn,
+    Field(discriminator="type"),
 ]
 
 
@@ -86,6 +95,11 @@ class EndpointChange(BaseModel):
 
     url: OutboundUrl | None = None
     channel: Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$")] | None = None
+    method: HttpMethod | None = Field(default=None, description="http endpoints only")
+    headers: HeaderTemplates | None = Field(
+        default=None, description="http endpoints only: replaces every header template"
+    )
+    body: BodyTemplate | None = Field(default=None, description="http endpoints only")
     description: Description | None = None
     rate_limit_per_second: RatePerSecond | None = None
     disabled: bool | None = Field(

@@ -9,6 +9,7 @@ row stays (its deliveries, and the Slack message it edits in place, are that wat
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,7 +19,8 @@ from app.models.base import Base, PublicId, new_id
 
 
 class Endpoint(Base):
-    """One named destination: a webhook URL, a Slack channel or a Slack incoming webhook."""
+    """One named destination: a webhook URL, a Slack channel, a Slack incoming webhook or an
+    ``http`` request built from templates."""
 
     __tablename__ = "endpoints"
 
@@ -43,5 +45,12 @@ class Endpoint(Base):
     last_failure_at: Mapped[datetime | None]
     #: The first failure since the last success (``BRIDGE_ENDPOINT_DISABLE_AFTER`` counts from it).
     failing_since: Mapped[datetime | None]
+    #: An ``http`` target's request: method, header value templates and body template.
+    method: Mapped[str | None] = mapped_column(String(8))
+    headers: Mapped[dict[str, Any] | None]
+    body: Mapped[str | None] = mapped_column(Text)
+    #: A ``slack``/``slack_webhook`` message template and the language of default messages.
+    template: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -130,7 +130,8 @@ class Watch(Base):
 
 
 class Target(Base):
-    """Where one watch's notifications go: a webhook, a Slack channel or a Slack incoming webhook."""
+    """Where one watch's notifications go: a webhook, a Slack channel, a Slack incoming webhook or
+    an ``http`` request built from templates."""
 
     __tablename__ = "targets"
 
@@ -151,6 +152,13 @@ class Target(Base):
     # The Slack message that follows this watch in this channel, kept so edits survive restarts.
     slack_channel_id: Mapped[str | None] = mapped_column(String(64))
     slack_ts: Mapped[str | None] = mapped_column(String(64))
+    #: An ``http`` target's request: method, header value templates and body template.
+    method: Mapped[str | None] = mapped_column(String(8))
+    headers: Mapped[dict[str, Any] | None]
+    body: Mapped[str | None] = mapped_column(Text)
+    #: A ``slack``/``slack_webhook`` message template and the language of default messages.
+    template: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     watch: Mapped[Watch] = relationship(back_populates="targets")

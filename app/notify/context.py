@@ -56,13 +56,20 @@ def post_once(
     headers: dict[str, str],
     limit: float,
     classify: Callable[[bounded.Answer, int], DeliveryResult],
+    method: str = "POST",
 ) -> DeliveryResult:
-    """One bounded POST through the guarded ``context.http``: ``classify(answer, duration_ms)``
-    decides on an answer; no answer is a retry, or ``refused`` when the address guard said no."""
+    """One bounded POST (or ``method``) through the guarded ``context.http``: ``classify(answer,
+    duration_ms)`` decides on an answer; no answer is a retry, or ``refused`` when the address
+    guard said no."""
     started = time.monotonic()
     try:
         answer = bounded.post(
-            context.http, url, data=body, headers=headers, seconds=context.seconds(limit)
+            context.http,
+            url,
+            data=body,
+            headers=headers,
+            seconds=context.seconds(limit),
+            method=method,
         )
     except bounded.SendFailed as exc:
         outcome = DeliveryOutcome.REFUSED if exc.kind == "refused" else DeliveryOutcome.RETRY

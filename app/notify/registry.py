@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.notify import slack, slack_webhook, webhook
+from app.notify import http_target, slack, slack_webhook, webhook
 from app.notify.context import Notifier
 from app.vocabulary import TargetType
 
@@ -10,6 +10,7 @@ NOTIFIERS: dict[TargetType, Notifier] = {
     TargetType.WEBHOOK: webhook.send,
     TargetType.SLACK: slack.send,
     TargetType.SLACK_WEBHOOK: slack_webhook.send,
+    TargetType.HTTP: http_target.send,
 }
 
 

@@ -55,3 +55,7 @@ class TargetSnapshot:
     signing_secrets: tuple[str, ...] = ()
     #: The endpoint this target is, if it is one (its health and disabling are the endpoint's).
     endpoint_id: str | None = None
+    #: An ``http`` target's request: its method, header templates (name, value) and body template.
+    method: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None

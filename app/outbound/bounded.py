@@ -60,9 +60,10 @@ def post(
     headers: Mapping[str, str],
     seconds: float,
     limit: int = DEFAULT_LIMIT,
+    method: str = "POST",
 ) -> Answer:
-    """POST ``data`` once, redirects not followed; the whole exchange ends within ``seconds`` (or
-    within what is left of a deadline the caller opened around several posts)."""
+    """POST (or ``method``) ``data`` once, redirects not followed; the whole exchange ends within
+    ``seconds`` (or within what is left of a deadline the caller opened around several posts)."""
     outer = current()
     if outer is not None:
         seconds = min(seconds, outer.remaining())
@@ -70,8 +71,8 @@ def post(
         raise SendFailed("expired", "no time was left for this request")
     with deadline(seconds) as bound:
         try:
-            response = session.post(
-                url, data=data, headers=dict(headers), stream=True, allow_redirects=False,
+            response = session.request(
+                method, url, data=data, headers=dict(headers), stream=True, allow_redirects=False,
                 timeout=(min(CONNECT_TIMEOUT, seconds), seconds),
             )  # fmt: skip
             body, complete = read_capped(response, limit)

@@ -69,12 +69,15 @@ def target_snapshot(target: Target, now: datetime) -> TargetSnapshot:
     if endpoint is None:
         return TargetSnapshot(
             target.id, target.type, target.url, target.channel, target.secret, target.disabled,
-            target.slack_channel_id, target.slack_ts,
+            target.slack_channel_id, target.slack_ts, method=target.method,
+            headers=tuple((target.headers or {}).items()), body=target.body,
         )  # fmt: skip
     keys = signing_secrets(endpoint, now)
     return TargetSnapshot(
         target.id, endpoint.type, endpoint.url, endpoint.channel, endpoint.secret,
         endpoint.disabled, target.slack_channel_id, target.slack_ts, keys, endpoint.id,
+        method=endpoint.method, headers=tuple((endpoint.headers or {}).items()),
+        body=endpoint.body,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ except once: in the answer that created or rotated it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
@@ -12,7 +12,7 @@ from app.endpoints.health import EndpointCounts
 from app.models import Endpoint as EndpointRow
 from app.outbox.envelopes import ContractModel, sometimes
 from app.resources.fields import Timestamp
-from app.resources.targets import mask_slack_webhook
+from app.resources.targets import mask_slack_webhook, masked_headers
 from app.vocabulary import TargetType
 
 EndpointId = Annotated[str, StringConstraints(pattern=r"^ept_[0-9A-Z]{26}$")]
@@ -26,6 +26,11 @@ class Endpoint(ContractModel):
     type: TargetType
     url: str | None = Field(description="null for slack; a slack_webhook URL's credential is ****")
     channel: str | None
+    method: Literal["POST", "PUT"] | SkipJsonSchema[None] = sometimes("http endpoints only")
+    headers: dict[str, Literal["****"]] | SkipJsonSchema[None] = sometimes(
+        "http endpoints only: header names, every value shown as ****"
+    )
+    body: str | SkipJsonSchema[None] = sometimes("http endpoints only: the body template")
     description: str | None
     rate_limit_per_second: float | None
     disabled: bool
@@ -67,7 +72,12 @@ def endpoint_resource(
     url = row.url
     if row.type == TargetType.SLACK_WEBHOOK and url is not None:
         url = mask_slack_webhook(url)
-    once = {} if secret is None else {"secret": secret}
+    once: dict[str, Any] = {} if secret is None else {"secret": secret}
+    if row.type == TargetType.HTTP:
+        once |= {
+            "method": row.method or "POST", "headers": masked_headers(row.headers),
+            "body": row.body or "",
+        }  # fmt: skip
     until = row.previous_secret_until if row.previous_secret else None
     return Endpoint(
         id=row.id, name=row.name, type=TargetType(row.type), url=url, channel=row.channel,

@@ -13,6 +13,7 @@ from app.resources.deliveries import Delivery, DeliveryList, WatchTest
 from app.resources.endpoints import Endpoint, EndpointList, Queued
 from app.resources.events import EventList, FeedItem
 from app.resources.health import Health, Readiness
+from app.resources.preview import Preview
 from app.resources.problems import Problem, ValidationProblem
 from app.resources.watches import Watch, WatchList
 
@@ -29,6 +30,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     EventEnvelope,
     FeedItem,
     EventList,
+    Preview,
     Problem,
     ValidationProblem,
     Health,

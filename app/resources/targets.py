@@ -80,12 +80,37 @@ class SlackWebhookTarget(ContractModel):
     endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
 
 
-Target = Annotated[WebhookTarget | SlackTarget | SlackWebhookTarget, Field(discriminator="type")]
+#: What every header value of an ``http`` target shows: values often carry tokens.
+MASKED = "****"
+
+
+def masked_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """Header names as given, every value ``****``."""
+    return dict.fromkeys(headers or {}, MASKED)
+
+
+class HttpTarget(ContractModel):
+    """An ``http`` target: its request's method, header names (values masked) and body template."""
+
+    id: TargetId
+    type: Literal[TargetType.HTTP]
+    url: str
+    method: Literal["POST", "PUT"]
+    headers: dict[str, Literal["****"]] = Field(description="every value is shown as ****")
+    body: str = Field(description="the body template")
+    disabled: bool
+    disabled_reason: str | None
+    endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
+
+
+Target = Annotated[
+    WebhookTarget | SlackTarget | SlackWebhookTarget | HttpTarget, Field(discriminator="type")
+]
 
 
 def target_resource(
     target: TargetRow, generated_secret: str | None = None
-) -> WebhookTarget | SlackTarget | SlackWebhookTarget:
+) -> WebhookTarget | SlackTarget | SlackWebhookTarget | HttpTarget:
     """A target row as the API shows it; ``generated_secret`` only for the answer that made it.
 
     A target that is an endpoint shows the endpoint's destination and state, and its name. Built
@@ -105,6 +130,11 @@ def target_resource(
         return SlackWebhookTarget(
             type=target.type, url=mask_slack_webhook(source.url or ""), **shared
         )
+    if target.type == TargetType.HTTP:
+        return HttpTarget(
+            type=target.type, url=source.url, method=source.method or "POST",
+            headers=masked_headers(source.headers), body=source.body or "", **shared,
+        )  # fmt: skip
     # The secret is given only when there is one, so ``as_json`` leaves the key out otherwise.
     if generated_secret is not None:
         shared["secret"] = generated_secret

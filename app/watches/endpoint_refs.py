@@ -13,6 +13,7 @@ from app.models import Endpoint, Target
 from app.notify.webhook import generate_secret
 from app.watches.validation import (
     EndpointRefIn,
+    HttpTargetIn,
     InvalidWatch,
     SlackTargetIn,
     TargetIn,
@@ -59,7 +60,7 @@ def resolve_endpoint_refs(
 
 def build_target(spec: TargetIn, endpoint: Endpoint | None, position: int, now: datetime) -> Target:
     """A new target row for ``spec`` (``endpoint``: the one a reference resolved to). An inline
-    webhook without a secret gets a generated one."""
+    webhook without a secret gets a generated one; an ``http`` target keeps its request templates."""
     if endpoint is not None:
         return Target(
             position=position, type=endpoint.type, endpoint_id=endpoint.id, endpoint=endpoint,
@@ -73,4 +74,7 @@ def build_target(spec: TargetIn, endpoint: Endpoint | None, position: int, now: 
         target.url = spec.url
     if isinstance(spec, WebhookTargetIn):
         target.secret = spec.secret or generate_secret()
+    if isinstance(spec, HttpTargetIn):
+        target.method, target.headers, target.body = spec.method, spec.headers, spec.body
+        target.secret = spec.secret  # signed only when given a secret: none is generated
     return target

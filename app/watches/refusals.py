@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.vocabulary import TargetType
+from app.vocabulary import EventType, TargetType
 
 #: What an upstream id may be, as people read it (shown as the 422 detail and in the document).
 UPSTREAM_ID_RULE = "must be 1 to 128 letters, digits, '.', '_' or '-', and not '.' or '..'"
@@ -48,6 +48,13 @@ FIELD_SENTENCES: dict[str, dict[str, str]] = {
     "rate_limit_per_second": {"*": "must be a number above 0 and at most 1000"},
     "overlap_seconds": {"*": "must be a number of seconds from 0 to 2592000 (30 days)"},
     "secret": {"*": WHSEC_RULE},
+    "method": {"*": "must be 'POST' or 'PUT'"},
+    "body": {"*": "must be a string: a template that renders JSON"},
+    "headers": {
+        "too_long": "must have at most 20 headers",
+        "*": "must be an object of header names to value templates (strings)",
+    },
+    "event_type": {"*": "must be an event type (" + one_of([e.value for e in EventType]) + ")"},
     "type": {
         "union_tag_not_found": f"required: {TARGET_TYPES}",
         "*": f"must be {TARGET_TYPES}",
@@ -142,10 +149,11 @@ def _field(loc: Sequence[Any], kind: str) -> str:
         return "event"
     if head == "labels" and len(loc) > 1:
         return "label_key" if loc[-1] == KEY_MARKER else "label_value"
-    if head == "targets" and len(loc) > 1:
+    if head in ("targets", "target") and len(loc) > 1:
         if kind.startswith("union_tag"):
             return "type"
-        if len(loc) == 2:
+        if head == "targets" and len(loc) == 2:
             return "target"
-        return str(loc[-1])  # ("targets", 0, "webhook", "url"): the tag, then the field
+        # ("targets", 0, "webhook", "url"), or the preview's ("target", "webhook", "url")
+        return str(loc[-1])
     return str(head)

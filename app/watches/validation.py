@@ -29,16 +29,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.notify.http_target import MAX_HEADERS
 from app.notify.webhook import SECRET_PREFIX
 from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
 from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType, TargetType
 from app.watches.refusals import UPSTREAM_ID_RULE, describe, one_of
+from app.watches.template_checks import (
+    checked_body,
+    checked_header_name,
+    checked_header_value,
+    event_errors,
+)
 
 MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 MAX_TARGETS = 10
 MAX_LABELS = 20
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
+MAX_HEADER_VALUE = 4096
 
 
 def _subscribable(value: Any) -> Any:
@@ -135,6 +143,21 @@ def checked_url(url: str, info: ValidationInfo) -> str:
     return url
 
 
+def standard_webhooks_secret(value: str | None) -> str | None:
+    """``value`` if it is a Standard Webhooks secret (or None); else ValueError saying why."""
+    if value is None:
+        return None
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError("must start with whsec_")
+    try:
+        raw = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by standard base64") from None
+    if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
+        raise ValueError(f"must encode {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
+    return value
+
+
 class WebhookTargetIn(_Strict):
     """A signed HTTP webhook (Standard Webhooks). Without ``secret`` one is generated and shown once."""
 
@@ -146,20 +169,7 @@ class WebhookTargetIn(_Strict):
 
     _url = field_validator("url")(checked_url)
 
-    @field_validator("secret")
-    @classmethod
-    def _standard_webhooks_secret(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(SECRET_PREFIX):
-            raise ValueError("must start with whsec_")
-        try:
-            raw = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be whsec_ followed by standard base64") from None
-        if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
-            raise ValueError(f"must encode {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
-        return value
+    _secret = field_validator("secret")(standard_webhooks_secret)
 
 
 class SlackTargetIn(_Strict):
@@ -191,6 +201,49 @@ class SlackWebhookTargetIn(_Strict):
     _url = field_validator("url")(checked_url)
 
 
+HttpMethod = Literal["POST", "PUT"]
+HeaderTemplates = Annotated[
+    dict[
+        Annotated[str, AfterValidator(checked_header_name)],
+        Annotated[
+            str,
+            StringConstraints(max_length=MAX_HEADER_VALUE),
+            AfterValidator(checked_header_value),
+        ],
+    ],
+    Field(
+        max_length=MAX_HEADERS,
+        description="header name to value template (at most 20); host, content-length, "
+        "transfer-encoding, connection and webhook-* are refused",
+    ),
+]
+BodyTemplate = Annotated[
+    str,
+    AfterValidator(checked_body),
+    Field(
+        description="a Jinja2 template (sandboxed, JSON-string autoescape) that must render valid "
+        "JSON; variables: event, watch, asset, analysis, labels, dashboard_url"
+    ),
+]
+
+
+class HttpTargetIn(_Strict):
+    """Any chat tool or API: a JSON body rendered from a template per event, sent with the
+    Standard Webhooks headers (signed when ``secret`` is given; none is generated)."""
+
+    type: Literal[TargetType.HTTP]
+    url: OutboundUrl
+    method: HttpMethod = "POST"
+    headers: HeaderTemplates = Field(default_factory=dict)
+    body: BodyTemplate
+    secret: str | None = Field(
+        default=None, description="whsec_ followed by the base64 of 24 to 64 random bytes"
+    )
+
+    _url = field_validator("url")(checked_url)
+    _secret = field_validator("secret")(standard_webhooks_secret)
+
+
 #: An endpoint's name: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.
 ENDPOINT_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
@@ -217,7 +270,8 @@ def _target_kind(value: Any) -> str | None:
 
 
 InlineTargetIn = Annotated[
-    WebhookTargetIn | SlackTargetIn | SlackWebhookTargetIn, Field(discriminator="type")
+    WebhookTargetIn | SlackTargetIn | SlackWebhookTargetIn | HttpTargetIn,
+    Field(discriminator="type"),
 ]
 
 
@@ -232,6 +286,7 @@ TargetIn = Annotated[
     Annotated[WebhookTargetIn, Tag(TargetType.WEBHOOK)]
     | Annotated[SlackTargetIn, Tag(TargetType.SLACK)]
     | Annotated[SlackWebhookTargetIn, Tag(TargetType.SLACK_WEBHOOK)]
+    | Annotated[HttpTargetIn, Tag(TargetType.HTTP)]
     | Annotated[EndpointRefIn, Tag(ENDPOINT_REF_TAG)],
     Discriminator(_target_kind),
     BeforeValidator(_an_object),
@@ -312,7 +367,21 @@ def validate_watch(
         errors.append({"pointer": "#/targets", "detail": "required"})
     if errors or model is None:
         raise InvalidWatch(errors)
+    errors = _http_event_errors(model)
+    if errors:
+        raise InvalidWatch(errors)
     return model
+
+
+def _http_event_errors(model: WatchCreate) -> list[dict[str, str]]:
+    """Problems of inline ``http`` targets' templates with the other events the watch subscribes
+    (each was checked with ``analysis.completed`` by its own validators)."""
+    errors: list[dict[str, str]] = []
+    for position, target in enumerate(model.targets or ()):
+        if isinstance(target, HttpTargetIn):
+            events = [str(event) for event in model.events]
+            errors += event_errors(target.body, target.headers, events, f"#/targets/{position}")
+    return errors
 
 
 def validation_errors(exc: ValidationError, data: Any) -> list[dict[str, str]]:

@@ -1,0 +1,53 @@
+"""``POST /api/v1/preview``: a target's message for a sample event, rendered and never sent."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response
+
+from app.api.blueprint import api, fail, json_body
+from app.db import db
+from app.endpoints import actions
+from app.endpoints.validation import validated
+from app.notify import preview as rendering
+from app.notify.templating import TemplateFailed
+from app.resources.preview import Preview
+from app.services import services
+from app.watches.preview_request import PreviewRequest, endpoint_snapshot, spec_snapshot
+from app.watches.validation import EndpointRefIn, InvalidWatch
+
+INVALID = "the preview request is invalid"
+
+
+@api.post("/preview")
+def preview() -> Response:
+    """Render a target's message for a sample event without sending anything.
+
+    The target is one as in a registration, or `{"endpoint": name}`; `event_type` defaults to
+    `analysis.completed`. Answers `{"body", "headers"}` for `http` and `webhook` targets (the body
+    exactly as it would be sent; `webhook-signature` is left out; an `http` target's header values
+    are shown rendered, since they are the caller's own) and `{"text", "blocks"}` for `slack` and
+    `slack_webhook` targets. Nothing is sent and nothing is stored.
+    """
+    try:
+        wanted = validated(PreviewRequest, json_body()[0], services().validation)
+    except InvalidWatch as exc:
+        fail(422, INVALID, exc.errors)
+    spec = wanted.target
+    if isinstance(spec, EndpointRefIn):
+        endpoint = actions.find_endpoint(db.session(), spec.endpoint)
+        if endpoint is None:
+            detail = f"names no endpoint: {spec.endpoint!r}"
+            fail(422, INVALID, [{"pointer": "#/target/endpoint", "detail": detail}])
+        target = endpoint_snapshot(endpoint)
+    else:
+        target = spec_snapshot(spec)
+    event = rendering.sample_event(wanted.event_type, services().clock())
+    try:
+        rendered = rendering.render(target, event, services().settings.bridge_public_url)
+    except TemplateFailed as exc:
+        field = "headers" if str(exc).startswith("header ") else "body"
+        fail(422, INVALID, [{"pointer": f"#/target/{field}", "detail": str(exc)}])
+    body = Preview(**rendered).as_json()
+    return Response(json.dumps(body), mimetype="application/json")
