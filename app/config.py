@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.vocabulary import ApiGeneration
+from app.vocabulary import ApiGeneration, Language
 
 Duration = Annotated[float, Field(ge=0.1, allow_inf_nan=False)]
 
@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     bridge_embedded_worker: bool = False
     bridge_lease_seconds: Duration = 60.0
     bridge_public_url: str | None = None
+    #: The language of default messages for targets that name none.
+    bridge_language: Language = Language.EN
     bridge_env: Literal["production", "development"] = "production"
     bridge_instance_path: Path = Path("instance")
     mi_max_rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0

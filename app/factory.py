@@ -77,6 +77,7 @@ def create_app(
                 settings.slack_api_url,
             ),
             public_url=settings.bridge_public_url,
+            language=settings.bridge_language,
         ),
     ).install(app)
     init_db(app, settings.sqlalchemy_url)

@@ -80,6 +80,14 @@ class TargetType(StrEnum):
     HTTP = "http"  # any chat tool or API: a JSON body rendered from a template
 
 
+class Language(StrEnum):
+    """The language of a target's default messages (``BRIDGE_LANGUAGE`` unless the target names one)."""
+
+    EN = "en"
+    KO = "ko"
+    JA = "ja"
+
+
 class DeliveryState(StrEnum):
     """A delivery's state: ``pending`` until it succeeded, failed for good, or ran out of tries."""
 

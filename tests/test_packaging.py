@@ -74,6 +74,11 @@ def test_an_installed_wheel_serves_the_dashboard_from_anywhere(tmp_path):
     assert where.startswith(str(purelib)), where  # the wheel's copy, not the checkout
     version = run(str(venv / "bin" / "mi-bridge"), "--version", cwd=elsewhere, env=env)
     assert version.strip() == f"mi-bridge {metadata.version('mi-bridge')}"
+    # The compiled message catalogs ship in the wheel: Korean reads in Korean from anywhere.
+    korean = (
+        "from app.notify.languages import gettext_for; print(gettext_for('ko')('Analysis failed'))"
+    )
+    assert run(str(python), "-c", korean, cwd=elsewhere, env=env).strip() == "분석 실패"
     run(str(venv / "bin" / "mi-bridge"), "db", "upgrade", cwd=elsewhere, env=env)
 
     procs = Processes(tmp_path)

@@ -28,7 +28,8 @@ def preview() -> Response:
     `analysis.completed`. Answers `{"body", "headers"}` for `http` and `webhook` targets (the body
     exactly as it would be sent; `webhook-signature` is left out; an `http` target's header values
     are shown rendered, since they are the caller's own) and `{"text", "blocks"}` for `slack` and
-    `slack_webhook` targets. Nothing is sent and nothing is stored.
+    `slack_webhook` targets, in the target's `language` (else `BRIDGE_LANGUAGE`) and with its
+    `template`. Nothing is sent and nothing is stored.
     """
     try:
         wanted = validated(PreviewRequest, json_body()[0], services().validation)
@@ -45,9 +46,15 @@ def preview() -> Response:
         target = spec_snapshot(spec)
     event = rendering.sample_event(wanted.event_type, services().clock())
     try:
-        rendered = rendering.render(target, event, services().settings.bridge_public_url)
+        settings = services().settings
+        rendered = rendering.render(
+            target, event, settings.bridge_public_url, settings.bridge_language
+        )
     except TemplateFailed as exc:
-        field = "headers" if str(exc).startswith("header ") else "body"
+        field = next(
+            (name for name in ("header", "template") if str(exc).startswith(f"{name} ")), "body"
+        )
+        field = "headers" if field == "header" else field
         fail(422, INVALID, [{"pointer": f"#/target/{field}", "detail": str(exc)}])
     body = Preview(**rendered).as_json()
     return Response(json.dumps(body), mimetype="application/json")

@@ -85,6 +85,10 @@ def create_endpoint(
     if isinstance(spec, HttpEndpointIn):
         endpoint.method, endpoint.headers, endpoint.body = spec.method, spec.headers, spec.body
         endpoint.secret = spec.secret  # an http endpoint is signed only when given a secret
+    if isinstance(spec, SlackEndpointIn | SlackWebhookEndpointIn):
+        endpoint.template = spec.template
+    if not isinstance(spec, WebhookEndpointIn):
+        endpoint.language = spec.language
     session.add(endpoint)
     session.flush()
     return Created(endpoint, generated)
@@ -109,6 +113,7 @@ def change_endpoint(
             raise EndpointFieldError("#/channel", "must be a channel id or name")
         endpoint.channel = change.channel
     _change_request(endpoint, change)
+    _change_message(endpoint, change)
     if "description" in given:
         endpoint.description = change.description
     if "rate_limit_per_second" in given:
@@ -137,6 +142,23 @@ def _change_request(endpoint: Endpoint, change: EndpointChange) -> None:
         if value is None:
             raise EndpointFieldError(f"#/{name}", "must not be null")
         setattr(endpoint, name, value)
+
+
+#: The endpoint types with a message template, and those with a message language.
+TEMPLATE_TYPES = (TargetType.SLACK, TargetType.SLACK_WEBHOOK)
+LANGUAGE_TYPES = (TargetType.SLACK, TargetType.SLACK_WEBHOOK, TargetType.HTTP)
+
+
+def _change_message(endpoint: Endpoint, change: EndpointChange) -> None:
+    """Apply ``template`` and ``language`` of a change (null removes them: the default text, the
+    bridge's language)."""
+    given = change.model_fields_set
+    for name, types in (("template", TEMPLATE_TYPES), ("language", LANGUAGE_TYPES)):
+        if name not in given:
+            continue
+        if endpoint.type not in types:
+            raise EndpointFieldError(f"#/{name}", f"a {endpoint.type} endpoint has no {name}")
+        setattr(endpoint, name, getattr(change, name))
 
 
 def enable_endpoint(session: Session, endpoint: Endpoint, now: datetime) -> int:
@@ -203,6 +225,7 @@ def delete_endpoint(
         .where(Target.endpoint_id == endpoint.id)
         .values(endpoint_id=None, url=endpoint.url, channel=endpoint.channel,
                 method=endpoint.method, headers=endpoint.headers, body=endpoint.body,
+                template=endpoint.template, language=endpoint.language,
                 disabled=True, disabled_reason=ENDPOINT_DELETED, disabled_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip

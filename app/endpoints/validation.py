@@ -28,6 +28,8 @@ from app.watches.validation import (
     HttpMethod,
     HttpTargetIn,
     InvalidWatch,
+    MessageLanguage,
+    MessageTemplate,
     OutboundUrl,
     SlackTargetIn,
     SlackWebhookTargetIn,
@@ -100,6 +102,13 @@ class EndpointChange(BaseModel):
         default=None, description="http endpoints only: replaces every header template"
     )
     body: BodyTemplate | None = Field(default=None, description="http endpoints only")
+    template: MessageTemplate | None = Field(
+        default=None, description="slack and slack_webhook endpoints only; null removes it"
+    )
+    language: MessageLanguage | None = Field(
+        default=None,
+        description="slack, slack_webhook and http endpoints only; null: BRIDGE_LANGUAGE",
+    )
     description: Description | None = None
     rate_limit_per_second: RatePerSecond | None = None
     disabled: bool | None = Field(

@@ -34,6 +34,12 @@ class NotifierContext:
     public_url: str | None = None
     #: Upper bound (seconds) for one send, set per tick from the delivery lease; None: no bound.
     budget: float | None = None
+    #: ``BRIDGE_LANGUAGE``: the default messages' language of targets that name none.
+    language: str = "en"
+
+    def language_of(self, target: TargetSnapshot) -> str:
+        """The language of ``target``'s default messages: its own, else the bridge's."""
+        return target.language or self.language
 
     def seconds(self, limit: float) -> float:
         """How long one attempt may take: the notifier's own ``limit``, or less within a budget."""

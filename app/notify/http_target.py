@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from app.notify import templating, webhook
+from app.notify import mrkdwn_templates, templating, webhook
 from app.notify.context import NotifierContext, post_once
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
 from app.notify.templating import TemplateFailed
@@ -58,11 +58,15 @@ def render_headers(templates: Mapping[str, str], variables: Mapping[str, Any]) -
 
 
 def render_request(
-    envelope: Mapping[str, Any], target: TargetSnapshot, public_url: str | None
+    envelope: Mapping[str, Any],
+    target: TargetSnapshot,
+    public_url: str | None,
+    language: str | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """The rendered body (valid JSON text) and header values for one event envelope; raises
-    ``TemplateFailed`` with a sentence starting ``body template failed`` or ``header ...``."""
-    variables = templating.variables(envelope, public_url)
+    """The rendered body (valid JSON text) and header values for one event envelope, ``message``
+    in the target's language (else ``language``); raises ``TemplateFailed`` with a sentence
+    starting ``body template failed`` or ``header ...``."""
+    variables = mrkdwn_templates.variables(envelope, target.language or language, public_url)
     try:
         body = templating.render_json(target.body or "", variables)
     except TemplateFailed as exc:
@@ -71,10 +75,15 @@ def render_request(
 
 
 def build_payload(
-    event: EventSnapshot, target: TargetSnapshot, timestamp: int, public_url: str | None
+    event: EventSnapshot,
+    target: TargetSnapshot,
+    timestamp: int,
+    public_url: str | None,
+    language: str | None = None,
 ) -> WebhookPayload:
-    """Headers and body of one attempt (pure: the timestamp is passed in); ``TemplateFailed``."""
-    body_text, custom = render_request(json.loads(event.body), target, public_url)
+    """Headers and body of one attempt (pure: the timestamp is passed in); ``TemplateFailed``.
+    ``language`` is the bridge's default, for a target that names none."""
+    body_text, custom = render_request(json.loads(event.body), target, public_url, language)
     body = body_text.encode("utf-8")
     headers = {"content-type": "application/json", "user-agent": USER_AGENT}
     headers.update({name.lower(): value for name, value in custom.items()})
@@ -89,7 +98,9 @@ def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot)
     """Render and send the event to the target once; a template that fails is a failed attempt
     (retried by the schedule) whose error says why."""
     try:
-        payload = build_payload(event, target, int(time.time()), context.public_url)
+        payload = build_payload(
+            event, target, int(time.time()), context.public_url, context.language
+        )
     except TemplateFailed as exc:
         return DeliveryResult(
             DeliveryOutcome.RETRY, error=str(exc)[:ERROR_CHARS], error_detail=str(exc)

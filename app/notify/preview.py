@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from app.notify import http_target, webhook
+from app.notify.mrkdwn_templates import FALLBACK_NOTE, message_for
 from app.notify.results import EventSnapshot, TargetSnapshot
 from app.notify.samples import sample_envelope
-from app.notify.slack_blocks import build_message
+from app.notify.templating import TemplateFailed
 from app.vocabulary import TargetType
 
 SIGNATURE_HEADER = "webhook-signature"
@@ -27,15 +28,23 @@ def sample_event(event_type: str, now: datetime) -> EventSnapshot:
     return EventSnapshot(envelope["id"], event_type, body, now)
 
 
-def render(target: TargetSnapshot, event: EventSnapshot, public_url: str | None) -> dict[str, Any]:
+def render(
+    target: TargetSnapshot, event: EventSnapshot, public_url: str | None, language: str
+) -> dict[str, Any]:
     """``{"body", "headers"}`` for ``http`` and ``webhook`` targets, ``{"text", "blocks"}`` for
-    Slack ones; raises ``templating.TemplateFailed`` for an ``http`` template that fails."""
+    Slack ones, in the target's language (else ``language``, the bridge's); raises
+    ``templating.TemplateFailed`` for a template that fails (a Slack one's sentence starts
+    ``template failed``: a preview shows the failure the sender would fall back from)."""
     timestamp = int(event.created_at.timestamp())
     if target.type in (TargetType.SLACK, TargetType.SLACK_WEBHOOK):
-        message = build_message(event.body, public_url)
+        message, note = message_for(
+            event.body, target.template, target.language or language, public_url
+        )
+        if note:
+            raise TemplateFailed("template failed: " + note.removeprefix(FALLBACK_NOTE))
         return {"text": message.text, "blocks": message.blocks}
     if target.type == TargetType.HTTP:
-        payload = http_target.build_payload(event, target, timestamp, public_url)
+        payload = http_target.build_payload(event, target, timestamp, public_url, language)
     else:
         payload = webhook.build_payload(event, target, timestamp)
     headers = {k: v for k, v in payload.headers.items() if k != SIGNATURE_HEADER}

@@ -59,3 +59,7 @@ class TargetSnapshot:
     method: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
+    #: A ``slack``/``slack_webhook`` message template (mrkdwn), and the default messages' language
+    #: (None: the bridge's ``BRIDGE_LANGUAGE``).
+    template: str | None = None
+    language: str | None = None

@@ -22,8 +22,9 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from app.clock import utcnow
 from app.http_semantics.retry_after import parse_retry_after
 from app.notify.context import SLACK_ERROR_CODE, NotifierContext, elapsed_ms
+from app.notify.mrkdwn_templates import message_for, noted
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
-from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage, build_message
+from app.notify.slack_blocks import TERMINAL_TYPES, SlackMessage
 from app.outbound import bounded
 from app.outbound.deadline import deadline
 from app.outbound.errors import at, describe_exception, scrub
@@ -103,7 +104,21 @@ def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot)
         return DeliveryResult(
             DeliveryOutcome.HOLD, error="SLACK_BOT_TOKEN is not set", slack_auth=AuthHealth.FAILING
         )
-    message = build_message(event.body, context.public_url)
+    message, note = message_for(
+        event.body, target.template, context.language_of(target), context.public_url
+    )
+    # A template that failed is no failed delivery: the default text went out, the attempt says so.
+    return noted(_send(context, client, event, target, message), note)
+
+
+def _send(
+    context: NotifierContext,
+    client: WebClient,
+    event: EventSnapshot,
+    target: TargetSnapshot,
+    message: SlackMessage,
+) -> DeliveryResult:
+    """Post or edit ``message`` for ``event`` (the calls of one attempt)."""
     started = time.monotonic()
     updates: dict[str, Any] = {}
     try:

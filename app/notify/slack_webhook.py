@@ -21,8 +21,8 @@ from app.notify.context import (
     answered,
     post_once,
 )
+from app.notify.mrkdwn_templates import message_for, noted
 from app.notify.results import DeliveryResult, EventSnapshot, TargetSnapshot
-from app.notify.slack_blocks import build_message
 from app.outbound import bounded
 from app.outbound.errors import scrub
 from app.vocabulary import DeliveryOutcome
@@ -32,18 +32,28 @@ TIMEOUT_SECONDS = 15.0  # the contract's 15 s, for the whole attempt
 DISABLING_BODIES = frozenset({"invalid_token", "no_service", "no_team", "team_disabled"})
 
 
-def build_payload(event_body: str, public_url: str | None) -> bytes:
-    """The JSON posted for one event (pure)."""
-    message = build_message(event_body, public_url)
-    return json.dumps({"text": message.text, "blocks": message.blocks}).encode()
+def build_payload(
+    event_body: str,
+    public_url: str | None,
+    template: str | None = None,
+    language: str | None = None,
+) -> tuple[bytes, str | None]:
+    """The JSON posted for one event and the template's failure note, if any (pure)."""
+    message, note = message_for(event_body, template, language, public_url)
+    return json.dumps({"text": message.text, "blocks": message.blocks}).encode(), note
 
 
 def send(context: NotifierContext, event: EventSnapshot, target: TargetSnapshot) -> DeliveryResult:
     """Post one message for the event to the incoming webhook and check the answer."""
-    return post_once(
-        context, target.url or "", build_payload(event.body, context.public_url),
-        {"content-type": "application/json; charset=utf-8"}, TIMEOUT_SECONDS, classify,
+    body, note = build_payload(
+        event.body, context.public_url, target.template, context.language_of(target)
+    )
+    result = post_once(
+        context, target.url or "", body, {"content-type": "application/json; charset=utf-8"},
+        TIMEOUT_SECONDS, classify,
     )  # fmt: skip
+    # A template that failed is no failed delivery: the default text went out, the attempt says so.
+    return noted(result, note)
 
 
 def classify(answer: bounded.Answer, duration_ms: int) -> DeliveryResult:

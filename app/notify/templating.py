@@ -59,7 +59,7 @@ def _tojson(value: Any) -> JsonText:
     return JsonText(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
-class _BoundedRange:
+class BoundedRange:
     """``range`` for one render: at most ``MAX_RANGE_ITEMS`` items over all its calls."""
 
     def __init__(self) -> None:
@@ -73,8 +73,9 @@ class _BoundedRange:
         return items
 
 
-class _JsonSandbox(SandboxedEnvironment):
-    """The sandbox with bounded repetition: ``"x" * 10**9`` fails instead of eating memory."""
+class BoundedSandbox(SandboxedEnvironment):
+    """The sandbox with bounded repetition: ``"x" * 10**9`` fails instead of eating memory.
+    Shared by every template language of the bridge (``app.notify.mrkdwn_templates`` too)."""
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -91,8 +92,8 @@ class _JsonSandbox(SandboxedEnvironment):
 
 
 @cache
-def _environment() -> _JsonSandbox:
-    env = _JsonSandbox(
+def _environment() -> BoundedSandbox:
+    env = BoundedSandbox(
         autoescape=False,
         finalize=_finalize,
         undefined=ChainableUndefined,
@@ -120,11 +121,16 @@ def check_syntax(source: str) -> None:
 def render(source: str, variables: Mapping[str, Any]) -> str:
     """``source`` rendered with ``variables``; ``TemplateFailed`` for any error or an output over
     ``MAX_OUTPUT_BYTES`` (rendering stops as soon as it is over)."""
-    template = _compiled(source)
+    return render_compiled(_compiled(source), variables)
+
+
+def render_compiled(template: Any, variables: Mapping[str, Any]) -> str:
+    """A template compiled by a ``BoundedSandbox`` rendered with ``variables`` and a bounded
+    ``range``; ``TemplateFailed`` for any error or an output over ``MAX_OUTPUT_BYTES``."""
     parts: list[str] = []
     size = 0
     try:
-        for part in template.generate({**variables, "range": _BoundedRange()}):
+        for part in template.generate({**variables, "range": BoundedRange()}):
             size += len(part.encode("utf-8"))
             if size > MAX_OUTPUT_BYTES:
                 raise TemplateFailed(f"renders more than {MAX_OUTPUT_BYTES // 1024} KiB")

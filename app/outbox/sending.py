@@ -71,13 +71,14 @@ def target_snapshot(target: Target, now: datetime) -> TargetSnapshot:
             target.id, target.type, target.url, target.channel, target.secret, target.disabled,
             target.slack_channel_id, target.slack_ts, method=target.method,
             headers=tuple((target.headers or {}).items()), body=target.body,
+            template=target.template, language=target.language,
         )  # fmt: skip
     keys = signing_secrets(endpoint, now)
     return TargetSnapshot(
         target.id, endpoint.type, endpoint.url, endpoint.channel, endpoint.secret,
         endpoint.disabled, target.slack_channel_id, target.slack_ts, keys, endpoint.id,
         method=endpoint.method, headers=tuple((endpoint.headers or {}).items()),
-        body=endpoint.body,
+        body=endpoint.body, template=endpoint.template, language=endpoint.language,
     )  # fmt: skip
 
 

@@ -12,8 +12,14 @@ from app.endpoints.health import EndpointCounts
 from app.models import Endpoint as EndpointRow
 from app.outbox.envelopes import ContractModel, sometimes
 from app.resources.fields import Timestamp
-from app.resources.targets import mask_slack_webhook, masked_headers
-from app.vocabulary import TargetType
+from app.resources.targets import (
+    LANGUAGE_FIELD,
+    TEMPLATE_FIELD,
+    mask_slack_webhook,
+    masked_headers,
+    message_fields,
+)
+from app.vocabulary import Language, TargetType
 
 EndpointId = Annotated[str, StringConstraints(pattern=r"^ept_[0-9A-Z]{26}$")]
 
@@ -31,6 +37,8 @@ class Endpoint(ContractModel):
         "http endpoints only: header names, every value shown as ****"
     )
     body: str | SkipJsonSchema[None] = sometimes("http endpoints only: the body template")
+    template: str | SkipJsonSchema[None] = TEMPLATE_FIELD
+    language: Language | SkipJsonSchema[None] = LANGUAGE_FIELD
     description: str | None
     rate_limit_per_second: float | None
     disabled: bool
@@ -78,6 +86,7 @@ def endpoint_resource(
             "method": row.method or "POST", "headers": masked_headers(row.headers),
             "body": row.body or "",
         }  # fmt: skip
+    once |= message_fields(row)
     until = row.previous_secret_until if row.previous_secret else None
     return Endpoint(
         id=row.id, name=row.name, type=TargetType(row.type), url=url, channel=row.channel,

@@ -4,7 +4,7 @@ secret in the 201 answer that generated it; a Slack incoming-webhook URL is mask
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, StringConstraints
@@ -13,7 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 from app.models import Target as TargetRow
 from app.outbox.envelopes import ContractModel, sometimes
 from app.resources.fields import TargetId
-from app.vocabulary import TargetType
+from app.vocabulary import Language, TargetType
 
 #: A path segment short enough to be an id rather than a credential (Slack's T.../B... ids).
 _SHORT_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
@@ -37,6 +37,8 @@ def mask_slack_webhook(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/".join(["", *shown, "****"]), "", ""))
 
 
+TEMPLATE_FIELD = sometimes("the message template, when it has one")
+LANGUAGE_FIELD = sometimes("the language of its default messages, when it names one")
 ENDPOINT_FIELD = sometimes("the name of the endpoint this target is (its destination and health)")
 
 # Each target model spells all its fields: the key order of the JSON (id, type, where it goes,
@@ -67,6 +69,8 @@ class SlackTarget(ContractModel):
     disabled: bool
     disabled_reason: str | None
     endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
+    template: str | SkipJsonSchema[None] = TEMPLATE_FIELD
+    language: Language | SkipJsonSchema[None] = LANGUAGE_FIELD
 
 
 class SlackWebhookTarget(ContractModel):
@@ -78,6 +82,8 @@ class SlackWebhookTarget(ContractModel):
     disabled: bool
     disabled_reason: str | None
     endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
+    template: str | SkipJsonSchema[None] = TEMPLATE_FIELD
+    language: Language | SkipJsonSchema[None] = LANGUAGE_FIELD
 
 
 #: What every header value of an ``http`` target shows: values often carry tokens.
@@ -101,11 +107,18 @@ class HttpTarget(ContractModel):
     disabled: bool
     disabled_reason: str | None
     endpoint: str | SkipJsonSchema[None] = ENDPOINT_FIELD
+    language: Language | SkipJsonSchema[None] = LANGUAGE_FIELD
 
 
 Target = Annotated[
     WebhookTarget | SlackTarget | SlackWebhookTarget | HttpTarget, Field(discriminator="type")
 ]
+
+
+def message_fields(source: Any) -> dict[str, Any]:
+    """``template`` and ``language`` of a target or endpoint row, each only when it has one."""
+    fields = {"template": source.template, "language": source.language}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def target_resource(
@@ -124,6 +137,7 @@ def target_resource(
     }
     if target.endpoint is not None:
         shared["endpoint"] = target.endpoint.name
+    shared |= message_fields(source)
     if target.type == TargetType.SLACK:
         return SlackTarget(type=target.type, channel=source.channel, **shared)
     if target.type == TargetType.SLACK_WEBHOOK:

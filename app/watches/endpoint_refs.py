@@ -16,6 +16,7 @@ from app.watches.validation import (
     HttpTargetIn,
     InvalidWatch,
     SlackTargetIn,
+    SlackWebhookTargetIn,
     TargetIn,
     WebhookTargetIn,
 )
@@ -72,6 +73,10 @@ def build_target(spec: TargetIn, endpoint: Endpoint | None, position: int, now: 
         target.channel = spec.channel
     else:
         target.url = spec.url
+    if isinstance(spec, SlackTargetIn | SlackWebhookTargetIn):
+        target.template = spec.template
+    if isinstance(spec, SlackTargetIn | SlackWebhookTargetIn | HttpTargetIn):
+        target.language = spec.language
     if isinstance(spec, WebhookTargetIn):
         target.secret = spec.secret or generate_secret()
     if isinstance(spec, HttpTargetIn):

@@ -35,14 +35,21 @@ def spec_snapshot(
 ) -> TargetSnapshot:
     """An inline target spec as its notifier would see it."""
     if isinstance(spec, SlackTargetIn):
-        return TargetSnapshot(PREVIEW_TARGET_ID, spec.type, None, spec.channel, None, False)
+        return TargetSnapshot(
+            PREVIEW_TARGET_ID, spec.type, None, spec.channel, None, False,
+            template=spec.template, language=spec.language,
+        )  # fmt: skip
     if isinstance(spec, HttpTargetIn):
         return TargetSnapshot(
             PREVIEW_TARGET_ID, spec.type, spec.url, None, spec.secret, False, method=spec.method,
-            headers=tuple(spec.headers.items()), body=spec.body,
+            headers=tuple(spec.headers.items()), body=spec.body, language=spec.language,
         )  # fmt: skip
-    secret = spec.secret if isinstance(spec, WebhookTargetIn) else None
-    return TargetSnapshot(PREVIEW_TARGET_ID, spec.type, spec.url, None, secret, False)
+    if isinstance(spec, SlackWebhookTargetIn):
+        return TargetSnapshot(
+            PREVIEW_TARGET_ID, spec.type, spec.url, None, None, False,
+            template=spec.template, language=spec.language,
+        )  # fmt: skip
+    return TargetSnapshot(PREVIEW_TARGET_ID, spec.type, spec.url, None, spec.secret, False)
 
 
 def endpoint_snapshot(endpoint: Endpoint) -> TargetSnapshot:
@@ -50,5 +57,6 @@ def endpoint_snapshot(endpoint: Endpoint) -> TargetSnapshot:
     return TargetSnapshot(
         PREVIEW_TARGET_ID, endpoint.type, endpoint.url, endpoint.channel, endpoint.secret,
         endpoint.disabled, method=endpoint.method, headers=tuple((endpoint.headers or {}).items()),
-        body=endpoint.body, endpoint_id=endpoint.id,
+        body=endpoint.body, endpoint_id=endpoint.id, template=endpoint.template,
+        language=endpoint.language,
     )  # fmt: skip

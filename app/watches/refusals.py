@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.vocabulary import EventType, TargetType
+from app.vocabulary import EventType, Language, TargetType
 
 #: What an upstream id may be, as people read it (shown as the 422 detail and in the document).
 UPSTREAM_ID_RULE = "must be 1 to 128 letters, digits, '.', '_' or '-', and not '.' or '..'"
@@ -50,6 +50,8 @@ FIELD_SENTENCES: dict[str, dict[str, str]] = {
     "secret": {"*": WHSEC_RULE},
     "method": {"*": "must be 'POST' or 'PUT'"},
     "body": {"*": "must be a string: a template that renders JSON"},
+    "template": {"*": "must be a string: a template of the message text (mrkdwn, at most 4 KiB)"},
+    "language": {"*": "must be " + one_of([language.value for language in Language])},
     "headers": {
         "too_long": "must have at most 20 headers",
         "*": "must be an object of header names to value templates (strings)",

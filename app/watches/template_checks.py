@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.notify import templating
+from app.notify import mrkdwn_templates, templating
 from app.notify.http_target import HEADER_NAME, render_headers, reserved_header
 from app.notify.samples import sample_envelope
 from app.notify.templating import TemplateFailed
@@ -22,7 +22,7 @@ FIRST_SAMPLE = EventType.ANALYSIS_COMPLETED.value
 
 
 def _variables(event_type: str) -> dict[str, Any]:
-    return templating.variables(sample_envelope(event_type), None)
+    return mrkdwn_templates.variables(sample_envelope(event_type), None, None)
 
 
 def body_problem(source: str, event_type: str = FIRST_SAMPLE) -> str | None:

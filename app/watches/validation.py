@@ -29,10 +29,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.notify import mrkdwn_templates
 from app.notify.http_target import MAX_HEADERS
+from app.notify.templating import TemplateFailed
 from app.notify.webhook import SECRET_PREFIX
 from app.outbound.addresses import BlockedAddress, Resolver, check_url, system_resolver
-from app.vocabulary import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, ApiGeneration, EventType, TargetType
+from app.vocabulary import (
+    DEFAULT_EVENTS,
+    SUBSCRIBABLE_EVENTS,
+    ApiGeneration,
+    EventType,
+    Language,
+    TargetType,
+)
 from app.watches.refusals import UPSTREAM_ID_RULE, describe, one_of
 from app.watches.template_checks import (
     checked_body,
@@ -128,6 +137,30 @@ OutboundUrl = Annotated[
 ]
 
 
+def checked_message_template(source: str) -> str:
+    """``source`` if it compiles as a Slack message template (at most 4 KiB); else ValueError."""
+    try:
+        mrkdwn_templates.check_syntax(source)
+    except TemplateFailed as exc:
+        raise ValueError(str(exc)) from None
+    return source
+
+
+MessageTemplate = Annotated[
+    str,
+    AfterValidator(checked_message_template),
+    Field(
+        description="a Jinja2 template of the message text (mrkdwn, at most 4 KiB; every value is "
+        "escaped for mrkdwn); variables: event, watch, asset, analysis, labels, dashboard_url, "
+        "message"
+    ),
+]
+MessageLanguage = Annotated[
+    Language,
+    Field(description="the language of the default messages; BRIDGE_LANGUAGE when absent"),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -181,6 +214,8 @@ class SlackTargetIn(_Strict):
         StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$"),
         Field(description="channel id (C0123456789) or name"),
     ]
+    template: MessageTemplate | None = None
+    language: MessageLanguage | None = None
 
     @field_validator("type")
     @classmethod
@@ -197,6 +232,8 @@ class SlackWebhookTargetIn(_Strict):
 
     type: Literal[TargetType.SLACK_WEBHOOK]
     url: OutboundUrl
+    template: MessageTemplate | None = None
+    language: MessageLanguage | None = None
 
     _url = field_validator("url")(checked_url)
 
@@ -239,6 +276,7 @@ class HttpTargetIn(_Strict):
     secret: str | None = Field(
         default=None, description="whsec_ followed by the base64 of 24 to 64 random bytes"
     )
+    language: MessageLanguage | None = None
 
     _url = field_validator("url")(checked_url)
     _secret = field_validator("secret")(standard_webhooks_secret)
