@@ -244,7 +244,9 @@ def test_http_endpoints_are_created_shown_changed_previewed_and_used(bridge, rec
         "/api/v1/preview", json={"target": {"endpoint": "chat"}}, headers=AUTH
     )
     assert preview.json["body"] == '{"only": "5678"}'
-    assert preview.json["headers"]["x-key"] == "secret-value"  # the caller's own header, rendered
+    # A stored endpoint's header values are credentials: named, never shown (not even rendered).
+    assert preview.json["headers"]["x-key"] == "****"
+    assert "secret-value" not in preview.get_data(as_text=True)
     assert receiver.requests == []
     watch = complete(bridge, {"endpoint": "chat"})
     assert watch["targets"][0]["endpoint"] == "chat"

@@ -18,6 +18,8 @@ from app.watches.preview_request import PreviewRequest, endpoint_snapshot, spec_
 from app.watches.validation import EndpointRefIn, InvalidWatch
 
 INVALID = "the preview request is invalid"
+#: What a stored header value is shown as (as in the endpoint's own JSON).
+MASK = "****"
 
 
 @api.post("/preview")
@@ -26,10 +28,10 @@ def preview() -> Response:
 
     The target is one as in a registration, or `{"endpoint": name}`; `event_type` defaults to
     `analysis.completed`. Answers `{"body", "headers"}` for `http` and `webhook` targets (the body
-    exactly as it would be sent; `webhook-signature` is left out; an `http` target's header values
-    are shown rendered, since they are the caller's own) and `{"text", "blocks"}` for `slack` and
-    `slack_webhook` targets, in the target's `language` (else `BRIDGE_LANGUAGE`) and with its
-    `template`. Nothing is sent and nothing is stored.
+    exactly as it would be sent; `webhook-signature` is left out; an inline `http` target's header
+    values are shown rendered, since the caller just gave them, an endpoint's own as `****`) and
+    `{"text", "blocks"}` for `slack` and `slack_webhook` targets, in the target's `language` (else
+    `BRIDGE_LANGUAGE`) and with its `template`. Nothing is sent and nothing is stored.
     """
     try:
         wanted = validated(PreviewRequest, json_body()[0], services().validation)
@@ -56,5 +58,13 @@ def preview() -> Response:
         )
         field = "headers" if field == "header" else field
         fail(422, INVALID, [{"pointer": f"#/target/{field}", "detail": str(exc)}])
+    if isinstance(spec, EndpointRefIn) and "headers" in rendered:
+        # A stored endpoint's header values are credentials as much as its secret (the API shows
+        # them as ****): its preview names the headers it sets and withholds their values.
+        own = {name.lower() for name, _value in target.headers or ()}
+        rendered["headers"] = {
+            name: (MASK if name.lower() in own else value)
+            for name, value in rendered["headers"].items()
+        }
     body = Preview(**rendered).as_json()
     return Response(json.dumps(body), mimetype="application/json")
