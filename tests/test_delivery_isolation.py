@@ -3,6 +3,7 @@ contained to their delivery, receiver-given waits bounded, Slack transport error
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -132,6 +133,31 @@ def test_a_deadline_cuts_only_its_own_thread_s_connections(hostile):
     assert bound.expired
     thread.join(10)
     assert other["result"].error == f"timed out after 2.5 s ({urlsplit(server.url).netloc})"
+
+
+def _send_http(url: str, budget: float | None = None):
+    from app.notify import http_target
+    from app.notify.samples import sample_envelope
+
+    body = json.dumps(sample_envelope("analysis.completed"))
+    event = EventSnapshot("evt_1", "analysis.completed", body, datetime.now(UTC))
+    target = TargetSnapshot("tgt_1", "http", url, None, None, False, method="PUT",
+                            headers=(), body='{"text": "{{ event.id }}"}')  # fmt: skip
+    return http_target.send(NotifierContext(http=operator_session(), budget=budget), event, target)
+
+
+def test_an_http_target_meets_the_same_deadline_and_size_bounds(hostile):
+    dripping = hostile(drip)
+    started = time.monotonic()
+    result = _send_http(dripping.url, budget=1.0)
+    assert result.outcome.value == "retry"
+    assert result.error == f"timed out after 1 s ({urlsplit(dripping.url).netloc})"
+    assert time.monotonic() - started < 3.0
+    assert dripping.closed.wait(5)
+    flooding = hostile(huge)
+    assert _send_http(flooding.url).outcome.value == "succeeded"
+    assert flooding.closed.wait(10)
+    assert flooding.sent < 64 * 1024 * 1024
 
 
 @pytest.fixture

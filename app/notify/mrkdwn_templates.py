@@ -18,7 +18,7 @@ from dataclasses import replace
 from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, Undefined
 
 from app.notify import templating
 from app.notify.languages import gettext_for
@@ -56,12 +56,7 @@ def _environment() -> BoundedSandbox:
 
 @lru_cache(maxsize=256)
 def _compiled(source: str) -> Any:
-    if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
-        raise TemplateFailed(f"is longer than {MAX_SOURCE_BYTES // 1024} KiB")
-    try:
-        return _environment().from_string(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateFailed(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    return templating.compile_source(_environment(), source, MAX_SOURCE_BYTES)
 
 
 def check_syntax(source: str) -> None:

@@ -103,14 +103,20 @@ def _environment() -> BoundedSandbox:
     return env
 
 
-@lru_cache(maxsize=256)
-def _compiled(source: str) -> Any:
-    if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
-        raise TemplateFailed(f"is longer than {MAX_SOURCE_BYTES // 1024} KiB")
+def compile_source(environment: BoundedSandbox, source: str, max_bytes: int) -> Any:
+    """``source`` compiled by ``environment``; ``TemplateFailed`` (a short sentence) when it is over
+    ``max_bytes`` or not a valid template. Shared by the http body and the Slack text templates."""
+    if len(source.encode("utf-8")) > max_bytes:
+        raise TemplateFailed(f"is longer than {max_bytes // 1024} KiB")
     try:
-        return _environment().from_string(source)
+        return environment.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateFailed(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Any:
+    return compile_source(_environment(), source, MAX_SOURCE_BYTES)
 
 
 def check_syntax(source: str) -> None:
