@@ -351,3 +351,40 @@ def test_add_an_http_endpoint_with_a_body_template_and_headers(app, tmp_path):
                           "--body", str(body), "--header", "x")  # fmt: skip
     assert bad_header.exit_code == 2
     assert "is not NAME:VALUE" in bad_header.output
+
+
+def test_template_and_language_are_set_changed_and_removed(app, tmp_path):
+    template = tmp_path / "text.md"
+    template.write_text("*{{ asset.asset_id }}* {{ analysis.status }}", encoding="utf-8")
+    shown = added(app, "room", "--type", "slack", "--channel", "C0123456789",
+                  "--template", str(template), "--language", "ko")  # fmt: skip
+    assert (shown["template"], shown["language"]) == (template.read_text(encoding="utf-8"), "ko")
+    changed = endpoint(app, "change", "room", "--language", "ja", "--no-template", "--json")
+    assert changed.exit_code == 0, changed.output
+    after = json.loads(changed.stdout)
+    assert (after.get("template"), after["language"]) == (None, "ja")
+    stored = row(app, "room")
+    assert (stored.template, stored.language) == (None, "ja")
+    template.write_text("{% if %}", encoding="utf-8")
+    refused = endpoint(app, "change", "room", "--template", str(template))
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("#/template: ")
+    both = endpoint(app, "change", "room", "--template", str(template), "--no-template")
+    assert both.exit_code == 2
+    assert "exclude each other" in both.output
+
+
+def test_change_replaces_an_http_endpoints_body_headers_and_method(app, tmp_path):
+    body = tmp_path / "body.json"
+    body.write_text('{"text": "{{ asset.asset_id }}"}', encoding="utf-8")
+    added(app, "chat", "--type", "http", "--url", PUBLIC_HOOK, "--body", str(body),
+          "--header", "X-Team: media", "--header", "X-Other: 1")  # fmt: skip
+    body.write_text('{"content": "{{ analysis.status }}"}', encoding="utf-8")
+    changed = endpoint(app, "change", "chat", "--body", str(body), "--header", "X-Team: news",
+                       "--method", "PUT", "--json")  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    shown = json.loads(changed.stdout)
+    assert (shown["method"], shown["headers"]) == ("PUT", {"X-Team": "****"})
+    stored = row(app, "chat")
+    assert stored.body == '{"content": "{{ analysis.status }}"}'
+    assert (stored.headers, stored.method) == ({"X-Team": "news"}, "PUT")

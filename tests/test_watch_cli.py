@@ -483,3 +483,29 @@ def test_the_no_worker_hint_waits_for_its_time_and_a_dead_heartbeat(app_factory,
     assert hints(unworked, started, replace(unpolled, poll_count=1)) == ""  # polled: a worker runs
     assert hints(worked, started, unpolled) == ""  # a live heartbeat
     assert hints(unworked, started, unpolled, times=3) == NO_WORKER_HINT + "\n"  # once
+
+
+def test_add_gives_the_slack_targets_a_template_and_a_language(app, tmp_path):
+    template = tmp_path / "text.md"
+    template.write_text("{{ labels.cms_id }}: {{ analysis.status }}", encoding="utf-8")
+    body = added(app, f"5678 --slack C0123456789 --slack-webhook {SLACK_HOOK} --webhook "
+                 f"{PUBLIC_HOOK} --template {template} --language ko")  # fmt: skip
+    webhook, slack, slack_webhook = body["targets"]
+    for target in (slack, slack_webhook):
+        assert (target["template"], target["language"]) == (template.read_text(), "ko")
+    assert "template" not in webhook and "language" not in webhook
+    with app.app_context():
+        assert db.session.get(Target, slack["id"]).language == "ko"
+
+
+def test_template_and_language_need_a_slack_target_and_a_valid_template(app, tmp_path):
+    alone = invoke(app, f"add ws 1 5678 --webhook {PUBLIC_HOOK} --language ja")
+    assert alone.exit_code == 2
+    assert "need a --slack or --slack-webhook" in alone.output
+    template = tmp_path / "broken.md"
+    template.write_text("{{ asset.asset_id", encoding="utf-8")
+    refused = invoke(app, f"add ws 1 5678 --slack C0123456789 --template {template}")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("#/targets/0/template: ")
+    unknown = invoke(app, "add ws 1 5678 --slack C0123456789 --language fr")
+    assert unknown.exit_code == 2

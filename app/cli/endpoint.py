@@ -31,12 +31,24 @@ from app.endpoints.validation import (
 from app.models import Endpoint
 from app.resources.endpoints import endpoint_resource
 from app.services import services
-from app.vocabulary import ReplayState, TargetType
+from app.vocabulary import Language, ReplayState, TargetType
 from app.watches.validation import InvalidWatch
 
 INVALID_INPUT = 2
 JSON_HELP = "Print the endpoint as the API shows it."
 RATE_HELP = "At most this many requests per second to it, across all workers"
+TEMPLATE_OPTION = click.option(
+    "--template",
+    "template_file",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help="A slack or slack_webhook endpoint's mrkdwn message template (- reads it from stdin).",
+)
+LANGUAGE_OPTION = click.option(
+    "--language",
+    type=click.Choice([language.value for language in Language]),
+    help="The language of its default messages (slack, slack_webhook, http; BRIDGE_LANGUAGE).",
+)
 
 
 @click.group("endpoint", short_help="Create and manage shared notification endpoints.")
@@ -140,6 +152,8 @@ def _headers(given: tuple[str, ...]) -> dict[str, str] | None:
 @click.option(
     "--method", type=click.Choice(["POST", "PUT"]), help="An http endpoint's method (POST)."
 )
+@TEMPLATE_OPTION
+@LANGUAGE_OPTION
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @with_appcontext
 def add_command(name: str, kind: str, as_json: bool, **options: Any) -> None:
@@ -154,6 +168,8 @@ def add_command(name: str, kind: str, as_json: bool, **options: Any) -> None:
         description=options["description"], rate_limit_per_second=options["rate_limit"],
         method=options["method"], headers=_headers(options["headers"]),
         body=options["body_file"].read() if options["body_file"] else None,
+        template=options["template_file"].read() if options["template_file"] else None,
+        language=options["language"],
     )  # fmt: skip
     spec = _valid(EndpointCreate, {"name": name, "type": kind, **fields})
     session = db.session()
@@ -195,7 +211,7 @@ def show_command(ref: str, as_json: bool) -> None:
 
 
 @endpoint_group.command(
-    "change", short_help="Change an endpoint's URL, channel, description or limit."
+    "change", short_help="Change an endpoint's URL, channel, description, limit or message."
 )
 @click.argument("ref")
 @click.option("--url", help="A new URL (webhook and slack_webhook endpoints).")
@@ -203,23 +219,53 @@ def show_command(ref: str, as_json: bool) -> None:
 @click.option("--description", metavar="TEXT", help="A new description ('' for none).")
 @click.option("--rate-limit", type=float, metavar="PER_SECOND", help=RATE_HELP + ".")
 @click.option("--no-rate-limit", is_flag=True, help="Remove the rate limit.")
+@click.option(
+    "--body",
+    "body_file",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help="A new JSON body template of an http endpoint (- reads it from stdin).",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME:VALUE",
+    help="An http endpoint's header (repeatable; the headers given replace all of them).",
+)
+@click.option("--method", type=click.Choice(["POST", "PUT"]), help="An http endpoint's method.")
+@TEMPLATE_OPTION
+@click.option("--no-template", is_flag=True, help="Go back to the default message text.")
+@LANGUAGE_OPTION
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @with_appcontext
-def change_command(ref: str, as_json: bool, no_rate_limit: bool, **options: Any) -> None:
-    """Change where an endpoint sends, its description or its rate limit: every watch using it
-    follows at once. Only the options given change."""
+def change_command(
+    ref: str, as_json: bool, no_rate_limit: bool, no_template: bool, **options: Any
+) -> None:
+    """Change where an endpoint sends, its description, rate limit or message: every watch using
+    it follows at once. Only the options given change."""
     fields = _given(
         url=options["url"], channel=options["channel"], description=options["description"],
-        rate_limit_per_second=options["rate_limit"],
+        rate_limit_per_second=options["rate_limit"], method=options["method"],
+        headers=_headers(options["headers"]),
+        body=options["body_file"].read() if options["body_file"] else None,
+        template=options["template_file"].read() if options["template_file"] else None,
+        language=options["language"],
     )  # fmt: skip
     if fields.get("description") == "":
         fields["description"] = None  # as the API's null: no description
+    if no_template:
+        if "template" in fields:
+            raise click.UsageError("--template and --no-template exclude each other")
+        fields["template"] = None
     if no_rate_limit:
         if "rate_limit_per_second" in fields:
             raise click.UsageError("--rate-limit and --no-rate-limit exclude each other")
         fields["rate_limit_per_second"] = None
     if not fields:
-        raise click.UsageError("nothing to change: give --url, --channel, --description or a limit")
+        raise click.UsageError(
+            "nothing to change: give --url, --channel, --description, a limit or a message option"
+        )
     _change(ref, _valid(EndpointChange, fields), as_json)
 
 

@@ -26,6 +26,7 @@ from app.vocabulary import (
     SUBSCRIBABLE_EVENTS,
     WATCH_STATES,
     ApiGeneration,
+    Language,
     WatchState,
 )
 from app.watches.queries import deliveries_by_watch, find_watch, load_watches
@@ -65,8 +66,11 @@ def _payload(options: dict[str, Any]) -> dict[str, Any]:
     targets: list[dict[str, Any]] = [{"type": "webhook", "url": url} for url in webhooks]
     if secret is not None:
         targets[0]["secret"] = secret
-    targets += [{"type": "slack", "channel": channel} for channel in options["slack"]]
-    targets += [{"type": "slack_webhook", "url": url} for url in options["slack_webhook"]]
+    message = _message_options(options)
+    targets += [{"type": "slack", "channel": channel, **message} for channel in options["slack"]]
+    targets += [
+        {"type": "slack_webhook", "url": url, **message} for url in options["slack_webhook"]
+    ]
     targets += [{"endpoint": name} for name in options["endpoint"]]
     payload: dict[str, Any] = {
         "workspace": options["workspace"],
@@ -82,6 +86,17 @@ def _payload(options: dict[str, Any]) -> dict[str, Any]:
     }
     payload.update({name: value for name, value in optional.items() if value is not None})
     return payload
+
+
+def _message_options(options: dict[str, Any]) -> dict[str, str]:
+    """``template`` and ``language`` of the Slack targets (absent options stay absent)."""
+    if (options["template"] or options["language"]) and not (
+        options["slack"] or options["slack_webhook"]
+    ):
+        raise click.UsageError("--template and --language need a --slack or --slack-webhook")
+    message = {"template": options["template"].read() if options["template"] else None}
+    message["language"] = options["language"]
+    return {name: value for name, value in message.items() if value is not None}
 
 
 def _refuse(errors: list[dict[str, str]]) -> NoReturn:
@@ -120,6 +135,17 @@ def _echo_json(body: Any) -> None:
 )
 @click.option("--slack", multiple=True, metavar="CHANNEL", help="A Slack channel target.")
 @click.option("--slack-webhook", multiple=True, metavar="URL", help="A Slack incoming webhook.")
+@click.option(
+    "--template",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help="A mrkdwn template for the text of the --slack and --slack-webhook targets (- reads stdin).",
+)
+@click.option(
+    "--language",
+    type=click.Choice([language.value for language in Language]),
+    help="The language of the --slack and --slack-webhook targets' messages (BRIDGE_LANGUAGE).",
+)
 @click.option(
     "--endpoint",
     multiple=True,
