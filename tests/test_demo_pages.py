@@ -208,7 +208,7 @@ def test_the_legacy_samples_label_says_where_the_watch_lands():
 def test_the_demo_pages_fit_a_phone(browser, app_factory):
     from datetime import UTC, datetime
 
-    from app.demo.state import InboxEntry
+    from app.demo.state import ChatEntry, InboxEntry
     from tests.browser import EXPECT_TIMEOUT_MS, screenshot
     from tests.browser import sign_in as browser_sign_in
     from tests.dashboardtools import API_TOKEN
@@ -223,6 +223,8 @@ def test_the_demo_pages_fit_a_phone(browser, app_factory):
         config.state.record_webhook(InboxEntry(
             datetime.now(UTC), "evt_01JD3Q0000000000000000000" + str(int(verified)),
             "analysis.status_changed", verified, payload))  # fmt: skip
+    config.state.record_chat(ChatEntry(datetime.now(UTC), "POST", {"x-demo-event": "analysis.completed"},
+        {"text": "解析が完了しました: " + "x" * 120, "labels": {"note": "y" * 120}}, "verified"))  # fmt: skip
     config.state.post("demo-analyses", "fallback", [
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Labels*\n`note`: " + "x" * 80}},
     ], None, False)  # fmt: skip
@@ -232,8 +234,9 @@ def test_the_demo_pages_fit_a_phone(browser, app_factory):
     try:
         page = context.new_page()
         browser_sign_in(page, server.url, API_TOKEN)
-        for name in ("inbox", "slack"):
+        for name in ("inbox", "slack", "chat"):
             page.goto(f"{server.url}/demo/{name}")
+            page.locator("details").evaluate_all("all => all.forEach(d => d.open = true)")
             fits = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
             assert page.evaluate(fits), f"/demo/{name} scrolls sideways at 375 px"
             screenshot(page, f"demo-{name}-375")
@@ -267,3 +270,62 @@ def test_a_watch_sent_through_an_endpoint_is_verified_with_the_endpoint_secret(
     assert [attempt["status_code"] for attempt in delivery["attempts"]] == [200]
     (entry,) = config.state.inbox
     assert entry.verified is True
+
+
+# --- the chat inbox: an http target's requests (issue 22) -----------------------------------------
+
+
+def test_chat_inbox_keeps_json_and_tells_verified_unsigned_and_invalid(demo_app):
+    app, config = demo_app
+    client = app.test_client()
+    body = json.dumps({"text": "解析が完了しました", "asset": "a-1"}, ensure_ascii=False).encode()
+    assert (
+        client.post("/demo/chat/team", data=body, headers=signed_headers(body)).status_code == 200
+    )
+    assert client.put("/demo/chat/team", data=body).status_code == 200
+    forged = signed_headers(body, "whsec_" + "A" * 44)
+    assert client.post("/demo/chat/team", data=body, headers=forged).status_code == 401
+    assert client.post("/demo/chat/team", data=b"{not json").status_code == 400
+    entries = config.state.chat
+    assert [(e.method, e.signature) for e in entries] == [
+        ("POST", "verified"), ("PUT", "unsigned"), ("POST", "invalid")]  # fmt: skip
+    assert entries[0].body["text"] == "解析が完了しました"
+    assert entries[0].headers["webhook-id"] == "evt_1"
+
+
+def test_chat_page_shows_the_text_and_the_body_literally(demo_app):
+    app, _config = demo_app
+    client = app.test_client()
+    hostile = {"text": "<script>alert(1)</script> 完了", "labels": {"x": "<!channel>"}}
+    body = json.dumps(hostile, ensure_ascii=False).encode()
+    assert (
+        client.post("/demo/chat/team", data=body, headers=signed_headers(body)).status_code == 200
+    )
+    assert client.get("/demo/chat").status_code == 302  # sign-in first
+    sign_in(client)
+    page = client.get("/demo/chat").get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 完了" in page  # Japanese as is, markup inert
+    assert "&lt;!channel&gt;" in page
+    assert "signature verified" in page
+
+
+def test_the_demos_http_target_renders_valid_json_in_japanese(bridge, deliver, served_demo):
+    """The sample watches' chat target, registered as the demo does, delivered by the real worker
+    to the chat inbox: signed with the demo's secret, its text in Japanese, its header templated."""
+    from app.demo.command import demo_targets
+
+    server, config = served_demo
+    chat = demo_targets(server.url, SECRET)["chat"]
+    bridge.set_status("mine-5", "ANALYZING")
+    bridge.register("mine-5", targets=[chat], labels={"cms_id": "news-0425"})
+    bridge.tick()
+    bridge.set_status("mine-5", "ANALYZE_COMPLETED", index_id=7)
+    bridge.tick(advance=1.2)
+    assert deliver().sent == 1
+    (entry,) = config.state.chat
+    assert entry.signature == "verified"
+    assert entry.headers["x-demo-event"] == "analysis.completed"
+    assert entry.body["asset"] == "mine-5"
+    assert entry.body["labels"] == {"cms_id": "news-0425"}
+    assert "完了" in entry.body["text"], entry.body

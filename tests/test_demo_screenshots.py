@@ -27,7 +27,15 @@ pytestmark = pytest.mark.slow
 
 MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
 #: The pages the README shows, by screenshot name (None: the completed sample's watch page).
-README_PAGES = {"watches": "/", "watch": None, "inbox": "/demo/inbox", "slack": "/demo/slack"}
+README_PAGES = {
+    "watches": "/", "watch": None, "inbox": "/demo/inbox", "slack": "/demo/slack", "chat": "/demo/chat",
+}  # fmt: skip
+#: What each page must show once the samples ended (the Korean Slack channel, the http target's
+#: Japanese posts, signed with the demo's secret).
+MUST_SHOW = {
+    "slack": ("#demo-analyses-ko", "분석 완료 (ANALYZE_COMPLETED)"),
+    "chat": ("signature verified", "clip-completes", "解析"),
+}
 ALARMING = {
     "the bridge-health banner": "[data-alert]",
     "the Needs attention count": "#attention-count",
@@ -91,6 +99,8 @@ def test_the_running_demo_shows_nothing_alarming(browser, tmp_path, wait_until):
             for what, selector in ALARMING.items():
                 assert page.locator(selector).count() == 0, f"{what} on the demo's {name} page"
             assert "{{" not in page.content(), f"an unrendered template marker on {name}"
+            for text in MUST_SHOW.get(name, ()):
+                assert text in page.content(), f"{text!r} missing on the demo's {name} page"
             taken.append(screenshot(page, f"readme-{name}", full_page=False))
     finally:
         if context is not None:

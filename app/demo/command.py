@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import requests
@@ -154,6 +155,7 @@ def _seed_simulator(simulator_url: str) -> None:
 def _register(base_url: str, token: str, webhook_secret: str) -> dict[str, Sample]:
     """Register one watch per sample through the bridge's own API, as a user would."""
     headers = {"Authorization": f"Bearer {token}"}
+    targets = demo_targets(base_url, webhook_secret)
     watch_ids: dict[str, Sample] = {}
     with requests.Session() as http:
         for sample in SAMPLES:
@@ -162,10 +164,7 @@ def _register(base_url: str, token: str, webhook_secret: str) -> dict[str, Sampl
                 "api": sample.api, "labels": sample.labels,
                 "events": ["analysis.completed", "analysis.failed", "analysis.cancelled",
                            "analysis.status_changed", "watch.expired", "watch.error"],
-                "targets": [
-                    {"type": "webhook", "url": f"{base_url}/demo/inbox/main", "secret": webhook_secret},
-                    {"type": "slack", "channel": "demo-analyses"},
-                ],
+                "targets": [targets[name] for name in sample.targets],
             }  # fmt: skip
             response = http.post(
                 f"{base_url}/api/v1/watches", json=body, headers=headers, timeout=10
@@ -175,6 +174,30 @@ def _register(base_url: str, token: str, webhook_secret: str) -> dict[str, Sampl
     return watch_ids
 
 
+def demo_targets(base_url: str, webhook_secret: str) -> dict[str, dict[str, Any]]:
+    """The targets sample watches notify, by the names ``Sample.targets`` uses: the webhook inbox,
+    the Slack stand-in in English and in Korean, and an ``http`` target (a chat tool's incoming
+    webhook, in Japanese) posting to the demo's chat inbox."""
+    return {
+        "inbox": {"type": "webhook", "url": f"{base_url}/demo/inbox/main", "secret": webhook_secret},
+        "slack": {"type": "slack", "channel": "demo-analyses"},
+        "slack_ko": {"type": "slack", "channel": "demo-analyses-ko", "language": "ko"},
+        "chat": {
+            "type": "http", "url": f"{base_url}/demo/chat/team", "secret": webhook_secret,
+            "language": "ja", "headers": {"X-Demo-Event": "{{ event.type }}"},
+            "body": CHAT_BODY,
+        },
+    }  # fmt: skip
+
+
+#: The chat target's body template: a chat tool's ``text`` plus the fields a bot would use.
+CHAT_BODY = (
+    '{"text": "{{ message }}", "asset": "{{ asset.asset_id }}",'
+    ' "status": "{{ analysis.status }}", "labels": {{ labels | tojson }},'
+    ' "link": "{{ dashboard_url }}"}'
+)
+
+
 def _banner(base_url: str, simulator_url: str, token: str) -> None:
     click.echo(f"""
 mi-bridge demo is running.
@@ -182,6 +205,7 @@ mi-bridge demo is running.
   Dashboard      {base_url}/        (sign in with the API token below)
   API token      {token}
   Webhook inbox  {base_url}/demo/inbox      Slack stand-in  {base_url}/demo/slack
+  Chat inbox     {base_url}/demo/chat       (an http target's posts, in Japanese)
   API            {base_url}/api/v1/watches  (docs: {base_url}/docs)
   Simulator      {simulator_url}/_sim/assets
 

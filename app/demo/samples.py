@@ -20,6 +20,8 @@ class Sample:
     api: str = "index"
     faults: tuple[dict[str, Any], ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    #: The demo targets it notifies, by name (see ``app.demo.command.demo_targets``).
+    targets: tuple[str, ...] = ("inbox", "slack")
 
 
 SAMPLES = (
@@ -27,17 +29,19 @@ SAMPLES = (
         "clip-completes",
         {"wait_seconds": 3, "analyze_seconds": 8, "outcome": "ANALYZE_COMPLETED", "index_id": 4242},
         "completed", "analysis.completed", labels={"cms_id": "news-0425"},
+        targets=("inbox", "slack", "slack_ko", "chat"),
     ),
     Sample(
         "clip-fails",
         {"wait_seconds": 2, "analyze_seconds": 10, "outcome": "ANALYZE_FAIL",
          "message": "영상 파싱 실패 (video parsing failure)"},
         "failed", "analysis.failed", labels={"cms_id": "drama-0117"},
+        targets=("inbox", "slack", "slack_ko", "chat"),
     ),
     Sample(
         "clip-cancelled",
         {"wait_seconds": 5, "analyze_seconds": 6, "outcome": "ANALYZE_CANCEL"},
-        "cancelled", "analysis.cancelled",
+        "cancelled", "analysis.cancelled", targets=("inbox", "slack", "chat"),
     ),
     Sample(
         "clip-flaky-upstream",

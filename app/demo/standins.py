@@ -3,7 +3,8 @@
 They let a newcomer see notifications arrive without any account: the inbox verifies each webhook's
 Standard Webhooks signature as a receiver would, with the secret of the target that sent it (the
 watch named in the payload, its webhook target at this inbox URL), and the Slack stand-in answers
-``chat.postMessage`` / ``chat.update`` like Slack and keeps the messages for the dashboard to render.
+``chat.postMessage`` / ``chat.update`` like Slack and keeps the messages for the dashboard to render;
+the chat inbox takes the requests of ``http`` targets, as a chat tool's incoming webhook would.
 Registered only by the demo (``mi-bridge demo``); never part of a normal deployment.
 """
 
@@ -19,7 +20,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 
 from app.db import db
-from app.demo.state import DemoState, InboxEntry
+from app.demo.state import ChatEntry, DemoState, InboxEntry
 from app.models import Endpoint, Target
 from app.notify.webhook import sign
 from app.vocabulary import TargetType
@@ -77,6 +78,65 @@ def inbox(name: str) -> tuple[Response, int]:
         InboxEntry(datetime.now(UTC), webhook_id, event_type, verified, payload)
     )
     return jsonify(received=True, verified=verified), 200 if verified else 401
+
+
+#: The request headers the chat inbox page shows (the signature's are summed up as its outcome).
+CHAT_HEADERS = ("content-type", "user-agent", "webhook-id", "x-demo-event")
+
+
+@standins.route("/chat/<name>", methods=["POST", "PUT"])
+def chat(name: str) -> tuple[Response, int]:
+    """Receive an ``http`` target's request, as a chat tool's incoming webhook would: keep its JSON
+    body and a few headers, and check its Standard Webhooks signature when it carries one."""
+    body = request.get_data()
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        return jsonify(error="the body is not JSON"), 400
+    given = request.headers.get("webhook-signature", "").split()
+    stamp, webhook_id = (
+        request.headers.get("webhook-timestamp", ""),
+        request.headers.get("webhook-id", ""),
+    )
+    if not given:
+        signature = "unsigned"
+    elif stamp.isdigit() and any(
+        hmac.compare_digest(sign(secret, webhook_id, int(stamp), body), candidate)
+        for secret in _http_secrets(demo_config())
+        for candidate in given
+    ):
+        signature = "verified"
+    else:
+        signature = "invalid"
+    headers = {key: request.headers[key] for key in CHAT_HEADERS if key in request.headers}
+    demo_config().state.record_chat(
+        ChatEntry(datetime.now(UTC), request.method, headers, parsed, signature)
+    )
+    return jsonify(received=True, signature=signature), 401 if signature == "invalid" else 200
+
+
+#: At most this many secrets are tried for one chat request (the demo's own plus users' targets).
+MAX_CHAT_SECRETS = 50
+
+
+def _http_secrets(config: DemoConfig) -> list[str]:
+    """The secrets of the http targets (inline or endpoints) that send to this very path.
+
+    An http body is the user's own JSON, naming no watch, so unlike the webhook inbox the chat
+    inbox tries every secret held for its URL; the demo's own secret signs the sample watches'.
+    """
+    rows = db.session.execute(
+        select(
+            func.coalesce(Endpoint.url, Target.url), func.coalesce(Endpoint.secret, Target.secret)
+        )
+        .select_from(Target)
+        .outerjoin(Endpoint, Endpoint.id == Target.endpoint_id)
+        .where(Target.type == TargetType.HTTP)
+        .distinct()
+        .limit(MAX_CHAT_SECRETS)
+    )
+    same_path = {s for url, s in rows if s and urlsplit(url or "").path == request.path}
+    return [config.webhook_secret, *sorted(same_path - {config.webhook_secret})]
 
 
 def _secrets_for(payload: dict[str, Any], config: DemoConfig) -> list[str]:

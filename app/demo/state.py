@@ -20,6 +20,21 @@ class InboxEntry:
 
 
 @dataclass
+class ChatEntry:
+    """One request an ``http`` target sent to the demo's chat inbox.
+
+    ``signature`` is ``verified``, ``invalid`` or ``unsigned`` (an http target without a secret
+    sends the Standard Webhooks id and timestamp but no signature).
+    """
+
+    received_at: datetime
+    method: str
+    headers: dict[str, str]
+    body: Any
+    signature: str
+
+
+@dataclass
 class SlackPost:
     """A message in the Slack stand-in, as Slack would show it (edits applied, thread below)."""
 
@@ -39,6 +54,7 @@ class DemoState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.inbox: list[InboxEntry] = []
+        self.chat: list[ChatEntry] = []
         self.channels: dict[str, list[SlackPost]] = {}
         self.incoming_webhook_posts: list[dict[str, Any]] = []
         self._ts = 0
@@ -46,6 +62,15 @@ class DemoState:
     def record_webhook(self, entry: InboxEntry) -> None:
         with self._lock:
             self.inbox.append(entry)
+
+    def record_chat(self, entry: ChatEntry) -> None:
+        with self._lock:
+            self.chat.append(entry)
+
+    def chat_snapshot(self) -> list[ChatEntry]:
+        """The chat inbox, newest first."""
+        with self._lock:
+            return list(reversed(self.chat))
 
     def post(
         self, channel: str, text: str, blocks: list, thread_ts: str | None, broadcast: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -35,6 +36,13 @@ def slack_mrkdwn(text: str) -> Markup:
         position = match.end()
     parts.append(_inline(text[position:]))
     return Markup("".join(parts))  # noqa: S704 - built from escaped pieces only
+
+
+@demo_pages.app_template_filter("pretty_json")
+def pretty_json(value: object) -> str:
+    """JSON indented for reading, with its characters as they are (Japanese stays Japanese); the
+    template's autoescape makes it safe HTML."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _inline(text: str) -> str:
@@ -80,3 +88,15 @@ def slack_page() -> str:
     """Messages in the Slack stand-in, rendered from their Block Kit, edits and threads included."""
     _inbox, channels = demo_config().state.snapshot()
     return render_template("demo/slack.html", channels=channels, live_src=url_for(".slack_page"))
+
+
+@demo_pages.get("/chat")
+def chat_page() -> str:
+    """Requests ``http`` targets sent to the demo's chat inbox, newest first: the ``text`` a chat
+    tool would show, the whole JSON body, the headers and the signature check."""
+    return render_template(
+        "demo/chat.html",
+        entries=demo_config().state.chat_snapshot(),
+        live_src=url_for(".chat_page"),
+        chat_url=url_for("demo_standins.chat", name="team", _external=True),
+    )
