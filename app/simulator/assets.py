@@ -9,9 +9,10 @@ time by hand.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app.simulator.work import AssetWork, Refusal
 from app.upstream.statuses import (
     ANALYZE_CANCEL,
     ANALYZE_COMPLETED,
@@ -82,7 +83,9 @@ class Snapshot:
 class SimAsset:
     """One asset, shared by all three status generations (they address it by the same id).
 
-    ``started_at`` is the clock reading when ``plan`` (if a Schedule) started.
+    ``started_at`` is the clock reading when ``plan`` (if a Schedule) started. ``analysis_plan``,
+    when set, is what an index request starts (else the current schedule, else the default one);
+    ``index_refusal``, when set, refuses every index request; ``work`` is the workflow side.
     """
 
     workspace: str
@@ -92,6 +95,9 @@ class SimAsset:
     started_at: float = 0.0
     message_field: str = DEFAULT_MESSAGE_FIELD
     code_as_number: bool = False
+    analysis_plan: Schedule | Pin | None = None
+    index_refusal: Refusal | None = None
+    work: AssetWork = field(default_factory=AssetWork)
 
     @property
     def key(self) -> AssetKey:
@@ -121,9 +127,13 @@ class SimAsset:
             index_id = derived_index_id(self.key)
         return Snapshot(status, message, index_id)
 
-    def restarted(self, schedule: Schedule, now: float) -> SimAsset:
-        """This asset with ``schedule`` starting at ``now`` (a new analysis request)."""
-        return replace(self, plan=schedule, started_at=now)
+    def restarted(self, plan: Schedule | Pin, now: float) -> SimAsset:
+        """This asset with ``plan`` starting at ``now`` (a new analysis request)."""
+        return replace(self, plan=plan, started_at=now, work=self.work.analysis_restarted())
+
+    def with_work(self, work: AssetWork) -> SimAsset:
+        """This asset with its workflow side replaced."""
+        return replace(self, work=work)
 
     def pinned(self, pin: Pin) -> SimAsset:
         """This asset fixed at ``pin`` (e.g. after a cancel)."""

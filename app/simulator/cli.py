@@ -13,6 +13,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from app.simulator.credentials import ALL_WORKSPACES
 from app.simulator.server import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimulatorServer
 from app.simulator.settings import SimConfig
 from app.simulator.state import SimulatorState
@@ -44,6 +45,14 @@ from app.simulator.state import SimulatorState
     help="Secret key that signs requests made with the access key.",
 )
 @click.option(
+    "--extra-key",
+    "extra_keys",
+    multiple=True,
+    metavar="ACCESS:SECRET[:WS,...]",
+    callback=lambda _ctx, _param, values: [parse_extra_key(value) for value in values],
+    help="Another key pair to accept, for the listed workspaces only (default: all). Repeatable.",
+)
+@click.option(
     "--no-auto-create",
     is_flag=True,
     help="Answer 404 for unknown assets instead of creating them on first request.",
@@ -56,6 +65,7 @@ def simulator_command(
     port: int,
     access_key: str,
     secret_key: str,
+    extra_keys: list[tuple[str, str, list[str]]],
     no_auto_create: bool,
     verbose: bool,
 ) -> None:
@@ -77,14 +87,28 @@ def simulator_command(
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     state = SimulatorState(SimConfig(auto_create=not no_auto_create))
     server = SimulatorServer(host, port, state, access_key, secret_key, verbose=verbose)
+    for extra_access, extra_secret, workspaces in extra_keys:
+        state.add_credentials(extra_access, extra_secret, workspaces)
     try:
         server.start()
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from exc
-    _print_banner(server, access_key, secret_key, sources, state.config)
+    _print_banner(server, access_key, secret_key, sources, state.config, extra_keys)
     _serve_until_stopped(server)
+
+
+def parse_extra_key(value: str) -> tuple[str, str, list[str]]:
+    """``ACCESS:SECRET[:WS,...]`` as (access key, secret key, workspaces); BadParameter if not."""
+    access_key, _, rest = value.partition(":")
+    secret_key, _, listed = rest.partition(":")
+    workspaces = [name for name in listed.split(",") if name] if listed else [ALL_WORKSPACES]
+    if not access_key or not secret_key or not workspaces:
+        raise click.BadParameter(
+            "expected ACCESS:SECRET or ACCESS:SECRET:WORKSPACE,WORKSPACE", param_hint="--extra-key"
+        )
+    return access_key, secret_key, workspaces
 
 
 def _key_sources(ctx: click.Context) -> dict[str, str]:
@@ -110,6 +134,7 @@ def _print_banner(
     secret_key: str,
     sources: dict[str, str],
     config: SimConfig,
+    extra_keys: list[tuple[str, str, list[str]]],
 ) -> None:
     origin = {
         "demo": "the documented demo pair",
@@ -130,6 +155,11 @@ def _print_banner(
         f"  access key:     {access_key}  ({origin[sources['access_key']]})",
         f"  secret key:     {mask_secret(secret_key)}  ({origin[sources['secret_key']]})",
         f"  unknown assets: {assets}",
+        *(
+            f"  extra key:      {extra_access}  (secret {mask_secret(extra_secret)}; "
+            f"workspaces {', '.join(workspaces)})"
+            for extra_access, extra_secret, workspaces in extra_keys
+        ),
         "Press Ctrl-C to stop.",
     ]
     for line in lines:

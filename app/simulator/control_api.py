@@ -36,7 +36,8 @@ def _bad_spec(exc: SpecError) -> Response:
     return control_error(str(exc), 400)
 
 
-def _body() -> Any:
+def read_body() -> Any:
+    """The request's JSON body; SpecError (400) if it is not JSON."""
     # Content-Type is not required: curl -d sends form encoding by default.
     body = request.get_json(force=True, silent=True)
     if body is None:
@@ -60,7 +61,7 @@ def list_assets() -> Response:
 def put_asset(ws: str, pid: str, asset_id: str) -> tuple[Response, int]:
     """Create (201) or replace (200) an asset: a pinned status or a schedule starting now."""
     state = current_state()
-    spec = parse_asset_spec(_body(), state.config.default_schedule)
+    spec = parse_asset_spec(read_body(), state.config.default_schedule)
     view, created = state.put_asset((ws, pid, asset_id), spec)
     return jsonify(view), 201 if created else 200
 
@@ -91,7 +92,7 @@ def list_faults() -> Response:
 @control.post("/faults")
 def add_fault() -> tuple[Response, int]:
     """Add a fault rule after the existing ones (201)."""
-    view = current_state().add_fault(parse_fault_spec(_body()))
+    view = current_state().add_fault(parse_fault_spec(read_body()))
     return jsonify(view), 201
 
 
@@ -122,7 +123,7 @@ def put_generation(name: str) -> Response:
     names = [generation.value for generation in ApiGeneration]
     if name not in names:
         return control_error(f"no generation {name!r}; one of: {', '.join(names)}", 404)
-    switch = parse_generation_switch(_body())
+    switch = parse_generation_switch(read_body())
     current_state().set_generation_switch(ApiGeneration(name), switch)
     return jsonify({name: switch.to_dict()})
 
@@ -136,7 +137,7 @@ def get_config() -> Response:
 @control.put("/config")
 def put_config() -> Response:
     """Change any of the config's fields (``default_schedule`` fields merge)."""
-    body = _body()
+    body = read_body()
     config = current_state().update_config(lambda current: parse_config_changes(body, current))
     return jsonify(config.to_dict())
 

@@ -2,9 +2,11 @@
 
 Rules are kept in creation order; the first rule matching a request wins and its count drops by
 one (``count`` null means "until cleared"). Exhausted rules stay listed with ``remaining`` 0 so a
-test can see that they fired. Faults apply to the three status endpoints only, never to the
-neighbouring analyse/cancel/list endpoints: an "analyse and watch" flow cannot consume a fault
-meant for polls.
+test can see that they fired. By default a rule applies to the three status endpoints only, never
+to the neighbouring ones: an "analyse and watch" flow cannot consume a fault meant for polls. A
+rule's ``endpoint`` field picks another endpoint (``ENDPOINTS``; ``any`` for all of them), and its
+``access_key`` field limits it to requests signed with that key. Views list those two fields only
+when given.
 """
 
 from __future__ import annotations
@@ -26,7 +28,22 @@ from app.simulator.specs import (
 )
 from app.vocabulary import ApiGeneration
 
-_COMMON_FIELDS = ("kind", "count", "asset_id", "generation")
+_COMMON_FIELDS = ("kind", "count", "asset_id", "generation", "endpoint", "access_key")
+STATUS_ENDPOINT = "status"
+ANY_ENDPOINT = "any"
+#: What a rule's ``endpoint`` may name: each upstream route declares one of these.
+ENDPOINTS = (
+    STATUS_ENDPOINT,
+    "index",
+    "index-cancel",
+    "list",
+    "import",
+    "import-status",
+    "summary",
+    "summary-status",
+    "summary-cancel",
+    ANY_ENDPOINT,
+)
 _MAX_COUNT = 1_000_000
 _MAX_BODY_CHARS = 64 * 1024
 DEFAULT_MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -42,6 +59,19 @@ class FaultSpec:
     count: int | None = 1
     asset_id: str | None = None
     generation: ApiGeneration | None = None
+    endpoint: str = STATUS_ENDPOINT
+    access_key: str | None = None
+
+
+@dataclass(frozen=True)
+class FaultTarget:
+    """What a request offers the rules to match: its endpoint, asset id (if any), generation (status
+    requests only) and access key."""
+
+    endpoint: str
+    asset_id: str | None = None
+    generation: ApiGeneration | None = None
+    access_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +92,15 @@ class FaultRule:
     remaining: int | None
     matched: int = 0
 
-    def matches(self, asset_id: str, generation: ApiGeneration) -> bool:
+    def matches(self, target: FaultTarget) -> bool:
         """True if this rule still has uses and its filters accept the request."""
         spec = self.spec
         return (
             self.remaining != 0
-            and spec.asset_id in (None, asset_id)
-            and spec.generation in (None, generation)
+            and spec.endpoint in (ANY_ENDPOINT, target.endpoint)
+            and spec.asset_id in (None, target.asset_id)
+            and spec.generation in (None, target.generation)
+            and spec.access_key in (None, target.access_key)
         )
 
     def view(self) -> dict[str, Any]:
@@ -82,6 +114,8 @@ class FaultRule:
             "matched": self.matched,
             "asset_id": spec.asset_id,
             "generation": spec.generation.value if spec.generation else None,
+            **({"endpoint": spec.endpoint} if spec.endpoint != STATUS_ENDPOINT else {}),
+            **({"access_key": spec.access_key} if spec.access_key is not None else {}),
             **spec.params,
         }
 
@@ -100,10 +134,10 @@ class FaultBook:
         self.rules.append(rule)
         return rule
 
-    def take(self, asset_id: str, generation: ApiGeneration) -> FiredFault | None:
+    def take(self, target: FaultTarget) -> FiredFault | None:
         """Consume one use of the first matching rule and return it, or None if none matches."""
         for rule in self.rules:
-            if rule.matches(asset_id, generation):
+            if rule.matches(target):
                 rule.matched += 1
                 if rule.remaining is not None:
                     rule.remaining -= 1
@@ -138,12 +172,17 @@ def parse_fault_spec(body: Any) -> FaultSpec:
     generation = read_optional_str(body, "generation", None)
     if generation is not None and generation not in {g.value for g in ApiGeneration}:
         raise SpecError(f"generation must be one of: {', '.join(g.value for g in ApiGeneration)}")
+    endpoint = body.get("endpoint", STATUS_ENDPOINT)
+    if endpoint not in ENDPOINTS:
+        raise SpecError(f"endpoint must be one of: {', '.join(ENDPOINTS)}")
     return FaultSpec(
         kind=kind,
         params=MappingProxyType(parse(body)),
         count=count,
         asset_id=asset_id,
         generation=ApiGeneration(generation) if generation else None,
+        endpoint=endpoint,
+        access_key=read_optional_str(body, "access_key", None),
     )
 
 

@@ -34,9 +34,13 @@ def create_simulator_app(state: SimulatorState) -> Flask:
     from app.simulator.control_api import control, control_error
     from app.simulator.responses import gateway_answer
     from app.simulator.upstream_api import upstream
+    from app.simulator.workflow_api import workflows
+    from app.simulator.workflow_control import workflow_control
 
     app.register_blueprint(control)
+    app.register_blueprint(workflow_control)
     app.register_blueprint(upstream)
+    app.register_blueprint(workflows)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

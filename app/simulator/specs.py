@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.simulator.assets import DEFAULT_MESSAGE_FIELD, MESSAGE_FIELDS, OUTCOMES, Pin, Schedule
+from app.simulator.envelopes import INVALID_REQUEST
 from app.simulator.settings import GONE_STATUSES, GenerationSwitch, SimConfig
+from app.simulator.summaries import SUMMARY_OUTCOMES, SummarySchedule
+from app.simulator.work import Refusal
 
 #: Long enough for any demo; short enough that a typo in units (ms for s) is caught.
 MAX_SCHEDULE_SECONDS = 7 * 24 * 3600.0
@@ -22,7 +25,15 @@ MAX_CLOCK_OFFSET_SECONDS = 20 * 365 * 24 * 3600.0
 MAX_STATUS_LENGTH = 200
 
 SCHEDULE_FIELDS = ("wait_seconds", "analyze_seconds", "outcome", "message", "index_id")
-_ASSET_OPTION_FIELDS = ("message_field", "code_as_number")
+SUMMARY_FIELDS = ("wait_seconds", "summarize_seconds", "outcome", "message")
+_ASSET_OPTION_FIELDS = (
+    "message_field",
+    "code_as_number",
+    "await_index",
+    "index_refusal",
+    "summary",
+)
+_REFUSAL_FIELDS = ("status", "code", "message")
 
 
 class SpecError(ValueError):
@@ -124,11 +135,18 @@ def parse_schedule(body: Mapping[str, Any], base: Schedule) -> Schedule:
 
 @dataclass(frozen=True)
 class AssetSpec:
-    """A parsed ``PUT /_sim/assets/...`` body."""
+    """A parsed ``PUT /_sim/assets/...`` body.
+
+    ``await_index``: the asset answers BEFORE_ANALYZE until an index request starts ``plan``
+    (otherwise ``plan`` starts when the asset is put, as it always did).
+    """
 
     plan: Schedule | Pin
     message_field: str = DEFAULT_MESSAGE_FIELD
     code_as_number: bool = False
+    await_index: bool = False
+    index_refusal: Refusal | None = None
+    summary_plan: SummarySchedule = field(default_factory=SummarySchedule)
 
 
 def parse_asset_spec(body: Any, default_schedule: Schedule) -> AssetSpec:
@@ -154,6 +172,47 @@ def parse_asset_spec(body: Any, default_schedule: Schedule) -> AssetSpec:
         plan=plan,
         message_field=read_choice(body, "message_field", DEFAULT_MESSAGE_FIELD, MESSAGE_FIELDS),
         code_as_number=read_bool(body, "code_as_number", False),
+        await_index=read_bool(body, "await_index", False),
+        index_refusal=parse_refusal(body.get("index_refusal")),
+        summary_plan=parse_summary_schedule(body.get("summary", {})),
+    )
+
+
+def parse_refusal(body: Any) -> Refusal | None:
+    """``index_refusal``: null, or ``{"status": 400-599 (400), "code": (10001), "message"}``."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise SpecError("index_refusal must be a JSON object or null")
+    reject_unknown(body, _REFUSAL_FIELDS)
+    code = body.get("code", INVALID_REQUEST[0])
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)
+    if not isinstance(code, str) or not 0 < len(code) <= 32:
+        raise SpecError("index_refusal.code must be a short string or integer")
+    message = read_optional_str(body, "message", INVALID_REQUEST[1])
+    return Refusal(
+        status=read_int(body, "status", 400, low=400, high=599),
+        code=code,
+        message=INVALID_REQUEST[1] if message is None else message,
+    )
+
+
+def parse_summary_schedule(body: Any) -> SummarySchedule:
+    """``summary``: a scene summary's schedule; absent fields from ``SummarySchedule()``."""
+    if not isinstance(body, dict):
+        raise SpecError("summary must be a JSON object")
+    reject_unknown(body, SUMMARY_FIELDS)
+    base = SummarySchedule()
+    return SummarySchedule(
+        wait_seconds=read_number(
+            body, "wait_seconds", base.wait_seconds, low=0, high=MAX_SCHEDULE_SECONDS
+        ),
+        summarize_seconds=read_number(
+            body, "summarize_seconds", base.summarize_seconds, low=0, high=MAX_SCHEDULE_SECONDS
+        ),
+        outcome=read_choice(body, "outcome", base.outcome, SUMMARY_OUTCOMES),
+        message=read_optional_str(body, "message", None),
     )
 
 

@@ -1,8 +1,9 @@
 """The simulator's whole mutable world behind one lock: assets, traffic, faults, switches, config.
 
-Schedules read ``clock`` (default ``time.monotonic``; inject another to drive time by hand).
-Signature timestamps are never checked against it: the server uses the real clock plus
-``clock_offset_seconds``.
+Schedules read ``clock`` (default ``time.monotonic``; inject another to drive time by hand) plus
+the seconds ``advance_clock`` added (the control API's way to move time; never undone, so the
+clock never goes back). Signature timestamps are never checked against it: the server uses the
+real clock plus ``clock_offset_seconds``. Imports and scene summaries live in ``WorkflowState``.
 """
 
 from __future__ import annotations
@@ -16,24 +17,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.simulator.assets import RUNNING, AssetKey, Pin, SimAsset
-from app.simulator.faults import FaultBook, FaultSpec, FiredFault
+from app.simulator.credentials import KeyPair, KeyRing, key_pair
+from app.simulator.faults import FaultBook, FaultSpec, FaultTarget, FiredFault
 from app.simulator.gate import HoldGate
 from app.simulator.settings import GenerationSwitch, SimConfig
 from app.simulator.specs import AssetSpec
+from app.simulator.workflow_state import (
+    AnalysisConflictError,
+    RequestRefusedError,
+    UnknownAssetError,
+    WorkflowState,
+    asset_from_spec,
+)
 from app.upstream.statuses import ANALYZE_CANCEL
 from app.vocabulary import ApiGeneration
 
-
-class UnknownAssetError(LookupError):
-    """The asset does not exist and auto-create is off."""
-
-
-class AnalysisConflictError(Exception):
-    """The request conflicts with the asset's current status (the API answers 409)."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
+__all__ = [
+    "AnalysisConflictError",
+    "RequestRefusedError",
+    "SimulatorState",
+    "UnknownAssetError",
+]
 
 
 #: Arrival times kept per asset for ``GET /_sim/requests`` (the oldest are dropped first).
@@ -50,10 +54,11 @@ class AssetTraffic:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_PER_ASSET))
 
 
-class SimulatorState:
+class SimulatorState(WorkflowState):
     """Thread-safe state of one simulator. ``reset`` returns to ``config`` as given at construction.
 
-    Credentials (access key -> secret key) are the server's identity, not state: reset keeps them.
+    Credentials (key pairs) are the server's identity, not state: reset keeps them (and zeroes their
+    request counts).
     """
 
     def __init__(
@@ -64,9 +69,12 @@ class SimulatorState:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
+        self._base_clock = clock
+        self._advanced = 0.0
         self._initial_config = config or SimConfig()
-        self._credentials = dict(credentials or {})
+        self._keys = KeyRing()
+        for access_key, secret_key in (credentials or {}).items():
+            self._keys.put(access_key, key_pair(secret_key))
         self.gate = HoldGate()
         self._clear_locked()
 
@@ -80,10 +88,23 @@ class SimulatorState:
         self._requests = 0
         self._auth_failures = 0
         self._by_generation = dict.fromkeys(ApiGeneration, 0)
+        self._keys.clear_counts()
+        self._clear_workflows_locked()
 
     def now(self) -> float:
         """The schedule clock's current reading (seconds)."""
         return self._clock()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the schedule clock ``seconds`` (>= 0) forward for good; return the new reading."""
+        with self._lock:
+            self._advanced += seconds
+            return self._clock()
+
+    def advanced_seconds(self) -> float:
+        """How far ``advance_clock`` has moved the schedule clock in total."""
+        with self._lock:
+            return self._advanced
 
     def reset(self) -> None:
         """Clear assets, faults, switches and counters, restore the initial config, free holds."""
@@ -93,15 +114,44 @@ class SimulatorState:
 
     # Credentials and configuration.
 
-    def add_credentials(self, access_key: str, secret_key: str) -> None:
-        """Accept requests signed with this key pair."""
+    def add_credentials(
+        self, access_key: str, secret_key: str, workspaces: list[str] | None = None
+    ) -> bool:
+        """Accept requests signed with this key pair, for ``workspaces`` (None or ``"*"``: all).
+
+        Replaces a pair with the same access key; True if the access key is new.
+        """
+        return self.put_key_pair(access_key, key_pair(secret_key, workspaces))
+
+    def put_key_pair(self, access_key: str, pair: KeyPair) -> bool:
+        """Like ``add_credentials`` with a ready KeyPair."""
         with self._lock:
-            self._credentials[access_key] = secret_key
+            return self._keys.put(access_key, pair)
+
+    def remove_credentials(self, access_key: str) -> bool:
+        """Stop accepting an access key; False if unknown."""
+        with self._lock:
+            return self._keys.remove(access_key)
 
     def credentials(self) -> dict[str, str]:
         """A copy of the accepted key pairs (access key -> secret key)."""
         with self._lock:
-            return dict(self._credentials)
+            return self._keys.secrets()
+
+    def key_allows(self, access_key: str, workspace: str) -> bool:
+        """True if ``access_key`` is known and allowed for ``workspace``."""
+        with self._lock:
+            return self._keys.allows(access_key, workspace)
+
+    def credential_view(self, access_key: str) -> dict[str, Any] | None:
+        """One pair's control-API view (never its secret), or None."""
+        with self._lock:
+            return self._keys.view(access_key)
+
+    def credential_views(self) -> list[dict[str, Any]]:
+        """Every pair's control-API view, with its request count."""
+        with self._lock:
+            return self._keys.views()
 
     @property
     def config(self) -> SimConfig:
@@ -120,13 +170,7 @@ class SimulatorState:
         """Create or replace an asset (its schedule starts now); return (view, created)."""
         with self._lock:
             created = key not in self._assets
-            asset = SimAsset(
-                *key,
-                plan=spec.plan,
-                started_at=self._clock(),
-                message_field=spec.message_field,
-                code_as_number=spec.code_as_number,
-            )
+            asset = asset_from_spec(key, spec, self._clock())
             self._assets[key] = asset
             return self._view_locked(asset), created
 
@@ -157,26 +201,6 @@ class SimulatorState:
         with self._lock:
             return [a for a in self._assets.values() if a.key[:2] == (workspace, project_id)]
 
-    def request_analysis(self, key: AssetKey) -> SimAsset:
-        """Start an analysis: the schedule (the asset's own, else the default) restarts now.
-
-        Raises UnknownAssetError, or AnalysisConflictError while one is waiting or running.
-        """
-        with self._lock:
-            known = key in self._assets
-            asset = self._resolve_locked(key)
-            if asset is None:
-                raise UnknownAssetError(key)
-            if not known:
-                return asset  # just auto-created: its default schedule starts now
-            now = self._clock()
-            status = asset.snapshot(now).status
-            if status in RUNNING:
-                raise AnalysisConflictError(status)
-            schedule = asset.schedule or self._config.default_schedule
-            self._assets[key] = asset = asset.restarted(schedule, now)
-            return asset
-
     def cancel_analysis(self, key: AssetKey) -> SimAsset:
         """Cancel a waiting or running analysis: the asset is pinned at ANALYZE_CANCEL.
 
@@ -191,13 +215,6 @@ class SimulatorState:
                 raise AnalysisConflictError(status)
             self._assets[key] = asset = asset.pinned(Pin(ANALYZE_CANCEL))
             return asset
-
-    def _resolve_locked(self, key: AssetKey) -> SimAsset | None:
-        asset = self._assets.get(key)
-        if asset is None and self._config.auto_create:
-            asset = SimAsset(*key, plan=self._config.default_schedule, started_at=self._clock())
-            self._assets[key] = asset
-        return asset
 
     def _view_locked(self, asset: SimAsset) -> dict[str, Any]:
         traffic = self._traffic.get(asset.key) or AssetTraffic()
@@ -215,12 +232,14 @@ class SimulatorState:
         with self._lock:
             self._connections += 1
 
-    def count_upstream_request(self, *, authenticated: bool) -> None:
-        """One request to the upstream API (anything outside the control API)."""
+    def count_upstream_request(self, *, authenticated: bool, access_key: str | None = None) -> None:
+        """One request to the upstream API (anything outside the control API), and per known key."""
         with self._lock:
             self._requests += 1
             if not authenticated:
                 self._auth_failures += 1
+            if access_key is not None:
+                self._keys.count_request(access_key)
 
     @contextmanager
     def tracking_status_request(self, key: AssetKey, generation: ApiGeneration) -> Iterator[None]:
@@ -270,10 +289,10 @@ class SimulatorState:
         with self._lock:
             return self._faults.add(spec).view()
 
-    def take_fault(self, asset_id: str, generation: ApiGeneration) -> FiredFault | None:
-        """Consume the first matching fault rule, if any."""
+    def take_fault(self, target: FaultTarget) -> FiredFault | None:
+        """Consume the first fault rule matching ``target``, if any."""
         with self._lock:
-            return self._faults.take(asset_id, generation)
+            return self._faults.take(target)
 
     def fault_views(self) -> list[dict[str, Any]]:
         """Every rule, in order, with remaining and matched counts."""

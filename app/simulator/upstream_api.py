@@ -2,8 +2,14 @@
 their neighbours.
 
 Every request outside the control API (``/_sim``) must carry a valid signature v2, checked against
-the real clock shifted by ``clock_offset_seconds``. A status request then meets, in this order: the
-generation switch, the first matching fault rule, the asset lookup (auto-create or 404), the answer.
+the real clock shifted by ``clock_offset_seconds``, made with a key pair allowed for the path's
+workspace (else 401, errorCode 210 "permission denied"). A status request then meets, in this
+order: the generation switch, the first matching fault rule, the asset lookup (auto-create or 404),
+the answer. Every other route meets the fault rules naming its endpoint first (``faults.ENDPOINTS``).
+
+The analysis requests (``/index``, deprecated ``/analyze``) take the documented options as a JSON
+object, passed through unvalidated and kept (``GET /_sim/assets/.../workflow``); a body that is
+present but not a JSON object is refused (400, code 10001).
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from flask import Blueprint, Response, request
 from app.simulator.assets import AssetKey
 from app.simulator.envelopes import INVALID_REQUEST, status_result, success
 from app.simulator.fault_answers import answer_fault
+from app.simulator.faults import FaultTarget
 from app.simulator.responses import gateway_answer, json_answer, service_answer
 from app.simulator.server import current_state, is_control_path
-from app.simulator.state import AnalysisConflictError, UnknownAssetError
+from app.simulator.state import AnalysisConflictError, RequestRefusedError, UnknownAssetError
 from app.simulator.verify import verify_request
+from app.upstream.signing import ACCESS_KEY_HEADER
 from app.vocabulary import ApiGeneration
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,10 @@ upstream = Blueprint("sim_upstream", __name__, url_prefix="/api/v1/workspaces/<w
 CONFLICT = ("10409", "Conflict: an analysis is already waiting or running.")
 CANCEL_CONFLICT = ("10409", "Conflict: no analysis is waiting or running.")
 MAX_PAGE_SIZE = 1000
+#: The API Gateway's "permission denied": a valid key used for a workspace it may not use.
+PERMISSION_DENIED = ("210", "Permission Denied")
+#: A body that cannot be read: present, but not a JSON object.
+_UNREADABLE: Any = object()
 
 
 @upstream.before_app_request
@@ -49,11 +61,39 @@ def authenticate() -> Response | None:
         state.credentials(),
         now_ms,
     )
-    state.count_upstream_request(authenticated=verdict.ok)
-    if verdict.ok:
-        return None
-    log.info("401 for %s %s: %s", request.method, request.path, verdict.reason)
-    return gateway_answer(401)
+    access_key = request.headers.get(ACCESS_KEY_HEADER)
+    workspace = (request.view_args or {}).get("ws")
+    allowed = (
+        not verdict.ok
+        or workspace is None
+        or access_key is None
+        or state.key_allows(access_key, workspace)
+    )
+    state.count_upstream_request(authenticated=verdict.ok and allowed, access_key=access_key)
+    if not verdict.ok:
+        log.info("401 for %s %s: %s", request.method, request.path, verdict.reason)
+        return gateway_answer(401)
+    if not allowed:
+        log.info("401 for %s %s: key not allowed for workspace", request.method, request.path)
+        return gateway_answer(401, *PERMISSION_DENIED)
+    return None
+
+
+def faulted(endpoint: str, asset_id: str | None = None) -> Response | None:
+    """The answer of the first fault rule matching this request at ``endpoint``, if any (``slow``
+    and ``hold`` wait, then answer None: the request goes on normally)."""
+    state = current_state()
+    target = FaultTarget(endpoint, asset_id, None, request.headers.get(ACCESS_KEY_HEADER))
+    fault = state.take_fault(target)
+    return None if fault is None else answer_fault(fault, state.gate)
+
+
+def options_body() -> Any:
+    """The request's JSON object, ``{}`` when there is no body, ``_UNREADABLE`` otherwise."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else _UNREADABLE
 
 
 @upstream.after_app_request
@@ -107,7 +147,8 @@ def _answer_status(generation: ApiGeneration, key: AssetKey) -> Response:
         switch = state.generation_switch(generation)
         if not switch.enabled:
             return gateway_answer(switch.status_code)
-        fault = state.take_fault(key[2], generation)
+        access_key = request.headers.get(ACCESS_KEY_HEADER)
+        fault = state.take_fault(FaultTarget("status", key[2], generation, access_key))
         if fault is not None:
             answer = answer_fault(fault, state.gate)
             if answer is not None:
@@ -123,28 +164,38 @@ def _answer_status(generation: ApiGeneration, key: AssetKey) -> Response:
 
 @upstream.post("/assets/<asset_id>/index")
 def request_index(ws: str, pid: str, asset_id: str) -> Response:
-    """Request analysis: the asset's schedule restarts at WAIT_ANALYZE (409 while one runs)."""
-    return _start_analysis((ws, pid, asset_id))
+    """Request analysis: the asset's analysis restarts at WAIT_ANALYZE (409 while one runs)."""
+    answer = faulted("index", asset_id)
+    if answer is not None:
+        return answer
+    return _start_analysis((ws, pid, asset_id), options_body())
 
 
 @upstream.post("/assets/<asset_id>/analyze")
 def request_analyze(ws: str, pid: str, asset_id: str) -> Response:
     """Deprecated analysis request: like ``/index`` but needs ``analysisPersonCount`` 0-10."""
-    body = request.get_json(force=True, silent=True)
+    answer = faulted("index", asset_id)
+    if answer is not None:
+        return answer
+    body = options_body()
     count = body.get("analysisPersonCount") if isinstance(body, dict) else None
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10:
         return service_answer(400, *INVALID_REQUEST)
-    return _start_analysis((ws, pid, asset_id))
+    return _start_analysis((ws, pid, asset_id), body)
 
 
-def _start_analysis(key: AssetKey) -> Response:
+def _start_analysis(key: AssetKey, body: Any) -> Response:
+    if body is _UNREADABLE:
+        return service_answer(400, *INVALID_REQUEST)
     state = current_state()
     try:
-        asset = state.request_analysis(key)
+        asset = state.request_analysis(key, body)
     except UnknownAssetError:
         return gateway_answer(404)
     except AnalysisConflictError:
         return service_answer(409, *CONFLICT)
+    except RequestRefusedError as refused:
+        return service_answer(refused.status, refused.code, refused.message)
     snapshot = asset.snapshot(state.now())
     return json_answer(success({"assetId": asset.asset_id, "status": snapshot.status}))
 
@@ -152,6 +203,9 @@ def _start_analysis(key: AssetKey) -> Response:
 @upstream.post("/assets/<asset_id>/index/cancel")
 def cancel_index(ws: str, pid: str, asset_id: str) -> Response:
     """Cancel a waiting or running analysis (-> ANALYZE_CANCEL); 409 otherwise."""
+    answer = faulted("index-cancel", asset_id)
+    if answer is not None:
+        return answer
     state = current_state()
     try:
         asset = state.cancel_analysis((ws, pid, asset_id))
@@ -166,6 +220,9 @@ def cancel_index(ws: str, pid: str, asset_id: str) -> Response:
 @upstream.get("/assets")
 def list_assets(ws: str, pid: str) -> Response:
     """One page of the project's assets (``pageNum`` from 1; ``pageSize`` 1-1000, default 100)."""
+    answer = faulted("list")
+    if answer is not None:
+        return answer
     page_num = _positive_int(request.args.get("pageNum", "1"))
     page_size = _positive_int(request.args.get("pageSize", "100"))
     if page_num is None or page_size is None or page_size > MAX_PAGE_SIZE:
