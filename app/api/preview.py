@@ -10,16 +10,17 @@ from app.api.blueprint import api, fail, json_body
 from app.db import db
 from app.endpoints import actions
 from app.endpoints.validation import validated
-from app.notify import preview as rendering
-from app.notify.templating import TemplateFailed
 from app.resources.preview import Preview
 from app.services import services
-from app.watches.preview_request import PreviewRequest, endpoint_snapshot, spec_snapshot
+from app.watches.preview_request import (
+    PreviewRequest,
+    endpoint_snapshot,
+    preview_message,
+    spec_snapshot,
+)
 from app.watches.validation import EndpointRefIn, InvalidWatch
 
 INVALID = "the preview request is invalid"
-#: What a stored header value is shown as (as in the endpoint's own JSON).
-MASK = "****"
 
 
 @api.post("/preview")
@@ -46,25 +47,17 @@ def preview() -> Response:
         target = endpoint_snapshot(endpoint)
     else:
         target = spec_snapshot(spec)
-    event = rendering.sample_event(wanted.event_type, services().clock())
+    withheld = [name for name, _value in target.headers or ()]
+    settings = services().settings
     try:
-        settings = services().settings
-        rendered = rendering.render(
-            target, event, settings.bridge_public_url, settings.bridge_language
-        )
-    except TemplateFailed as exc:
-        field = next(
-            (name for name in ("header", "template") if str(exc).startswith(f"{name} ")), "body"
-        )
-        field = "headers" if field == "header" else field
-        fail(422, INVALID, [{"pointer": f"#/target/{field}", "detail": str(exc)}])
-    if isinstance(spec, EndpointRefIn) and "headers" in rendered:
-        # A stored endpoint's header values are credentials as much as its secret (the API shows
-        # them as ****): its preview names the headers it sets and withholds their values.
-        own = {name.lower() for name, _value in target.headers or ()}
-        rendered["headers"] = {
-            name: (MASK if name.lower() in own else value)
-            for name, value in rendered["headers"].items()
-        }
+        rendered = preview_message(
+            target, wanted.event_type, services().clock(), settings.bridge_public_url,
+            settings.bridge_language,
+            # A stored endpoint's header values are credentials as much as its secret (the API
+            # shows them as ****): its preview names the headers it sets and withholds their values.
+            withheld=withheld if isinstance(spec, EndpointRefIn) else (),
+        )  # fmt: skip
+    except InvalidWatch as exc:
+        fail(422, INVALID, exc.errors)
     body = Preview(**rendered).as_json()
     return Response(json.dumps(body), mimetype="application/json")

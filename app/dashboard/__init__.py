@@ -65,6 +65,7 @@ def init_dashboard(app: Flask) -> None:
         endpoint_pages,
         formatting,
         health,
+        preview_views,
         registering,
         watch_views,
     )

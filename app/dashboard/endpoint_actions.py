@@ -49,11 +49,12 @@ def _plural(count: int, one: str, many: str) -> str:
 
 @dashboard.post("/endpoints/<ref>/edit")
 def edit_endpoint(ref: str) -> Response | tuple[str, int]:
-    """Change the endpoint's URL or channel, description and rate limit, for every watch at once."""
+    """Change the endpoint's URL or channel, request or message fields, description and rate
+    limit, for every watch at once."""
     endpoint = endpoint_or_404(ref)
     form = read_change(request.form, endpoint.type)
     change = _valid(EndpointChange, form, EDIT_FIELDS)
-    if change is not None:
+    if change is not None and not form.errors:  # the form's own errors (header lines) count too
         try:
             actions.change_endpoint(db.session(), endpoint, change, services().clock())
         except actions.EndpointFieldError as exc:

@@ -15,12 +15,21 @@ from flask import abort, render_template, session
 from app.dashboard import dashboard
 from app.dashboard.endpoint_forms import REPLAY_STATES, EndpointForm
 from app.dashboard.endpoint_queries import recent_deliveries, summaries, summary
+from app.dashboard.previewing import (
+    HTTP_METHODS,
+    LANGUAGE_NAMES,
+    PREVIEW_EVENTS,
+    ShownPreview,
+    bridge_language_name,
+)
 from app.db import db
 from app.endpoints.actions import find_endpoint
 from app.models import Endpoint
 from app.services import services
 from app.vocabulary import TargetType
 
+#: The endpoint types whose URL the page shows (a Slack incoming-webhook URL is a credential).
+SHOWN_URL_TYPES = (TargetType.WEBHOOK, TargetType.HTTP)
 #: Session key: secrets of endpoints just rotated, by endpoint id, until shown once.
 ROTATED_KEY = "rotated_secrets"
 #: Session key: the endpoint whose rotated secret was shown (so a reload can say so).
@@ -77,11 +86,13 @@ def endpoint_page(
     *,
     edit: EndpointForm | None = None,
     replay: EndpointForm | None = None,
+    preview: ShownPreview | None = None,
     status: int = 200,
     secret: str | None = None,
     secret_shown_before: bool = False,
 ) -> tuple[str, int]:
-    """The endpoint's page; ``edit``/``replay``: a refused form, shown again with its errors."""
+    """The endpoint's page; ``edit``/``replay``: a refused (or previewed) form, shown again with
+    its errors; ``preview``: the edit form's message rendered for a sample event."""
     session_ = db.session()
     deliveries, total = recent_deliveries(session_, endpoint)
     now = services().clock()
@@ -94,6 +105,12 @@ def endpoint_page(
         "edit": edit or EndpointForm(_current_values(endpoint), {}),
         "replay": replay or EndpointForm({"state": "dead"}, {}),
         "replay_states": REPLAY_STATES,
+        "preview": preview,
+        "preview_events": PREVIEW_EVENTS,
+        "languages": LANGUAGE_NAMES,
+        "methods": HTTP_METHODS,
+        "bridge_language": bridge_language_name(),
+        "masked_headers": list(endpoint.headers or {}),
         "secret": secret,
         "secret_shown_before": secret_shown_before,
         "previous_secret_until": until if until is not None and until > now else None,
@@ -102,12 +119,16 @@ def endpoint_page(
 
 
 def _current_values(endpoint: Endpoint) -> dict[str, str]:
-    """The edit form's starting values. A Slack incoming-webhook URL is left out: it is a
-    credential, and an empty field keeps it."""
+    """The edit form's starting values. A Slack incoming-webhook URL and an ``http`` endpoint's
+    header values are left out: they are credentials, and an empty field keeps them."""
     rate = endpoint.rate_limit_per_second
     return {
-        "url": (endpoint.url or "") if endpoint.type == TargetType.WEBHOOK else "",
+        "url": (endpoint.url or "") if endpoint.type in SHOWN_URL_TYPES else "",
         "channel": endpoint.channel or "",
+        "method": endpoint.method or "POST",
+        "body": endpoint.body or "",
+        "template": endpoint.template or "",
+        "language": endpoint.language or "",
         "description": endpoint.description or "",
         "rate_limit_per_second": "" if rate is None else f"{rate:g}",
     }

@@ -16,6 +16,15 @@ from werkzeug.wrappers import Response
 
 from app.dashboard import dashboard
 from app.dashboard.endpoint_queries import endpoint_choices
+from app.dashboard.previewing import (
+    DEFAULT_PREVIEW_EVENT,
+    HTTP_METHODS,
+    LANGUAGE_NAMES,
+    PREVIEW_EVENT_FIELD,
+    PREVIEW_EVENTS,
+    ShownPreview,
+    bridge_language_name,
+)
 from app.dashboard.watch_form import (
     API_CHOICES,
     ENDPOINTS_FIELD,
@@ -47,9 +56,24 @@ def validate(form: WatchForm) -> WatchCreate | None:
     return None if form.errors else model  # the form's own errors (label lines) count too
 
 
-def _form_page(form: WatchForm, status: int = 200) -> tuple[str, int]:
+def form_page(
+    form: WatchForm,
+    status: int = 200,
+    *,
+    preview: ShownPreview | None = None,
+    preview_failed: bool = False,
+) -> tuple[str, int]:
+    """The registration form: ``form`` as typed, with its errors (of the registration, or of a
+    preview when ``preview_failed``) and a target's ``preview``."""
     context: dict[str, Any] = {
         "form": form,
+        "preview": preview,
+        "preview_failed": preview_failed,
+        "preview_events": PREVIEW_EVENTS,
+        "preview_event": form.values.get(PREVIEW_EVENT_FIELD) or DEFAULT_PREVIEW_EVENT,
+        "languages": LANGUAGE_NAMES,
+        "bridge_language": bridge_language_name(),
+        "methods": HTTP_METHODS,
         "events": SUBSCRIBABLE_EVENTS,
         "apis": API_CHOICES,
         "default_api": services().settings.mi_default_api,
@@ -72,13 +96,13 @@ def new_watch() -> tuple[str, int] | Response:
     shows it (with any generated secret, once). Invalid posts answer 422 with every problem next
     to its field."""
     if request.method == "GET":
-        return _form_page(blank_form())
+        return form_page(blank_form())
     form = read_form(
         request.form, request.form.getlist("events"), request.form.getlist(ENDPOINTS_FIELD)
     )
     model = validate(form)
     if model is None:
-        return _form_page(form, 422)
+        return form_page(form, 422)
     try:
         registration = register_watch(
             db.session(), model, services().settings, services().default_targets,
@@ -87,7 +111,7 @@ def new_watch() -> tuple[str, int] | Response:
     except InvalidWatch as exc:  # a reference to no endpoint
         db.session.rollback()
         add_api_errors(form, exc.errors)
-        return _form_page(form, 422)
+        return form_page(form, 422)
     watch_id = registration.watch.id
     db.session.commit()
     if registration.generated_secrets:

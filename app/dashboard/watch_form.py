@@ -2,7 +2,9 @@
 field errors (JSON pointers) back to the fields, so the form says exactly what the API would.
 
 Pure functions of the submitted fields; the view validates with ``WatchCreate`` itself. Endpoints
-ticked on the form become ``{"endpoint": name}`` targets after the inline ones.
+ticked on the form become ``{"endpoint": name}`` targets after the inline ones. The one language
+select applies to every inline target with default messages (``slack``, ``slack_webhook``,
+``http``); an ``http`` target's headers are typed one ``Name: value`` a line.
 """
 
 from __future__ import annotations
@@ -16,11 +18,28 @@ from app.vocabulary import DEFAULT_EVENTS, ApiGeneration
 #: Text fields of the form, copied into the body under the same name when not empty.
 TEXT_FIELDS = ("workspace", "project_id", "asset_id")
 #: Target fields in the order their targets are added to the body, with the body key they fill.
+#: The first field of each is where an error about the target as a whole is shown.
 TARGET_FIELDS = (
     ("webhook", (("webhook_url", "url"), ("webhook_secret", "secret"))),
-    ("slack", (("slack_channel", "channel"),)),
-    ("slack_webhook", (("slack_webhook_url", "url"),)),
+    ("slack", (("slack_channel", "channel"), ("slack_template", "template"))),
+    ("slack_webhook", (("slack_webhook_url", "url"), ("slack_webhook_template", "template"))),
+    (
+        "http",
+        (
+            ("http_url", "url"),
+            ("http_method", "method"),
+            ("http_headers", "headers"),
+            ("http_body", "body"),
+        ),
+    ),
 )
+#: Fields that only qualify a target (a select always has a value): filling them alone adds none.
+QUALIFIERS = frozenset({"http_method"})
+#: Multi-line fields: kept as typed (line endings made ``\n``), not stripped.
+MULTILINE = frozenset({"slack_template", "slack_webhook_template", "http_headers", "http_body"})
+#: The one language select, given to every target type that has default messages.
+LANGUAGE_FIELD = "language"
+LANGUAGE_TYPES = ("slack", "slack_webhook", "http")
 API_CHOICES = tuple(ApiGeneration)
 FORM_ERRORS = "form"
 #: The form field of the endpoint checkboxes, and the target type ``target_types`` records for
@@ -57,7 +76,7 @@ def read_form(
     Empty fields are left out of the body, so the API's own "required" and defaults apply. Label
     lines that are not ``key=value`` are form errors of their own (the API takes an object).
     """
-    values: dict[str, Any] = {name: str(form.get(name, "")).strip() for name in _all_fields()}
+    values: dict[str, Any] = {name: _text(form, name) for name in _all_fields()}
     values["labels"] = str(form.get("labels", ""))
     values["events"] = list(events)
     values[ENDPOINTS_FIELD] = list(dict.fromkeys(name for name in endpoints if name))
@@ -69,13 +88,11 @@ def read_form(
     if values["api"]:
         body["api"] = values["api"]
     targets = []
-    for target_type, fields in TARGET_FIELDS:
-        if not any(values[name] for name, _key in fields):
-            continue
-        target = {"type": target_type}
-        target.update({key: values[name] for name, key in fields if values[name]})
-        targets.append(target)
-        parsed.target_types.append(target_type)
+    for target_type, _fields in TARGET_FIELDS:
+        target = inline_target(parsed, target_type)
+        if target is not None:
+            targets.append(target)
+            parsed.target_types.append(target_type)
     for name in values[ENDPOINTS_FIELD]:
         targets.append({"endpoint": name})
         parsed.target_types.append(ENDPOINT_TARGET)
@@ -88,8 +105,60 @@ def read_form(
     return parsed
 
 
+def inline_target(form: WatchForm, target_type: str) -> dict[str, Any] | None:
+    """The API's JSON of the form's ``target_type`` target; None when none of its fields is filled.
+
+    Header lines that are not ``Name: value`` are form errors of the ``http_headers`` field.
+    """
+    values = form.values
+    fields = dict(TARGET_FIELDS)[target_type]
+    if not any(values[name] for name, _key in fields if name not in QUALIFIERS):
+        return None
+    target: dict[str, Any] = {"type": target_type}
+    for name, key in fields:
+        if not values[name]:
+            continue
+        if name == "http_headers":
+            headers, problems = header_lines(values[name])
+            for problem in problems:
+                form.add_error(name, problem)
+            target[key] = headers
+        else:
+            target[key] = values[name]
+    if values[LANGUAGE_FIELD] and target_type in LANGUAGE_TYPES:
+        target["language"] = values[LANGUAGE_FIELD]
+    return target
+
+
+def header_lines(text: str) -> tuple[dict[str, str], list[str]]:
+    """Headers written one ``Name: value`` a line (blank lines skipped), and what is wrong with
+    the lines that are not (a name given twice, in any case, among them)."""
+    headers: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            problems.append(f"line {number}: write each header as Name: value")
+        elif name.lower() in (known.lower() for known in headers):
+            problems.append(f"line {number}: {name} is given twice")
+        else:
+            headers[name] = value.strip()
+    return headers, problems
+
+
+def _text(form: Mapping[str, Any], name: str) -> str:
+    text = str(form.get(name, ""))
+    if name in MULTILINE:
+        text = text.replace("\r\n", "\n")
+        return text if text.strip() else ""
+    return text.strip()
+
+
 def _all_fields() -> list[str]:
-    names = [*TEXT_FIELDS, "api", "timeout_seconds"]
+    names = [*TEXT_FIELDS, "api", "timeout_seconds", LANGUAGE_FIELD]
     names += [name for _type, fields in TARGET_FIELDS for name, _key in fields]
     return names
 
@@ -143,6 +212,8 @@ def field_for_pointer(pointer: str, target_types: list[str]) -> str:
         return ENDPOINTS_FIELD
     fields = dict(TARGET_FIELDS)[target_types[int(parts[1])]]
     key = parts[2] if len(parts) > 2 else None
+    if key == "language":
+        return LANGUAGE_FIELD
     return next((name for name, body_key in fields if body_key == key), fields[0][0])
 
 
@@ -154,6 +225,9 @@ def add_api_errors(form: WatchForm, errors: list[dict[str, str]]) -> None:
         detail = error["detail"]
         if name == "labels" and len(parts) > 2:
             detail = f"{_unescape(parts[2])}: {detail}"
+        if name == "http_headers" and len(parts) > 4:
+            header = _unescape(parts[4])
+            detail = detail if f"'{header}'" in detail else f"{header}: {detail}"
         form.add_error(name, detail)
 
 

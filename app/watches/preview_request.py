@@ -1,14 +1,22 @@
-"""The request of ``POST /api/v1/preview`` and the target it describes, as a notifier sees it."""
+"""The request of ``POST /api/v1/preview``, the target it describes as a notifier sees it, and
+the rendering of a preview shared by the API and the dashboard (``preview_message``)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Endpoint
+from app.notify import preview as rendering
 from app.notify.results import TargetSnapshot
+from app.notify.templating import TemplateFailed
 from app.vocabulary import EventType
 from app.watches.validation import (
     HttpTargetIn,
+    InvalidWatch,
     SlackTargetIn,
     SlackWebhookTargetIn,
     TargetIn,
@@ -16,6 +24,8 @@ from app.watches.validation import (
 )
 
 PREVIEW_TARGET_ID = "preview"
+#: What a withheld header value is shown as (as in an endpoint's own JSON).
+HEADER_MASK = "****"
 
 
 class PreviewRequest(BaseModel):
@@ -50,6 +60,40 @@ def spec_snapshot(
             template=spec.template, language=spec.language,
         )  # fmt: skip
     return TargetSnapshot(PREVIEW_TARGET_ID, spec.type, spec.url, None, spec.secret, False)
+
+
+def preview_message(
+    target: TargetSnapshot,
+    event_type: str,
+    now: datetime,
+    public_url: str | None,
+    language: str,
+    *,
+    withheld: Collection[str] = (),
+) -> dict[str, Any]:
+    """What ``target`` would be sent for a sample ``event_type`` event (``notify.preview.render``),
+    nothing sent; the values of the headers named in ``withheld`` (a stored endpoint's own, which
+    are credentials) shown as ``****``.
+
+    Raises ``InvalidWatch`` for a template that fails, its pointer ``#/target/body``,
+    ``#/target/headers`` or ``#/target/template``.
+    """
+    event = rendering.sample_event(event_type, now)
+    try:
+        rendered = rendering.render(target, event, public_url, language)
+    except TemplateFailed as exc:
+        field = next(
+            (name for name in ("header", "template") if str(exc).startswith(f"{name} ")), "body"
+        )
+        field = "headers" if field == "header" else field
+        raise InvalidWatch([{"pointer": f"#/target/{field}", "detail": str(exc)}]) from None
+    own = {name.lower() for name in withheld}
+    if own and "headers" in rendered:
+        rendered["headers"] = {
+            name: (HEADER_MASK if name.lower() in own else value)
+            for name, value in rendered["headers"].items()
+        }
+    return rendered
 
 
 def endpoint_snapshot(endpoint: Endpoint) -> TargetSnapshot:
