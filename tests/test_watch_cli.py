@@ -493,7 +493,8 @@ def test_add_gives_the_slack_targets_a_template_and_a_language(app, tmp_path):
     webhook, slack, slack_webhook = body["targets"]
     for target in (slack, slack_webhook):
         assert (target["template"], target["language"]) == (template.read_text(), "ko")
-    assert "template" not in webhook and "language" not in webhook
+    assert "template" not in webhook
+    assert "language" not in webhook
     with app.app_context():
         assert db.session.get(Target, slack["id"]).language == "ko"
 
