@@ -9,11 +9,20 @@ text is one line naming the variable; callers print it and exit instead of showi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.vocabulary import ApiGeneration, Language
@@ -26,6 +35,21 @@ MIN_SECRET_KEY = 32
 MIN_API_TOKEN = 24
 
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+#: A workspace name as the upstream URL takes it (the API's rule), or "*" for every other workspace.
+_CREDENTIAL_WORKSPACE = re.compile(r"(?:\*|(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,128})\Z")
+#: An access or secret key: printable ASCII without spaces (it goes into a header and an HMAC).
+_KEY_TEXT = re.compile(r"[\x21-\x7e]{1,256}\Z")
+
+
+class NcpKeyPair(BaseModel):
+    """One NCP account's API Gateway key pair (an entry of ``NCP_CREDENTIALS``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    access_key: str
+    secret_key: SecretStr
 
 
 class ConfigError(Exception):
@@ -52,6 +76,8 @@ class Settings(BaseSettings):
     mi_api_url: str = "https://mi.apigw.ntruss.com"
     ncp_access_key: str | None = None
     ncp_secret_key: SecretStr | None = None
+    #: More NCP accounts: workspace name (or "*") -> key pair; the pair above serves the rest.
+    ncp_credentials: Annotated[dict[str, NcpKeyPair], NoDecode] = Field(default_factory=dict)
     mi_default_api: ApiGeneration = ApiGeneration.VIDEO_ASSETS
     slack_bot_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
@@ -74,6 +100,11 @@ class Settings(BaseSettings):
     #: Days an ended watch is kept; 0 keeps every watch.
     bridge_retention_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     bridge_housekeeping_interval: Duration = 600.0
+    #: ``analysis.stalled`` after this many seconds of an unchanged status, for watches that
+    #: subscribe to it and give no ``stalled_after_seconds``; unset: never.
+    bridge_stalled_after: (
+        Annotated[float, Field(ge=1, le=30 * 86400, allow_inf_nan=False)] | None
+    ) = None
     #: Where ``bridge.alert`` events go (targets like BRIDGE_DEFAULT_TARGETS'); none: no alerts sent.
     bridge_alert_targets: Annotated[tuple[dict[str, Any], ...], NoDecode] = ()
     #: A reminder of a condition that lasts, every this many seconds.
@@ -126,6 +157,22 @@ class Settings(BaseSettings):
             raise ValueError("expected a JSON list of target objects")
         return tuple(value)
 
+    @field_validator("ncp_credentials", mode="before")
+    @classmethod
+    def _parse_credentials(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except ValueError:  # JSONDecodeError included; its text may quote a secret: not shown
+                raise ValueError("not valid JSON") from None
+        if not isinstance(value, dict):
+            raise ValueError(
+                'expected a JSON object {"<workspace or *>": {"access_key": ..., "secret_key": ...}}'
+            )
+        return {str(name): _key_pair(name, entry) for name, entry in value.items()}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -144,6 +191,7 @@ class Settings(BaseSettings):
             raise ValueError("BRIDGE_POLL_MAX_INTERVAL: must not be below BRIDGE_POLL_INTERVAL")
         if not self.bridge_retry_schedule:
             raise ValueError("BRIDGE_RETRY_SCHEDULE: needs at least one delay")
+        self._check_one_secret_per_access_key()
         if self.bridge_env == "production":
             if self.secret_key is None or not self.secret_key.get_secret_value():
                 raise ValueError("SECRET_KEY: required when BRIDGE_ENV=production")
@@ -161,6 +209,23 @@ class Settings(BaseSettings):
                     " print(secrets.token_urlsafe(24))')"
                 )
         return self
+
+    def _check_one_secret_per_access_key(self) -> None:
+        """An access key names one account: two different secret keys for it are a mistake."""
+        seen: dict[str, tuple[str, str]] = {}
+        pairs = [(f'"{name}"', pair.access_key, pair.secret_key.get_secret_value())
+                 for name, pair in self.ncp_credentials.items()]  # fmt: skip
+        if self.ncp_access_key and self.ncp_secret_key is not None:
+            pairs.append(
+                ("NCP_ACCESS_KEY", self.ncp_access_key, self.ncp_secret_key.get_secret_value())
+            )
+        for where, access_key, secret_key in pairs:
+            first = seen.setdefault(access_key, (where, secret_key))
+            if first[1] != secret_key:
+                raise ValueError(
+                    f"NCP_CREDENTIALS: {where} uses the access key of {first[0]} with another"
+                    " secret key (one access key, one secret key)"
+                )
 
     @property
     def development(self) -> bool:
@@ -181,6 +246,23 @@ class Settings(BaseSettings):
     def api_tokens(self) -> tuple[str, ...]:
         """The accepted bearer tokens, in clear (for constant-time comparison only)."""
         return tuple(token.get_secret_value() for token in self.bridge_api_tokens)
+
+
+def _key_pair(name: Any, entry: Any) -> dict[str, str]:
+    """One validated ``NCP_CREDENTIALS`` entry; errors name the workspace, never a key's value."""
+    if not isinstance(name, str) or not _CREDENTIAL_WORKSPACE.match(name):
+        raise ValueError(
+            f"{str(name)[:40]!r} is not a workspace name (1 to 128 letters, digits, '.', '_' or"
+            " '-') nor \"*\""
+        )
+    if not isinstance(entry, dict) or set(entry) != {"access_key", "secret_key"}:
+        raise ValueError(f'"{name}": expected {{"access_key": "...", "secret_key": "..."}} only')
+    for field in ("access_key", "secret_key"):
+        if not isinstance(entry[field], str) or not _KEY_TEXT.match(entry[field]):
+            raise ValueError(
+                f'"{name}": {field} must be a non-empty string of printable characters, no spaces'
+            )
+    return {"access_key": entry["access_key"], "secret_key": entry["secret_key"]}
 
 
 def load_settings(

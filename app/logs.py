@@ -63,6 +63,7 @@ def configured_secrets(settings: Settings) -> list[str]:
     for secret in (settings.ncp_secret_key, settings.slack_bot_token, settings.secret_key):
         if secret is not None:
             values.append(secret.get_secret_value())
+    values += [pair.secret_key.get_secret_value() for pair in settings.ncp_credentials.values()]
     return values
 
 

@@ -37,6 +37,39 @@ class WatchReason(StrEnum):
     STOPPED = "stopped"
     UPSTREAM_REJECTED = "upstream_rejected"
     GENERATION_GONE = "generation_gone"
+    #: Workflows (``import``, ``analyze``, ``summarize``): a request that starts work was refused,
+    #: or the work itself failed.
+    IMPORT_REJECTED = "import_rejected"
+    IMPORT_FAILED = "import_failed"
+    ANALYZE_REJECTED = "analyze_rejected"
+    SUMMARIZE_REJECTED = "summarize_rejected"
+    SUMMARY_FAILED = "summary_failed"
+
+
+class WatchStage(StrEnum):
+    """Which part of its workflow a watch is in (``done`` once it ended, whatever it asked for)."""
+
+    IMPORTING = "importing"
+    ANALYZING = "analyzing"
+    SUMMARIZING = "summarizing"
+    DONE = "done"
+
+
+class WorkflowStep(StrEnum):
+    """The next thing the bridge does for a workflow (``workflows.step``).
+
+    The ``*_request`` steps call an upstream endpoint that starts work; ``import_status`` and
+    ``summary_status`` follow that work; ``analysis`` means the watch follows its asset with the
+    ordinary polls (nothing for the workflow job to do until the analysis ends); ``done``: nothing left.
+    """
+
+    IMPORT_REQUEST = "import_request"
+    IMPORT_STATUS = "import_status"
+    ANALYZE_REQUEST = "analyze_request"
+    ANALYSIS = "analysis"
+    SUMMARIZE_REQUEST = "summarize_request"
+    SUMMARY_STATUS = "summary_status"
+    DONE = "done"
 
 
 class EventType(StrEnum):
@@ -51,15 +84,34 @@ class EventType(StrEnum):
     BRIDGE_TEST = "bridge.test"
     #: To ``BRIDGE_ALERT_TARGETS`` only: a condition the operators must know of started or ended.
     BRIDGE_ALERT = "bridge.alert"
+    #: Workflows: the import of an object, and the scene summary after the analysis.
+    ASSET_IMPORTED = "asset.imported"
+    ASSET_IMPORT_FAILED = "asset.import_failed"
+    SUMMARY_COMPLETED = "summary.completed"
+    SUMMARY_FAILED = "summary.failed"
+    SUMMARY_CANCELLED = "summary.cancelled"
+    #: Opt-in: the upstream status has not changed for the watch's ``stalled_after_seconds``.
+    ANALYSIS_STALLED = "analysis.stalled"
 
 
 #: The events a registration may subscribe to (``bridge.*`` are the bridge's own).
 SUBSCRIBABLE_EVENTS: tuple[EventType, ...] = tuple(
     e for e in EventType if e not in (EventType.BRIDGE_TEST, EventType.BRIDGE_ALERT)
 )
-#: The events of a registration that names none.
-DEFAULT_EVENTS: tuple[EventType, ...] = tuple(
-    e for e in SUBSCRIBABLE_EVENTS if e != EventType.ANALYSIS_STATUS_CHANGED
+#: The events of a registration that names none (unchanged by 0.2: its events are opt-in).
+DEFAULT_EVENTS: tuple[EventType, ...] = (
+    EventType.ANALYSIS_COMPLETED,
+    EventType.ANALYSIS_FAILED,
+    EventType.ANALYSIS_CANCELLED,
+    EventType.WATCH_EXPIRED,
+    EventType.WATCH_ERROR,
+)
+#: The events that end a workflow's stages, added to a workflow watch's ``events`` by itself.
+IMPORT_EVENTS = (EventType.ASSET_IMPORTED, EventType.ASSET_IMPORT_FAILED)
+SUMMARY_EVENTS = (
+    EventType.SUMMARY_COMPLETED,
+    EventType.SUMMARY_FAILED,
+    EventType.SUMMARY_CANCELLED,
 )
 
 

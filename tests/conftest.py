@@ -344,3 +344,14 @@ def served(bridge_app):
     yield server
     worker.stop()
     server.stop()
+
+
+@pytest.fixture
+def sim_advance(sim_control):
+    """``sim_advance(seconds)``: move the simulator's schedule clock forward (for good)."""
+
+    def advance(seconds: float) -> None:
+        response = sim_control.post("/clock/advance", json={"seconds": seconds})
+        assert response.status_code == 200, response.text
+
+    return advance

@@ -43,6 +43,9 @@ WATCH_KEYS = {
     "next_poll_at",
     "poll_count",
     "last_error",
+    "stage",
+    "stalled_after_seconds",
+    "workflow",
     "history",
     "deliveries",
 }

@@ -15,6 +15,7 @@ EXPECTED_ENDS = {
     "clip-cancelled": "cancelled",
     "clip-flaky-upstream": "completed",
     "clip-legacy-api": "completed",
+    "clip-imported": "completed",  # imported, analysed and summarised by the bridge
 }
 
 
@@ -25,7 +26,7 @@ def test_demo_runs_unattended_and_every_sample_reaches_its_end(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=140, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "All 5 sample watches reached their expected ends" in result.stdout
+    assert "All 6 sample watches reached their expected ends" in result.stdout
     lines = result.stdout.splitlines()
     for asset_id, state in EXPECTED_ENDS.items():
         assert any(line.split() == [asset_id, state] for line in lines), asset_id

@@ -54,7 +54,7 @@ def _settled(base_url: str, token: str) -> bool:
     headers = {"Authorization": f"Bearer {token}"}
     listing = requests.get(f"{base_url}/api/v1/watches", headers=headers, timeout=5).json()
     watches = listing["items"]
-    if len(watches) < 5 or any(watch["state"] == "watching" for watch in watches):
+    if len(watches) < 6 or any(watch["state"] == "watching" for watch in watches):
         return False
     for watch in watches:
         detail = requests.get(

@@ -247,7 +247,7 @@ def test_refusals_read_as_the_rule_of_their_field(client, auth_headers, body, ex
 def test_events_name_the_choices_without_pydantic_wording(client, auth_headers):
     (error,) = api_errors(client, auth_headers, watch_body(events=["nope"]))
     assert error["detail"].startswith("must be 'analysis.completed', 'analysis.failed', ")
-    assert error["detail"].endswith(" or 'watch.error'")
+    assert error["detail"].endswith(" or 'analysis.stalled'")
 
 
 #: ``mi-bridge watch add`` arguments refused by the schema (click's own usage errors aside).

@@ -510,3 +510,49 @@ def test_template_and_language_need_a_slack_target_and_a_valid_template(app, tmp
     assert refused.stderr.startswith("#/targets/0/template: ")
     unknown = invoke(app, "add ws 1 5678 --slack C0123456789 --language fr")
     assert unknown.exit_code == 2
+
+
+def test_add_imports_analyses_and_summarises_with_wait(bridge_env, tmp_path, poller, wait_until):
+    """``watch add --import BUCKET/KEY --analyze --summarize --wait`` as a real process, while real
+    poll ticks (which run the workflow's calls too) go against the simulator."""
+    declared = poller.control.put("/objects/media-in/videos/clip-01.mp4", json={
+        "import_seconds": 0.2, "analysis": {
+            "wait_seconds": 0.1, "analyze_seconds": 0.2, "outcome": "ANALYZE_COMPLETED",
+            "index_id": 9, "summary": {"wait_seconds": 0.1, "summarize_seconds": 0.2}}})  # fmt: skip
+    assert declared.status_code == 201, declared.text
+    command = ("watch add ws 1 --import media-in/videos/clip-01.mp4 --analyze"
+               ' --analyze-options {"sceneRange":"ALL"} --summarize --wait --wait-interval 0.05'
+               f" --webhook {LITERAL_HOOK}")  # fmt: skip
+    with Running(command, bridge_env, tmp_path) as running:
+        wait_until(lambda: "watching (importing)" in running.stdout, message="the first line")
+        poller.until_exit(running, wait_until)
+        code, out, err = running.finish()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].endswith("ws/1/(importing media-in/videos/clip-01.mp4) (api index),"
+                             f" deadline {lines[0].rsplit(' ', 1)[-1]}")  # fmt: skip
+    stages = [line.split("  ")[0] for line in lines if line.startswith("watching (")]
+    assert stages[0] == "watching (importing)"
+    assert "watching (summarizing)" in stages
+    assert lines[-1].endswith(" ended completed (ANALYZE_COMPLETED, index 9)")
+    (imported,) = poller.control.get("/imports").json()["imports"]
+    work = poller.control.get(f"/assets/ws/1/{imported['asset_id']}/workflow").json()
+    assert work["last_index_body"] == {"sceneRange": "ALL"}
+
+
+def test_workflow_options_are_checked(app):
+    bad_object = invoke(app, "add ws 1 --import just-a-bucket --webhook", PUBLIC_HOOK)
+    assert bad_object.exit_code == 2
+    assert "is not BUCKET/KEY" in bad_object.output
+    bad_json = invoke(app, "add ws 1 a --analyze-options {x --webhook", PUBLIC_HOOK)
+    assert bad_json.exit_code == 2
+    assert "is not JSON" in bad_json.output
+    neither = invoke(app, "add ws 1 --webhook", PUBLIC_HOOK)
+    assert neither.exit_code == 2
+    assert neither.stderr.strip() == "#/asset_id: required"
+    body = added(app, f"a --summarize --summarize-options {{\"lang\":\"ko\"}} --stalled-after 600"
+                 f" --webhook {PUBLIC_HOOK}")  # fmt: skip
+    assert (body["stage"], body["stalled_after_seconds"]) == ("analyzing", 600)
+    assert body["workflow"]["summarize"] == {"lang": "ko"}
+    assert "analysis.stalled" in body["events"]
+    assert "summary.completed" in body["events"]  # a workflow's own terminal events

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.endpoints.actions import ENDPOINT_DELETED
 from app.health.bridge_state import ROW_ID
+from app.health.readiness import AccountHealth, accounts_health
 from app.models import (
     ALERTS_WATCH_ID,
     BridgeState,
@@ -31,6 +32,7 @@ from app.models import (
     WorkerHeartbeat,
 )
 from app.models.watches import Asset
+from app.upstream.accounts import Accounts
 from app.vocabulary import AlertKind, AuthHealth, DeliveryState, PollFailureKind, WatchState
 
 #: A target disabled this recently still counts for ``endpoint_disabled`` after its watch ended.
@@ -50,6 +52,9 @@ class Thresholds:
     #: missing only ``workers_after`` after that (a web process starting before its first worker,
     #: as ``honcho start`` does, raises nothing).
     started_at: datetime | None = None
+    #: The NCP accounts: ``upstream_auth`` and ``upstream_rate_limited`` are per account (subject:
+    #: its fingerprint). None: the bridge state row's, subject ``""`` (as before accounts).
+    accounts: Accounts | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,17 @@ def current_conditions(session: Session, now: datetime, limits: Thresholds) -> l
     """Every condition that holds at ``now``."""
     found: list[Condition] = []
     state = session.get(BridgeState, ROW_ID)
+    if limits.accounts is not None:
+        for account in accounts_health(session, now, limits.accounts):
+            found += _account_conditions(account, account.fingerprint, now, limits)
+    elif state is not None:
+        shared = AccountHealth(
+            "", AuthHealth(state.upstream_auth), state.upstream_auth_detail,
+            state.upstream_auth_changed_at, state.rate_limited_until, state.rate_limited_since,
+        )  # fmt: skip
+        found += _account_conditions(shared, "", now, limits)
     if state is not None:
-        found += _credential_conditions(state)
-        found += _rate_limit_condition(state, now, limits)
+        found += _slack_condition(state)
     found += _unreachable_condition(session, now, limits)
     found += _workers_condition(session, now, limits)
     found += _disabled_conditions(session, now)
@@ -76,38 +89,49 @@ def current_conditions(session: Session, now: datetime, limits: Thresholds) -> l
     return found
 
 
-def _credential_conditions(state: BridgeState) -> list[Condition]:
+def _account_conditions(
+    account: AccountHealth, subject: str, now: datetime, limits: Thresholds
+) -> list[Condition]:
+    """``upstream_auth`` and ``upstream_rate_limited`` of one NCP account, named in the detail by
+    its fingerprint (never its key)."""
+    name = _account_name(account.fingerprint)
     found = []
-    if state.upstream_auth == AuthHealth.FAILING and state.upstream_auth_changed_at is not None:
-        detail = state.upstream_auth_detail or "the API Gateway answers 401"
+    if account.auth == AuthHealth.FAILING and account.auth_since is not None:
+        detail = account.auth_detail or "the API Gateway answers 401"
         found.append(
             Condition(
                 AlertKind.UPSTREAM_AUTH,
-                "",
-                state.upstream_auth_changed_at,
-                f"Media Intelligence rejects the bridge's credentials (or its clock): {detail}",
+                subject,
+                account.auth_since,
+                f"Media Intelligence rejects the credentials of {name} (or the bridge's clock):"
+                f" {detail}"[:512],
             )
         )
+    until, since = account.rate_limited_until, account.rate_limited_since
+    if until is None or since is None or until <= now or until - since < limits.rate_limited_after:
+        return found
+    minutes = (until - since).total_seconds() / 60
+    detail = f"Media Intelligence rate-limits {name}: its polling paused ({minutes:.0f} min so far)"
+    found.append(Condition(AlertKind.UPSTREAM_RATE_LIMITED, subject, since, detail))
+    return found
+
+
+def _account_name(fingerprint: str) -> str:
+    return f"account {fingerprint}" if fingerprint else "the bridge's account (no access key set)"
+
+
+def _slack_condition(state: BridgeState) -> list[Condition]:
     if state.slack_auth == AuthHealth.FAILING and state.slack_auth_changed_at is not None:
         detail = state.slack_auth_detail or "invalid_auth"
-        found.append(
+        return [
             Condition(
                 AlertKind.SLACK_AUTH,
                 "",
                 state.slack_auth_changed_at,
                 f"Slack rejects the bridge's bot token ({detail}): Slack deliveries are held",
             )
-        )
-    return found
-
-
-def _rate_limit_condition(state: BridgeState, now: datetime, limits: Thresholds) -> list[Condition]:
-    until, since = state.rate_limited_until, state.rate_limited_since
-    if until is None or since is None or until <= now or until - since < limits.rate_limited_after:
-        return []
-    minutes = (until - since).total_seconds() / 60
-    detail = f"Media Intelligence rate-limits the bridge: polling paused ({minutes:.0f} min so far)"
-    return [Condition(AlertKind.UPSTREAM_RATE_LIMITED, "", since, detail)]
+        ]
+    return []
 
 
 def _unreachable_condition(session: Session, now: datetime, limits: Thresholds) -> list[Condition]:

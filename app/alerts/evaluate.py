@@ -24,6 +24,7 @@ from app.alerts.watch import alerts_watch, sync_targets
 from app.config import Settings
 from app.models import ALERTS_WATCH_ID, Alert, Event, new_id
 from app.outbox.emit import new_delivery, serialise_event_commits
+from app.upstream.accounts import accounts_of
 from app.vocabulary import AlertKind, AlertState, EventType
 from app.watches.validation import TargetIn
 
@@ -38,6 +39,7 @@ def thresholds(settings: Settings, started_at: datetime | None = None) -> Thresh
         rate_limited_after=timedelta(seconds=settings.bridge_alert_rate_limited_after),
         workers_after=timedelta(seconds=settings.bridge_alert_workers_after),
         dead_window=timedelta(seconds=settings.bridge_alert_repeat),
+        accounts=accounts_of(settings),
     )
 
 

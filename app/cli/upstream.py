@@ -10,6 +10,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.services import services
+from app.upstream.accounts import accounts_of
 from app.upstream.client import MediaIntelligenceClient
 from app.upstream.outcomes import PollOutcome
 from app.vocabulary import ApiGeneration
@@ -35,12 +36,13 @@ def upstream_status_command(
     Exits 0 when a status was observed, 1 otherwise (authentication, not found, errors).
     """
     settings = services().settings
-    if not settings.ncp_access_key or settings.ncp_secret_key is None:
-        raise click.UsageError("set NCP_ACCESS_KEY and NCP_SECRET_KEY first")
+    accounts = accounts_of(settings)
+    if not accounts.account_for(workspace).configured:
+        raise click.UsageError(
+            "set NCP_ACCESS_KEY and NCP_SECRET_KEY first (or an NCP_CREDENTIALS entry for it)"
+        )
     chosen = ApiGeneration(generation or settings.mi_default_api)
-    with MediaIntelligenceClient(
-        settings.mi_api_url, settings.ncp_access_key, settings.ncp_secret_key.get_secret_value()
-    ) as client:
+    with MediaIntelligenceClient(settings.mi_api_url, accounts=accounts) as client:
         result = client.get_status(workspace, project_id, asset_id, chosen)
     report = {key: value for key, value in asdict(result).items() if value is not None}
     report["duration"] = round(result.duration, 3)

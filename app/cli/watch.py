@@ -22,10 +22,12 @@ from app.models import USER_WATCHES, Watch
 from app.resources.watches import watch_list, watch_resource
 from app.services import services
 from app.vocabulary import (
+    DEFAULT_EVENTS,
     ENDED_STATES,
     SUBSCRIBABLE_EVENTS,
     WATCH_STATES,
     ApiGeneration,
+    EventType,
     Language,
     WatchState,
 )
@@ -75,17 +77,55 @@ def _payload(options: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "workspace": options["workspace"],
         "project_id": options["project_id"],
-        "asset_id": options["asset_id"],
     }
     optional = {
+        "asset_id": options["asset_id"],
+        "import": _object(options["import_object"]),
+        "analyze": _work_options(options["analyze"], options["analyze_options"], "--analyze"),
+        "summarize": _work_options(
+            options["summarize"], options["summarize_options"], "--summarize"
+        ),
+        "stalled_after_seconds": options["stalled_after"],
         "api": options["api"],
         "targets": targets or None,
-        "events": list(options["event"]) or None,
+        "events": _events(options),
         "labels": options["label"] or None,
         "timeout_seconds": options["timeout"],
     }
     payload.update({name: value for name, value in optional.items() if value is not None})
     return payload
+
+
+def _events(options: dict[str, Any]) -> list[str] | None:
+    """``--event`` options; ``--stalled-after`` alone subscribes the default events and
+    ``analysis.stalled`` (it asks for that event)."""
+    events = list(options["event"])
+    if options["stalled_after"] is not None and not events:
+        events = [*map(str, DEFAULT_EVENTS), str(EventType.ANALYSIS_STALLED)]
+    return events or None
+
+
+def _object(given: str | None) -> dict[str, str] | None:
+    """``--import BUCKET/KEY`` as the API's ``import`` object (the key may hold more slashes)."""
+    if given is None:
+        return None
+    bucket, slash, key = given.partition("/")
+    if not (bucket and slash and key):
+        raise click.BadParameter(f"{given!r} is not BUCKET/KEY", param_hint="--import")
+    return {"bucket_name": bucket, "key": key}
+
+
+def _work_options(asked: bool, given: str | None, flag: str) -> dict[str, Any] | None:
+    """``--analyze``/``--summarize`` with their ``--...-options JSON`` (an object, passed on)."""
+    if given is None:
+        return {} if asked else None
+    try:
+        options = json.loads(given)
+    except ValueError:
+        raise click.BadParameter("is not JSON", param_hint=f"{flag}-options") from None
+    if not isinstance(options, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=f"{flag}-options")
+    return options
 
 
 def _message_options(options: dict[str, Any]) -> dict[str, str]:
@@ -120,7 +160,30 @@ def _echo_json(body: Any) -> None:
 @watch_group.command("add")
 @click.argument("workspace")
 @click.argument("project_id")
-@click.argument("asset_id")
+@click.argument("asset_id", required=False)
+@click.option(
+    "--import",
+    "import_object",
+    metavar="BUCKET/KEY",
+    help="Import this Object Storage object as the asset first (instead of ASSET_ID).",
+)
+@click.option("--analyze", is_flag=True, help="Request an analysis, then watch it.")
+@click.option(
+    "--analyze-options",
+    metavar="JSON",
+    help='Options of the analysis request, passed to NCP as given: \'{"sceneRange": "ALL"}\'.',
+)
+@click.option(
+    "--summarize", is_flag=True, help="Request a scene summary once the analysis completes."
+)
+@click.option("--summarize-options", metavar="JSON", help="Options of the summary request.")
+@click.option(
+    "--stalled-after",
+    type=float,
+    metavar="SECONDS",
+    help="Send analysis.stalled after the status stayed the same this long (subscribed to it"
+    " unless --event names the events).",
+)
 @click.option(
     "--api",
     type=click.Choice([generation.value for generation in ApiGeneration]),
@@ -192,7 +255,8 @@ def _echo_json(body: Any) -> None:
 )
 @with_appcontext
 def add_command(**options: Any) -> None:
-    """Watch one asset: WORKSPACE PROJECT_ID ASSET_ID.
+    """Watch one asset: WORKSPACE PROJECT_ID ASSET_ID; or import one with --import BUCKET/KEY,
+    and with --analyze and --summarize have the bridge request the analysis and the summary.
 
     Targets are numbered in the order webhooks, Slack channels, Slack webhooks, endpoints (as in
     error pointers such as #/targets/1/url or #/targets/2/endpoint). Invalid input, an unknown

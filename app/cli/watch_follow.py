@@ -28,7 +28,8 @@ def progress(watch_id: str) -> Progress | None:
         watch = db.session.get(Watch, watch_id, populate_existing=True)
         if watch is None:
             return None
-        return Progress(watch.state, watch.status, watch.api, watch.poll_count)
+        stage = watch.stage if watch.state == "watching" else None
+        return Progress(watch.state, watch.status, watch.api, watch.poll_count, stage)
     finally:
         # A read opens a transaction (BEGIN IMMEDIATE on SQLite): end it before sleeping.
         db.session.rollback()

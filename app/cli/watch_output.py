@@ -15,8 +15,12 @@ LIST_COLUMNS = ("ID", "STATE", "API", "STATUS", "ASSET", "CREATED")
 
 
 def coordinates(body: dict[str, Any]) -> str:
-    """``workspace/project_id/asset_id`` of a watch."""
-    return f"{body['workspace']}/{body['project_id']}/{body['asset_id']}"
+    """``workspace/project_id/asset_id`` of a watch (the object being imported, until it has one)."""
+    asset = body["asset_id"]
+    if asset is None:
+        imported = (body.get("workflow") or {}).get("import") or {}
+        asset = f"(importing {imported.get('bucket_name')}/{imported.get('key')})"
+    return f"{body['workspace']}/{body['project_id']}/{asset}"
 
 
 def target_text(target: dict[str, Any]) -> str:
@@ -167,11 +171,14 @@ class Progress:
     status: str | None
     api: str
     poll_count: int
+    #: A workflow watch's stage while it watches (None: a plain watch, nothing to show).
+    stage: str | None = None
 
     def line(self, elapsed: float) -> str:
-        """The status line: state, upstream status, api, poll count, elapsed time."""
+        """The status line: state (and stage), upstream status, api, poll count, elapsed time."""
+        state = f"{self.state} ({self.stage})" if self.stage else self.state
         return (
-            f"{self.state}  status {self.status or NONE}  api {self.api}"
+            f"{state}  status {self.status or NONE}  api {self.api}"
             f"  polls {self.poll_count}  elapsed {elapsed_text(elapsed)}"
         )
 

@@ -1,7 +1,8 @@
-"""How the dashboard writes times, durations, excerpts and URLs (Jinja filters; pure functions)."""
+"""How the dashboard writes times, durations, excerpts, URLs and JSON (Jinja filters; pure)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -53,6 +54,11 @@ def excerpt(value: str | None, limit: int = EXCERPT_CHARACTERS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def json_text(value: object, indent: int | None = None) -> str:
+    """``value`` as JSON text, non-ASCII characters as themselves (escaped by the template)."""
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
 def breakable_url(value: str | None) -> Markup:
     """``value`` (a URL), escaped, with a line-break opportunity (``<wbr>``) after each ``/``,
     ``.``, ``?``, ``&``, ``=`` and ``#``: a long URL wraps at its separators, not mid-word."""
@@ -69,3 +75,4 @@ def install_filters(app: Flask) -> None:
     app.add_template_filter(excerpt, "excerpt")
     app.add_template_filter(breakable_url, "breakable_url")
     app.add_template_filter(rfc3339, "rfc3339")
+    app.add_template_filter(json_text, "json_text")

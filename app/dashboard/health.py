@@ -1,9 +1,9 @@
 """The bridge health banner: what an on-call engineer must know before reading anything else.
 
 The rule is ``/readyz``'s (``app.health.readiness``): a worker not seen for 30 s, upstream and
-Slack credential health, and a rate-limit pause from the upstream; then the firing ``bridge.alert``
-conditions that only the alerts table knows (unreachable upstream, dead deliveries, disabled
-receivers).
+Slack credential health, and a rate-limit pause from the upstream (each NCP account's, named by its
+fingerprint); then the firing ``bridge.alert`` conditions that only the alerts table knows
+(unreachable upstream, dead deliveries, disabled receivers).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from app.dashboard import dashboard
 from app.dashboard.auth import signed_in
 from app.db import db
-from app.health.readiness import read_health
+from app.health.readiness import AccountHealth, read_health
 from app.models import Alert as AlertRow
 from app.services import services
+from app.upstream.accounts import Accounts, accounts_of
 from app.vocabulary import AlertKind, AlertState, AuthHealth
 
 
@@ -33,11 +34,15 @@ class Alert:
     detail: str
     at: datetime | None = None
     remaining: timedelta | None = None
+    #: The NCP account it concerns, by fingerprint (upstream trouble only).
+    account: str | None = None
 
 
-def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
-    """Every current bridge-wide problem, most severe first; empty when all is well."""
-    bridge = read_health(session, now)
+def bridge_alerts(session: Session, now: datetime, accounts: Accounts | None = None) -> list[Alert]:
+    """Every current bridge-wide problem, most severe first; empty when all is well. Upstream
+    trouble is told per NCP account of ``accounts`` (the configured ones by default)."""
+    accounts = accounts or accounts_of(services().settings)
+    bridge = read_health(session, now, accounts)
     alerts: list[Alert] = []
     if bridge.worker_last_seen is None:
         alerts.append(Alert("worker", "No worker has been seen", "Nothing is polled or delivered."))
@@ -46,16 +51,11 @@ def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
         alerts.append(
             Alert("worker", "No worker seen for over 30 s", detail, bridge.worker_last_seen)
         )
-    if bridge.upstream_auth == AuthHealth.FAILING:
-        detail = bridge.upstream_auth_detail or "the API Gateway answers 401"
-        alerts.append(
-            Alert(
-                "upstream_auth",
-                "Media Intelligence rejects the bridge's credentials (or its clock)",
-                f"Watches keep watching but learn nothing: {detail}. Since:",
-                bridge.upstream_auth_since,
-            )
-        )
+    upstream = bridge.accounts
+    several = accounts.several
+    alerts += [
+        _auth_alert(account, several) for account in upstream if account.auth == AuthHealth.FAILING
+    ]
     if bridge.slack_auth == AuthHealth.FAILING:
         detail = bridge.slack_auth_detail or "Slack refuses the bot token"
         alerts.append(
@@ -66,19 +66,42 @@ def bridge_alerts(session: Session, now: datetime) -> list[Alert]:
                 bridge.slack_auth_since,
             )
         )
-    until = bridge.rate_limited_until
-    if until is not None:
-        alerts.append(
-            Alert(
-                "rate_limited",
-                "Media Intelligence is rate-limiting the bridge",
-                "Polling is paused until",
-                until,
-                until - now,
-            )
-        )
+    alerts += [
+        _pause_alert(account.fingerprint, until, now, several)
+        for account in upstream
+        if (until := account.rate_limited_until) is not None
+    ]
     alerts += _recorded_alerts(session)
     return alerts
+
+
+def _named(fingerprint: str) -> str:
+    """How the banner names an NCP account: its fingerprint, never its key."""
+    return f" (account {fingerprint})" if fingerprint else ""
+
+
+def _auth_alert(account: AccountHealth, several: bool) -> Alert:
+    detail = account.auth_detail or "the API Gateway answers 401"
+    name = _named(account.fingerprint)
+    if several:
+        title = f"Media Intelligence rejects the credentials of account {account.fingerprint}"
+        text = f"Its watches keep watching but learn nothing: {detail}. Since:"
+    else:
+        title = f"Media Intelligence rejects the bridge's credentials (or its clock){name}"
+        text = f"Watches keep watching but learn nothing: {detail}. Since:"
+    return Alert(
+        "upstream_auth", title, text, account.auth_since, account=account.fingerprint or None
+    )
+
+
+def _pause_alert(fingerprint: str, until: datetime, now: datetime, several: bool) -> Alert:
+    if several:
+        title = f"Media Intelligence is rate-limiting account {fingerprint}"
+        text = "Polling of its workspaces is paused until"
+    else:
+        title = f"Media Intelligence is rate-limiting the bridge{_named(fingerprint)}"
+        text = "Polling is paused until"
+    return Alert("rate_limited", title, text, until, until - now, account=fingerprint or None)
 
 
 #: Firing ``bridge.alert`` kinds the live state above does not already show, and their titles.

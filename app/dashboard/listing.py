@@ -1,4 +1,5 @@
-"""The watch list: state filter, search by asset, workspace or label, counts per state, pages.
+"""The watch list: state filter, search by asset (or the object an import brings), workspace or
+label, counts per state, pages.
 
 Newest first (ids are ULIDs, so id order is registration order, as in the API). Counts follow the
 search but not the state filter, so they tell how many watches each state tab would show.
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import USER_WATCHES, Delivery, Watch
+from app.models import USER_WATCHES, Delivery, Watch, Workflow
 from app.resources.watches import LastError, last_error
 from app.vocabulary import WATCH_STATES, DeliveryState
 
@@ -97,7 +98,9 @@ def list_watches(session: Session, query: WatchQuery, page_size: int = PAGE_SIZE
     if query.state:
         statement = statement.where(Watch.state == query.state)
     statement = statement.offset((page - 1) * page_size).limit(page_size)
-    watches = list(session.scalars(statement.options(selectinload(Watch.asset))))
+    watches = list(
+        session.scalars(statement.options(selectinload(Watch.asset), selectinload(Watch.workflow)))
+    )
     poll_errors = {w.id: error for w in watches if (error := last_error(w)) is not None}
     return WatchPage(watches, counts, page, pages, poll_errors, _dead_deliveries(session, watches))
 
@@ -115,9 +118,10 @@ def _dead_deliveries(session: Session, watches: list[Watch]) -> dict[str, int]:
 
 
 def search_clause(session: Session, search: str) -> ColumnElement[bool] | None:
-    """Watches whose workspace, project or asset id contains ``search``, whose id starts with it, or
-    one of whose label keys or values contains it (case-insensitive); ``key=value`` matches that
-    label's value. None: all. (Ids match by prefix only: a fragment of a random id is noise.)"""
+    """Watches whose workspace, project, asset id or imported object's key contains ``search``,
+    whose id starts with it, or one of whose label keys or values contains it (case-insensitive);
+    ``key=value`` matches that label's value. None: all. (Ids match by prefix only: a fragment of a
+    random id is noise.)"""
     if not search:
         return None
     key, equals, value = search.partition("=")
@@ -129,6 +133,10 @@ def search_clause(session: Session, search: str) -> ColumnElement[bool] | None:
         Watch.id.ilike(pattern.removeprefix("%"), escape=_LIKE_ESCAPE),
         *(column.ilike(pattern, escape=_LIKE_ESCAPE) for column in columns),
         _label_exists(session, None, pattern),
+        exists().where(
+            Workflow.watch_id == Watch.id,
+            Workflow.import_key.ilike(pattern, escape=_LIKE_ESCAPE),
+        ),
     )
 
 

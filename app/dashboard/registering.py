@@ -28,6 +28,7 @@ from app.dashboard.previewing import (
 from app.dashboard.watch_form import (
     API_CHOICES,
     ENDPOINTS_FIELD,
+    WORK_FIELDS,
     WatchForm,
     add_api_errors,
     blank_form,
@@ -79,6 +80,8 @@ def form_page(
         "default_api": services().settings.mi_default_api,
         "has_default_targets": bool(services().default_targets),
         "default_timeout": services().settings.bridge_watch_timeout,
+        "default_stalled": services().settings.bridge_stalled_after,
+        "work_fields": WORK_FIELDS,
         "endpoint_choices": endpoint_choices(db.session()),
     }
     return render_template("dashboard/new.html", **context), status

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ class Phase:
     final: bool = False
     message: str | None = None
     index_id: int | None = None
+    kind: ClassVar[str] = "phase"
 
 
 @dataclass(frozen=True)

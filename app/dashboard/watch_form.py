@@ -5,15 +5,21 @@ Pure functions of the submitted fields; the view validates with ``WatchCreate`` 
 ticked on the form become ``{"endpoint": name}`` targets after the inline ones. The one language
 select applies to every inline target with default messages (``slack``, ``slack_webhook``,
 ``http``); an ``http`` target's headers are typed one ``Name: value`` a line.
+
+A workflow is asked for with the import fields (``import``: bucket and key, instead of an asset id),
+the two "request" checkboxes with their options typed as JSON objects (``analyze``, ``summarize``)
+and ``stalled_after_seconds``, which subscribes ``analysis.stalled`` too (the API reports a stalled
+analysis only to watches that subscribe it).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.vocabulary import DEFAULT_EVENTS, ApiGeneration
+from app.vocabulary import DEFAULT_EVENTS, ApiGeneration, EventType
 
 #: Text fields of the form, copied into the body under the same name when not empty.
 TEXT_FIELDS = ("workspace", "project_id", "asset_id")
@@ -36,7 +42,21 @@ TARGET_FIELDS = (
 #: Fields that only qualify a target (a select always has a value): filling them alone adds none.
 QUALIFIERS = frozenset({"http_method"})
 #: Multi-line fields: kept as typed (line endings made ``\n``), not stripped.
-MULTILINE = frozenset({"slack_template", "slack_webhook_template", "http_headers", "http_body"})
+MULTILINE = frozenset(
+    {
+        "slack_template", "slack_webhook_template", "http_headers", "http_body",
+        "analyze_options", "summarize_options",
+    }
+)  # fmt: skip
+#: The object to import instead of an asset id: form field and key of the body's ``import``.
+IMPORT_FIELDS = (("import_bucket_name", "bucket_name"), ("import_key", "key"))
+#: Work to request: the checkbox (also the body key), its options field, the checkbox's label and
+#: what the options are of.
+WORK_FIELDS = (
+    ("analyze", "analyze_options", "Request an analysis", "analysis request"),
+    ("summarize", "summarize_options", "Request a scene summary after it", "summary request"),
+)
+STALLED_FIELD = "stalled_after_seconds"
 #: The one language select, given to every target type that has default messages.
 LANGUAGE_FIELD = "language"
 LANGUAGE_TYPES = ("slack", "slack_webhook", "http")
@@ -102,7 +122,48 @@ def read_form(
     body["events"] = list(events)
     if values["timeout_seconds"]:
         body["timeout_seconds"] = _number(values["timeout_seconds"])
+    _add_workflow(parsed, form)
     return parsed
+
+
+def _add_workflow(parsed: WatchForm, form: Mapping[str, Any]) -> None:
+    """The workflow's part of the body: ``import``, ``analyze``, ``summarize`` (options parsed
+    from JSON, an unparseable one a form error) and ``stalled_after_seconds`` with its event."""
+    values, body = parsed.values, parsed.body
+    given = {key: values[name] for name, key in IMPORT_FIELDS if values[name]}
+    if given:
+        body["import"] = given
+    for box, options_field, label, _what in WORK_FIELDS:
+        values[box] = bool(form.get(box))
+        if values[box]:
+            body[box] = work_options(parsed, options_field)
+        elif values[options_field]:
+            parsed.add_error(options_field, f"tick “{label}” to send these options, or clear them")
+    if values[STALLED_FIELD]:
+        body[STALLED_FIELD] = _number(values[STALLED_FIELD])
+        if EventType.ANALYSIS_STALLED not in body["events"]:
+            body["events"].append(EventType.ANALYSIS_STALLED.value)
+
+
+def work_options(form: WatchForm, name: str) -> Any:
+    """The options typed in field ``name`` as JSON (``{}`` when empty). Text that is not JSON is a
+    form error (``{}`` stands in); JSON that is not an object is returned for the API to refuse
+    with its own message."""
+    text = form.values[name]
+    if not text:
+        return {}
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        problem = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError as exc:  # NaN or Infinity, which Python's json reads and JSON has not
+        problem = str(exc)
+    form.add_error(name, f'must be a JSON object, e.g. {{"sceneRange": "ALL"}}: {problem}')
+    return {}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def inline_target(form: WatchForm, target_type: str) -> dict[str, Any] | None:
@@ -158,7 +219,9 @@ def _text(form: Mapping[str, Any], name: str) -> str:
 
 
 def _all_fields() -> list[str]:
-    names = [*TEXT_FIELDS, "api", "timeout_seconds", LANGUAGE_FIELD]
+    names = [*TEXT_FIELDS, "api", "timeout_seconds", LANGUAGE_FIELD, STALLED_FIELD]
+    names += [name for name, _key in IMPORT_FIELDS]
+    names += [options for _box, options, _label, _what in WORK_FIELDS]
     names += [name for _type, fields in TARGET_FIELDS for name, _key in fields]
     return names
 
@@ -198,8 +261,15 @@ def field_for_pointer(pointer: str, target_types: list[str]) -> str:
     if not parts:
         return FORM_ERRORS
     head = parts[0]
-    if head in (*TEXT_FIELDS, "api", "timeout_seconds", "labels", "events"):
+    if head in (*TEXT_FIELDS, "api", "timeout_seconds", "labels", "events", STALLED_FIELD):
         return head
+    if head == "import":
+        key = parts[1] if len(parts) > 1 else None
+        return next((name for name, body_key in IMPORT_FIELDS if body_key == key),
+                    IMPORT_FIELDS[0][0])  # fmt: skip
+    work = {box: options for box, options, _label, _what in WORK_FIELDS}
+    if head in work:
+        return work[head]
     if head != "targets":
         return FORM_ERRORS
     if (

@@ -13,13 +13,15 @@ from flask import Response, abort, render_template, request, url_for
 
 from app.dashboard import dashboard
 from app.dashboard.listing import WatchQuery, list_watches
-from app.dashboard.timeline import detection, events_with_deliveries, phases, still_live
+from app.dashboard.stages import stage_steps, timeline_items
+from app.dashboard.timeline import detection, events_with_deliveries, still_live
 from app.db import db
 from app.resources.targets import target_resource
 from app.resources.watches import last_error
 from app.services import services
 from app.vocabulary import WATCH_STATES, PollFailureKind
 from app.watches.queries import find_watch
+from app.watches.workflows import stage_of
 
 LIVE_HEADER = "X-Live"
 
@@ -60,10 +62,14 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
         abort(404)
     now = services().clock()
     events = events_with_deliveries(db.session(), watch)
+    workflow = watch.workflow
     return {
         "watch": watch,
         "now": now,
-        "phases": phases(watch.created_at, watch.api, watch.history, watch.finished_at, now),
+        "stage": stage_of(watch),
+        "stage_steps": stage_steps(watch, workflow),
+        "workflow": workflow,
+        "timeline": timeline_items(watch, workflow, [item.event for item in events], now),
         "detection": detection(watch, now),
         "events": events,
         "targets": {target.id: target_resource(target).as_json() for target in watch.targets},
@@ -76,7 +82,8 @@ def _watch_context(watch_id: str) -> dict[str, Any]:
 
 @dashboard.get("/watches/<watch_id>")
 def watch(watch_id: str) -> str:
-    """One watch: coordinates, state, timeline, detection, targets, events and deliveries."""
+    """One watch: coordinates, state and stage, its workflow, timeline, detection, targets, events
+    and deliveries."""
     context = _watch_context(watch_id)
     live_src = url_for("dashboard.watch_live", watch_id=watch_id) if context["live"] else None
     return render_template("dashboard/watch.html", live_src=live_src, **context)

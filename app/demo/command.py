@@ -23,7 +23,15 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
-from app.demo.samples import PROJECT, RETIRED_GENERATION, SAMPLES, WORKSPACE, Sample
+from app.demo.samples import (
+    BUCKET,
+    IMPORT_SECONDS,
+    PROJECT,
+    RETIRED_GENERATION,
+    SAMPLES,
+    WORKSPACE,
+    Sample,
+)
 from app.demo.standins import SLACK_TOKEN, DemoConfig, install_standins
 from app.factory import create_app
 from app.notify.webhook import generate_secret
@@ -145,6 +153,11 @@ def _seed_simulator(simulator_url: str) -> None:
         http.put(f"{simulator_url}/_sim/generations/{generation}",
                  json={"enabled": False, "status_code": status}, timeout=5).raise_for_status()  # fmt: skip
         for sample in SAMPLES:
+            if sample.import_key is not None:  # the bridge imports it: declare the object
+                body = {"import_seconds": IMPORT_SECONDS, "analysis": sample.schedule}
+                path = f"{simulator_url}/_sim/objects/{BUCKET}/{sample.import_key}"
+                http.put(path, json=body, timeout=5).raise_for_status()
+                continue
             path = f"{simulator_url}/_sim/assets/{WORKSPACE}/{PROJECT}/{sample.asset_id}"
             http.put(path, json=sample.schedule, timeout=5).raise_for_status()
             for fault in sample.faults:
@@ -159,13 +172,17 @@ def _register(base_url: str, token: str, webhook_secret: str) -> dict[str, Sampl
     watch_ids: dict[str, Sample] = {}
     with requests.Session() as http:
         for sample in SAMPLES:
-            body = {
+            body: dict[str, Any] = {
                 "workspace": WORKSPACE, "project_id": PROJECT, "asset_id": sample.asset_id,
                 "api": sample.api, "labels": sample.labels,
                 "events": ["analysis.completed", "analysis.failed", "analysis.cancelled",
                            "analysis.status_changed", "watch.expired", "watch.error"],
                 "targets": [targets[name] for name in sample.targets],
             }  # fmt: skip
+            if sample.import_key is not None:
+                del body["asset_id"]
+                body.update({"import": {"bucket_name": BUCKET, "key": sample.import_key},
+                             "analyze": {}, "summarize": {}})  # fmt: skip
             response = http.post(
                 f"{base_url}/api/v1/watches", json=body, headers=headers, timeout=10
             )
@@ -210,7 +227,8 @@ mi-bridge demo is running.
   Simulator      {simulator_url}/_sim/assets
 
 Sample analyses complete, fail, get cancelled, ride out upstream errors and fall forward from a
-retired endpoint generation over the next minute. Press Ctrl-C to stop.
+retired endpoint generation over the next minute; one is imported, analysed and summarised by the
+bridge itself. Press Ctrl-C to stop.
 """)
 
 

@@ -22,6 +22,9 @@ class Sample:
     labels: dict[str, str] = field(default_factory=dict)
     #: The demo targets it notifies, by name (see ``app.demo.command.demo_targets``).
     targets: tuple[str, ...] = ("inbox", "slack")
+    #: A workflow sample: the object key the bridge imports (in ``BUCKET``), then analyses and
+    #: summarises; ``asset_id`` is then only the sample's name, ``schedule`` the analysis's.
+    import_key: str | None = None
 
 
 SAMPLES = (
@@ -59,7 +62,19 @@ SAMPLES = (
         "completed", "analysis.completed", api="video-assets",
         labels={"note": "video-assets is retired: falls forward to assets"},
     ),
+    Sample(
+        "clip-imported",
+        {"wait_seconds": 1, "analyze_seconds": 6, "outcome": "ANALYZE_COMPLETED", "index_id": 4545,
+         "summary": {"wait_seconds": 1, "summarize_seconds": 3, "outcome": "SUMMARIZE_COMPLETED"}},
+        "completed", "summary.completed", import_key="videos/launch-teaser.mp4",
+        labels={"note": "imported, analysed and summarised by the bridge"},
+        targets=("inbox", "slack", "slack_ko"),
+    ),
 )  # fmt: skip
+#: The Object Storage bucket the workflow sample imports from.
+BUCKET = "demo-media"
+#: How long the simulated import of a workflow sample's object takes.
+IMPORT_SECONDS = 3
 
 #: The simulator retires the oldest endpoint generation, as NCP will in January 2027.
 RETIRED_GENERATION = ("video-assets", 410)

@@ -3,7 +3,9 @@
 The bridge is ready when its database answers and a worker (embedded included) was seen within
 ``WORKER_STALE_AFTER``. Upstream and Slack credential health and a rate-limit pause are reported
 beside it but do not make the bridge unready: polling and delivering go on and recover by
-themselves.
+themselves. Upstream health is per NCP account (``accounts``, by fingerprint, never the key); the
+bridge-wide ``upstream_auth`` and ``rate_limited_until`` are the single account's, or with several
+accounts a summary: ``failing`` when any account fails, the latest end of any account's pause.
 
 The database's own health is judged here too, for ``/readyz``, the worker and the web alike:
 ``database_trouble`` says whether an error means the database is unreachable or without its schema
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alembic.script import ScriptDirectory
@@ -26,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from app.db import MIGRATIONS_DIR
 from app.health.bridge_state import ROW_ID
-from app.models import BridgeState, WorkerHeartbeat
+from app.models import BridgeState, UpstreamAccount, WorkerHeartbeat
+from app.upstream.accounts import Accounts
 from app.vocabulary import AuthHealth, DatabaseHealth, ReadinessStatus
 
 #: A worker not seen for this long is gone (the contract's 30 s).
@@ -36,6 +39,20 @@ WORKER_STALE_AFTER = timedelta(seconds=30)
 def worker_alive(last_seen: datetime | None, now: datetime) -> bool:
     """Whether a worker last seen at ``last_seen`` counts as running at ``now``."""
     return last_seen is not None and now - last_seen <= WORKER_STALE_AFTER
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    """One NCP account's health, named by its fingerprint."""
+
+    fingerprint: str
+    auth: AuthHealth
+    auth_detail: str | None
+    auth_since: datetime | None
+    #: The end of this account's rate-limit pause; None when its polling is not paused.
+    rate_limited_until: datetime | None
+    #: When that pause began (pauses that follow each other are one).
+    rate_limited_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,9 @@ class BridgeHealth:
     slack_auth_since: datetime | None
     #: The end of the upstream's rate-limit pause; None when polling is not paused.
     rate_limited_until: datetime | None
+    #: Each configured NCP account's health, by fingerprint (empty when ``read_health`` was not
+    #: told the accounts, or none is configured).
+    accounts: tuple[AccountHealth, ...] = ()
 
     @property
     def worker_ok(self) -> bool:
@@ -62,26 +82,97 @@ class BridgeHealth:
         return ReadinessStatus.READY if self.worker_ok else ReadinessStatus.NO_WORKER
 
 
-def read_health(session: Session, now: datetime) -> BridgeHealth:
-    """Read the heartbeats and the bridge state row (raises SQLAlchemyError if the database is down)."""
+def read_health(session: Session, now: datetime, accounts: Accounts | None = None) -> BridgeHealth:
+    """Read the heartbeats, the bridge state row and, given ``accounts``, each account's health
+    (raises SQLAlchemyError if the database is down)."""
     last_seen = session.scalar(select(func.max(WorkerHeartbeat.last_seen_at)))
     state = session.get(BridgeState, ROW_ID)
     if state is None:
-        return BridgeHealth(
-            now, last_seen, AuthHealth.UNKNOWN, None, None, AuthHealth.UNKNOWN, None, None, None
-        )
-    until = state.rate_limited_until
+        shared = AccountHealth("", AuthHealth.UNKNOWN, None, None, None, None)
+        slack: tuple[AuthHealth, str | None, datetime | None] = (AuthHealth.UNKNOWN, None, None)
+    else:
+        shared = _account_health("", state, now)
+        slack = (AuthHealth(state.slack_auth), state.slack_auth_detail, state.slack_auth_changed_at)
+    each = _accounts_health(session, shared, accounts, now) if accounts is not None else ()
+    summary = shared if accounts is None or not accounts.several else _summary(each)
     return BridgeHealth(
         now=now,
         worker_last_seen=last_seen,
-        upstream_auth=AuthHealth(state.upstream_auth),
-        upstream_auth_detail=state.upstream_auth_detail,
-        upstream_auth_since=state.upstream_auth_changed_at,
-        slack_auth=AuthHealth(state.slack_auth),
-        slack_auth_detail=state.slack_auth_detail,
-        slack_auth_since=state.slack_auth_changed_at,
-        rate_limited_until=until if until is not None and until > now else None,
+        upstream_auth=summary.auth,
+        upstream_auth_detail=summary.auth_detail,
+        upstream_auth_since=summary.auth_since,
+        slack_auth=slack[0],
+        slack_auth_detail=slack[1],
+        slack_auth_since=slack[2],
+        rate_limited_until=summary.rate_limited_until,
+        accounts=each,
     )
+
+
+def accounts_health(
+    session: Session, now: datetime, accounts: Accounts
+) -> tuple[AccountHealth, ...]:
+    """Each configured account's health (see ``read_health``)."""
+    shared = _account_health("", session.get(BridgeState, ROW_ID), now)
+    return _accounts_health(session, shared, accounts, now)
+
+
+def _account_health(
+    fingerprint: str, row: BridgeState | UpstreamAccount | None, now: datetime
+) -> AccountHealth:
+    if row is None:
+        return AccountHealth(fingerprint, AuthHealth.UNKNOWN, None, None, None, None)
+    until = row.rate_limited_until
+    paused = until is not None and until > now
+    return AccountHealth(
+        fingerprint,
+        AuthHealth(row.upstream_auth),
+        row.upstream_auth_detail,
+        row.upstream_auth_changed_at,
+        until if paused else None,
+        row.rate_limited_since if paused else None,
+    )
+
+
+def _accounts_health(
+    session: Session, shared: AccountHealth, accounts: Accounts, now: datetime
+) -> tuple[AccountHealth, ...]:
+    """Each configured account's health: the single account's is the bridge state row's (with
+    fingerprint ``""`` when no key is configured at all: the bridge then signs with empty keys)."""
+    configured = list(accounts)
+    if not accounts.several:
+        return tuple(replace(shared, fingerprint=acc.fingerprint) for acc in configured) or (
+            shared,
+        )
+    rows = {
+        row.fingerprint: row
+        for row in session.scalars(
+            select(UpstreamAccount).where(
+                UpstreamAccount.fingerprint.in_([acc.fingerprint for acc in configured])
+            )
+        )
+    }
+    return tuple(
+        _account_health(acc.fingerprint, rows.get(acc.fingerprint), now) for acc in configured
+    )
+
+
+def _summary(each: tuple[AccountHealth, ...]) -> AccountHealth:
+    """Several accounts in one: the first failing one's auth (else unknown while any is, else ok),
+    and the latest end of any pause."""
+    failing = [acc for acc in each if acc.auth == AuthHealth.FAILING]
+    if failing:
+        first = failing[0]
+        auth = AuthHealth.FAILING
+        detail = f"account {first.fingerprint}: {first.auth_detail or 'HTTP 401'}"
+        starts = [acc.auth_since for acc in failing if acc.auth_since is not None]
+        since = min(starts) if starts else None
+    else:
+        unknown = not each or any(acc.auth == AuthHealth.UNKNOWN for acc in each)
+        auth = AuthHealth.UNKNOWN if unknown else AuthHealth.OK
+        detail, since = None, None
+    ends = [acc.rate_limited_until for acc in each if acc.rate_limited_until is not None]
+    return AccountHealth("", auth, detail, since, max(ends) if ends else None, None)
 
 
 # --- the database's own health ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from app.models.operations import (
     BridgeState,
     DashboardSession,
     IdempotencyKey,
+    UpstreamAccount,
     WorkerHeartbeat,
 )
 from app.models.outbox import Delivery, DeliveryAttempt, Event
@@ -21,6 +22,7 @@ from app.models.watches import (
     Target,
     Watch,
 )
+from app.models.workflows import Workflow
 
 __all__ = [
     "ALERTS_WATCH_ID",
@@ -40,7 +42,9 @@ __all__ = [
     "IdempotencyKey",
     "StatusChange",
     "Target",
+    "UpstreamAccount",
     "Watch",
     "WorkerHeartbeat",
+    "Workflow",
     "new_id",
 ]

@@ -70,6 +70,24 @@ class BridgeState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class UpstreamAccount(Base):
+    """One NCP account's health when several are configured (``NCP_CREDENTIALS``), by fingerprint
+    (the first 8 hex digits of the SHA-256 of its access key; never the key). With a single account
+    its health stays in ``bridge_state``."""
+
+    __tablename__ = "upstream_accounts"
+
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    upstream_auth: Mapped[str] = mapped_column(String(16), default="unknown")
+    upstream_auth_detail: Mapped[str | None] = mapped_column(String(512))
+    upstream_auth_changed_at: Mapped[datetime | None]
+    #: The end of this account's rate-limit pause (its workspaces' assets are not claimed until).
+    rate_limited_until: Mapped[datetime | None]
+    #: When the current pause began (pauses that follow each other are one pause).
+    rate_limited_since: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Alert(Base):
     """One condition the operators are told about (``bridge.alert``), by kind and subject.
 

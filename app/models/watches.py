@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +21,9 @@ from app.clock import utcnow
 from app.models.base import Base, BigKey, PublicId, new_id
 from app.models.endpoints import Endpoint
 from app.vocabulary import WatchState
+
+if TYPE_CHECKING:
+    from app.models.workflows import Workflow
 
 #: The predicate of the partial indexes on active watches, as SQL (``WATCHING_ONLY`` below is the
 #: same, for queries).
@@ -101,7 +104,8 @@ class Watch(Base):
     state: Mapped[str] = mapped_column(String(16), default="watching")
     workspace: Mapped[str] = mapped_column(String(ID_LENGTH))
     project_id: Mapped[str] = mapped_column(String(ID_LENGTH))
-    asset_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    #: Null only while an ``import`` has not yet given the asset its id.
+    asset_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     api: Mapped[str] = mapped_column(String(16))
     asset_pk: Mapped[int | None] = mapped_column(BigKey, ForeignKey("assets.pk"), index=True)
     status: Mapped[str | None] = mapped_column(String(64))
@@ -119,6 +123,15 @@ class Watch(Base):
     poll_count: Mapped[int] = mapped_column(default=0)
     #: For an analysis that ended: when it was seen minus the poll before (or the registration).
     detection_lag_seconds: Mapped[float | None]
+    #: A workflow watch's stage while watching (``WatchStage``); null: analyzing. Ended: ``done``.
+    stage: Mapped[str | None] = mapped_column(String(16))
+    #: Polls of its asset count for this watch from this time on (null: from ``created_at``). A
+    #: watch that requested an analysis follows its asset only once the request was answered.
+    polls_from: Mapped[datetime | None]
+    #: ``analysis.stalled``: after how long an unchanged status is reported, and when it falls due
+    #: (null: not due, or reported already for the current status).
+    stalled_after_seconds: Mapped[float | None]
+    stalled_due_at: Mapped[datetime | None] = mapped_column(index=True)
 
     asset: Mapped[Asset | None] = relationship()
     targets: Mapped[list[Target]] = relationship(
@@ -126,6 +139,10 @@ class Watch(Base):
     )
     history: Mapped[list[StatusChange]] = relationship(
         order_by="StatusChange.pk", cascade="all, delete-orphan"
+    )
+    #: What a registration asked the bridge to start (None for a watch that only watches).
+    workflow: Mapped[Workflow | None] = relationship(
+        "Workflow", uselist=False, cascade="all, delete-orphan", passive_deletes=True
     )
 
 

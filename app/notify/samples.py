@@ -35,7 +35,30 @@ _ANALYSES: dict[str, tuple[str | None, str | None, int | None, str | None, str |
     EventType.WATCH_EXPIRED: ("ANALYZING", "WAIT_ANALYZE", None, None, "expired"),
     EventType.WATCH_ERROR: (None, None, None, "asset not found", "asset_not_found"),
     EventType.BRIDGE_TEST: ("ANALYZING", "ANALYZING", None, None, None),
+    EventType.ANALYSIS_STALLED: ("ANALYZING", "ANALYZING", None, None, None),
+    EventType.ASSET_IMPORTED: (None, None, None, None, None),
+    EventType.ASSET_IMPORT_FAILED: (None, None, None, None, None),
+    EventType.SUMMARY_COMPLETED: ("ANALYZE_COMPLETED", "ANALYZE_COMPLETED", 1001, None, None),
+    EventType.SUMMARY_FAILED: ("ANALYZE_COMPLETED", "ANALYZE_COMPLETED", 1001, None, None),
+    EventType.SUMMARY_CANCELLED: ("ANALYZE_COMPLETED", "ANALYZE_COMPLETED", 1001, None, None),
 }
+#: The workflow parts of the workflow events' samples: (stage, import, summary).
+_WORKFLOWS: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = {
+    EventType.ASSET_IMPORTED: ("analyzing", {"status": "COMPLETED", "message": None}, None),
+    EventType.ASSET_IMPORT_FAILED: (
+        "done",
+        {"status": "INVALID_METADATA", "message": "resolution must be 360p to 1080p"},
+        None,
+    ),
+    EventType.SUMMARY_COMPLETED: ("done", None, {"status": "SUMMARIZE_COMPLETED", "message": None}),
+    EventType.SUMMARY_FAILED: (
+        "done",
+        None,
+        {"status": "SUMMARIZE_FAIL", "message": "the summary could not be made"},
+    ),
+    EventType.SUMMARY_CANCELLED: ("done", None, {"status": "SUMMARIZE_CANCELED", "message": None}),
+}
+SAMPLE_OBJECT = {"bucket_name": "media-in", "key": "videos/teaser.mp4"}
 #: The event types with a sample: every subscribable one, ``bridge.test`` and ``bridge.alert``.
 SAMPLE_TYPES: tuple[str, ...] = (
     *(str(kind) for kind in SUBSCRIBABLE_EVENTS),
@@ -57,12 +80,17 @@ def sample_envelope(event_type: str) -> dict[str, Any]:
         "status": status, "previous_status": previous, "index_id": index_id, "message": message,
     }  # fmt: skip
     detection = {"registered_at": REGISTERED_AT, "detected_at": DETECTED_AT, "poll_count": 12}
-    return {
-        "id": SAMPLE_EVENT_ID,
-        "type": event_type,
-        "timestamp": DETECTED_AT,
-        "data": {"watch": watch, "asset": asset, "analysis": analysis, "detection": detection},
-    }
+    data: dict[str, Any] = {
+        "watch": watch, "asset": asset, "analysis": analysis, "detection": detection,
+    }  # fmt: skip
+    if event_type in _WORKFLOWS:
+        stage, imported, summary = _WORKFLOWS[event_type]
+        watch["stage"] = stage
+        if imported is not None:
+            data["import"] = {**SAMPLE_OBJECT, **imported}
+        if summary is not None:
+            data["summary"] = dict(summary)
+    return {"id": SAMPLE_EVENT_ID, "type": event_type, "timestamp": DETECTED_AT, "data": data}
 
 
 def _alert() -> dict[str, Any]:

@@ -31,14 +31,29 @@ HEADERS = {
     "watch.expired": ("⌛", N_("Watch expired (no result before the deadline)")),
     "watch.error": ("⚠️", N_("Watch error")),
     "bridge.test": ("🔔", N_("Test notification from mi-bridge")),
+    "asset.imported": ("📥", N_("Asset imported")),
+    "asset.import_failed": ("❌", N_("Import failed")),
+    "summary.completed": ("📝", N_("Scene summary completed")),
+    "summary.failed": ("❌", N_("Scene summary failed")),
+    "summary.cancelled": ("🚫", N_("Scene summary cancelled")),
+    "analysis.stalled": ("🐢", N_("Analysis stalled (no change for a while)")),
+}
+#: A workflow watch's stage, in words (the ``stage`` field of its messages).
+STAGES = {
+    "importing": N_("Importing"),
+    "analyzing": N_("Analyzing"),
+    "summarizing": N_("Summarizing"),
+    "done": N_("Done"),
 }
 IN_PROGRESS = ("⏳", N_("Analysis in progress"))
 OPEN_BRIDGE = N_("Open mi-bridge")
 OPEN_WATCH = N_("Open in mi-bridge")
 WATCH_WORD = N_("mi-bridge watch")
+#: The events that also land as a thread reply (an outcome people are notified of).
 TERMINAL_TYPES = frozenset(
-    {"analysis.completed", "analysis.failed", "analysis.cancelled", "watch.expired", "watch.error"}
-)
+    {"analysis.completed", "analysis.failed", "analysis.cancelled", "watch.expired", "watch.error",
+     "asset.import_failed", "summary.completed", "summary.failed", "summary.cancelled"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,14 +96,17 @@ def build_message(
     data = event["data"]
     if event["type"] == "bridge.alert":
         return alert_message(data["alert"], public_url, _)
-    asset, analysis, watch = data["asset"], data["analysis"], data["watch"]
+    analysis, watch = data["analysis"], data["watch"]
     emoji, words = headline(event["type"], analysis.get("status"))
     title = f"{emoji} {_(words)}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(title, HEADER_LIMIT)}},
-        {"type": "section", "fields": _fields(asset, analysis, watch, data["detection"], _)},
+        {"type": "section", "fields": _fields(data, _)},
     ]
     detail = analysis.get("message") or watch.get("reason")
+    if event["type"].startswith(("asset.", "summary.")):
+        part = data.get("import" if event["type"].startswith("asset.") else "summary") or {}
+        detail = part.get("message") or detail
     if detail:
         label = _("Reason") if event["type"] != "analysis.completed" else _("Message")
         blocks.append(_section(f"*{label}*\n{escape(detail)}"))
@@ -112,8 +130,16 @@ def default_line(event: dict[str, Any], _: Gettext) -> str:
     where = f"{asset['workspace']}/{asset['project_id']}"
     _emoji, words = headline(event["type"], data["analysis"].get("status"))
     return _("%(title)s: asset %(asset_id)s (%(where)s)") % {
-        "title": _(words), "asset_id": asset["asset_id"], "where": where,
+        "title": _(words), "asset_id": asset_name(asset, data), "where": where,
     }  # fmt: skip
+
+
+def asset_name(asset: dict[str, Any], data: dict[str, Any]) -> str:
+    """The asset's id, or the key of the object it is imported from until the import gives one."""
+    if asset.get("asset_id") is not None:
+        return str(asset["asset_id"])
+    imported = data.get("import") or {}
+    return str(imported.get("key") or "?")
 
 
 def alert_message(
@@ -152,22 +178,23 @@ def with_text(message: SlackMessage, text: str) -> SlackMessage:
     return SlackMessage(text=truncate(text, TEXT_LIMIT), blocks=blocks)
 
 
-def _fields(
-    asset: dict[str, Any],
-    analysis: dict[str, Any],
-    watch: dict[str, Any],
-    detection: dict[str, Any],
-    _: Gettext,
-) -> list[dict[str, str]]:
+def _fields(data: dict[str, Any], _: Gettext) -> list[dict[str, str]]:
+    asset, analysis, watch = data["asset"], data["analysis"], data["watch"]
     pairs = [
-        (_("Asset"), f"`{escape(asset['asset_id'])}`"),
+        (_("Asset"), f"`{escape(asset_name(asset, data))}`"),
         (_("Workspace / project"), f"{escape(asset['workspace'])} / {escape(asset['project_id'])}"),
         (_("Status"), escape(status_name(analysis.get("status"), _))),
         (_("API"), escape(asset["api"])),
     ]
+    if watch.get("stage") in STAGES:
+        pairs.insert(2, (_("Stage"), _(STAGES[watch["stage"]])))
+    for part, label in (("import", _("Import")), ("summary", _("Scene summary"))):
+        status = (data.get(part) or {}).get("status")
+        if status:
+            pairs.append((label, f"`{escape(status)}`"))
     if analysis.get("index_id") is not None:
         pairs.append((_("Index id"), f"`{analysis['index_id']}`"))
-    elapsed = _elapsed(detection)
+    elapsed = _elapsed(data["detection"])
     if elapsed:
         pairs.append((_("Elapsed"), elapsed))
     return [

@@ -10,6 +10,7 @@ from app.db import db
 from app.health.readiness import failed_read_health, read_health
 from app.resources.health import Health, Readiness
 from app.services import services
+from app.upstream.accounts import accounts_of
 from app.vocabulary import AlertKind, AuthHealth, DatabaseHealth, Liveness, ReadinessStatus
 
 health = Blueprint("health", __name__)
@@ -26,7 +27,7 @@ def readyz() -> tuple[Response, int]:
     """Ready (200) or not (503) by the one readiness rule of ``app.health.readiness``; without a
     usable database, ``database`` says whether it is unreachable or has no schema yet."""
     try:
-        bridge = read_health(db.session(), services().clock())
+        bridge = read_health(db.session(), services().clock(), accounts_of(services().settings))
     except SQLAlchemyError as exc:
         db.session.rollback()
         unavailable = Readiness(
@@ -36,6 +37,7 @@ def readyz() -> tuple[Response, int]:
             upstream_auth=AuthHealth.UNKNOWN,
             slack_auth=AuthHealth.UNKNOWN,
             rate_limited_until=None,
+            accounts={},
             alerts=[],
         )
         return jsonify(unavailable.as_json()), 503
@@ -50,6 +52,7 @@ def readyz() -> tuple[Response, int]:
         upstream_auth=bridge.upstream_auth,
         slack_auth=bridge.slack_auth,
         rate_limited_until=bridge.rate_limited_until,
+        accounts={a.fingerprint: a.auth for a in bridge.accounts if a.fingerprint},
         alerts=[AlertKind(kind) for kind in alerts],
     )
     return jsonify(ready.as_json()), 200 if bridge.worker_ok else 503

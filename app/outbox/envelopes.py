@@ -28,7 +28,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from app.clock import rfc3339
 from app.models import Watch
-from app.vocabulary import ApiGeneration, EventType, WatchReason
+from app.vocabulary import ApiGeneration, EventType, WatchReason, WatchStage, WatchState
 
 WatchId = Annotated[str, StringConstraints(pattern=r"^wch_[0-9A-Z]{26}$")]
 EventId = Annotated[str, StringConstraints(pattern=r"^evt_[0-9A-Z]{26}$")]
@@ -58,7 +58,7 @@ class ContractModel(BaseModel):
     def as_json(self) -> Any:
         """JSON-ready data in field order: enums as their values, times as ``rfc3339`` writes
         them, ``sometimes`` keys present only when they were set (to a value or to ``None``)."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -73,11 +73,31 @@ def sometimes(description: str, **constraints: Any) -> Any:
 
 
 class EnvelopeWatch(ContractModel):
-    """The watch an event is about; ``reason`` only in ``watch.error`` and ``watch.expired``."""
+    """The watch an event is about; ``reason`` only in ``watch.error`` and ``watch.expired``;
+    ``stage`` only for a watch with a workflow (import, analyze or summarize)."""
 
     id: WatchId
     labels: dict[str, str]
     reason: WatchReason | SkipJsonSchema[None] = sometimes("why the watch ended")
+    stage: WatchStage | SkipJsonSchema[None] = sometimes(
+        "the workflow's stage when the event was written (done once the watch ended)"
+    )
+
+
+class EnvelopeImport(ContractModel):
+    """A workflow's import: the object and how it went (``uploadStatus``, ``uploadResult``)."""
+
+    bucket_name: str
+    key: str
+    status: str | None
+    message: str | None
+
+
+class EnvelopeSummary(ContractModel):
+    """A workflow's scene summary: its status (``SUMMARIZE_COMPLETED``...) and message."""
+
+    status: str | None
+    message: str | None
 
 
 class EnvelopeAsset(ContractModel):
@@ -85,7 +105,7 @@ class EnvelopeAsset(ContractModel):
 
     workspace: str
     project_id: str
-    asset_id: str
+    asset_id: str | None = Field(description="null only before an import gave the asset its id")
     api: ApiGeneration
 
 
@@ -107,12 +127,18 @@ class EnvelopeDetection(ContractModel):
 
 
 class EventData(ContractModel):
-    """The ``data`` of an event."""
+    """The ``data`` of an event; ``import`` and ``summary`` for a workflow that asked for them."""
 
     watch: EnvelopeWatch
     asset: EnvelopeAsset
     analysis: EnvelopeAnalysis
     detection: EnvelopeDetection
+    import_: EnvelopeImport | SkipJsonSchema[None] = sometimes(
+        "the object a workflow imports and how its import went", alias="import"
+    )
+    summary: EnvelopeSummary | SkipJsonSchema[None] = sometimes(
+        "the scene summary a workflow asked for"
+    )
 
 
 class EventEnvelope(ContractModel):
@@ -151,24 +177,45 @@ def event_body(
     Compact separators and raw non-ASCII text: these bytes are stored, signed and sent as they are,
     so the format must never change for events already written.
     """
-    # ``reason`` is given only where the envelope has it, so ``as_json`` leaves it out elsewhere.
+    # ``reason`` and ``stage`` are given only where the envelope has them, so ``as_json`` leaves
+    # them out elsewhere.
+    about: dict[str, Any] = {"id": watch.id, "labels": watch.labels}
     if event_type in _WITH_REASON:
-        about = EnvelopeWatch(id=watch.id, labels=watch.labels, reason=watch.reason)
-    else:
-        about = EnvelopeWatch(id=watch.id, labels=watch.labels)
+        about["reason"] = watch.reason
+    data: dict[str, Any] = {
+        "asset": EnvelopeAsset.model_validate(watch, from_attributes=True),
+        "analysis": EnvelopeAnalysis.model_validate(analysis, from_attributes=True),
+        "detection": EnvelopeDetection(
+            registered_at=watch.created_at,
+            detected_at=detected_at or created_at,
+            poll_count=watch.poll_count,
+        ),
+    }
+    if watch.stage is not None:  # only workflow watches have a stage: a plain one loads nothing
+        about["stage"] = WatchStage.DONE if watch.state != WatchState.WATCHING else watch.stage
+        data.update(_workflow_facts(watch))
     envelope = EventEnvelope(
         id=event_id,
         type=event_type,
         timestamp=created_at,
-        data=EventData(
-            watch=about,
-            asset=EnvelopeAsset.model_validate(watch, from_attributes=True),
-            analysis=EnvelopeAnalysis.model_validate(analysis, from_attributes=True),
-            detection=EnvelopeDetection(
-                registered_at=watch.created_at,
-                detected_at=detected_at or created_at,
-                poll_count=watch.poll_count,
-            ),
-        ),
+        data=EventData.model_validate({"watch": EnvelopeWatch(**about), **data}),
     )
     return json.dumps(envelope.as_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _workflow_facts(watch: Watch) -> dict[str, Any]:
+    """``import`` and ``summary`` of a workflow watch's events, as far as they are known."""
+    workflow = watch.workflow
+    facts: dict[str, Any] = {}
+    if workflow is None:
+        return facts
+    if workflow.import_key is not None:
+        facts["import"] = EnvelopeImport(
+            bucket_name=workflow.import_bucket or "", key=workflow.import_key,
+            status=workflow.import_status, message=workflow.import_message,
+        )  # fmt: skip
+    if workflow.summarize_options is not None:
+        facts["summary"] = EnvelopeSummary(
+            status=workflow.summary_status, message=workflow.summary_message
+        )
+    return facts

@@ -24,6 +24,10 @@ class Readiness(ContractModel):
     upstream_auth: AuthHealth
     slack_auth: AuthHealth
     rate_limited_until: Timestamp | None
+    accounts: dict[str, AuthHealth] = Field(
+        description="each NCP account's authentication health, by the short fingerprint of its "
+        "access key (never the key)"
+    )
     alerts: list[AlertKind] = Field(
         description="the kinds of the bridge.alert conditions firing now (status degraded)"
     )

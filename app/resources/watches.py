@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
 from app.models import Delivery as DeliveryRow
 from app.models import Watch as WatchRow
+from app.models import Workflow as WorkflowRow
 from app.outbox.envelopes import ContractModel, Count, WatchId
 from app.resources.deliveries import Delivery, delivery_resource
 from app.resources.fields import Timestamp
 from app.resources.targets import Target, target_resource
-from app.vocabulary import ApiGeneration, PollFailureKind, WatchReason, WatchState
+from app.vocabulary import ApiGeneration, PollFailureKind, WatchReason, WatchStage, WatchState
 from app.watches.validation import SubscribableEvent
+from app.watches.workflows import stage_of
 
 
 class HistoryItem(ContractModel):
@@ -41,14 +44,46 @@ class LastError(ContractModel):
     )
 
 
+class ImportView(ContractModel):
+    """The object a workflow imports, and how its import went."""
+
+    bucket_name: str
+    key: str
+    status: str | None = Field(description="uploadStatus: IN_PROGRESS, COMPLETED, FAILED, ...")
+    message: str | None = Field(description="uploadResult, the upstream's own words")
+    metadata: dict[str, Any] | None = Field(description="metaData: resolution, durationMs, ...")
+
+
+class SummaryView(ContractModel):
+    """The scene summary of a workflow that asked for one."""
+
+    status: str | None = Field(
+        description="SUMMARIZE_COMPLETED, SUMMARIZE_FAIL, ...; null: not yet"
+    )
+    message: str | None
+
+
+class WorkflowView(ContractModel):
+    """What the registration asked the bridge to start, and how far it got."""
+
+    import_: ImportView | None = Field(alias="import", description="the object to import")
+    analyze: dict[str, Any] | None = Field(description="the analysis request's options")
+    summarize: dict[str, Any] | None = Field(description="the summary request's options")
+    summary: SummaryView | None
+    last_error: str | None = Field(
+        description="the latest failed call of the workflow (retried), null once one succeeds"
+    )
+
+
 class Watch(ContractModel):
     """A watch: its state, the last status seen, its targets, status history and deliveries."""
 
     id: WatchId
     state: WatchState
+    stage: WatchStage = Field(description="importing, analyzing, summarizing; done once ended")
     workspace: str
     project_id: str
-    asset_id: str
+    asset_id: str | None = Field(description="null only while an import has not given it yet")
     api: ApiGeneration
     status: str | None
     index_id: int | None
@@ -67,6 +102,10 @@ class Watch(ContractModel):
     last_error: LastError | None = Field(
         description="the latest poll failed: why (null once a poll succeeds)"
     )
+    stalled_after_seconds: float | None = Field(
+        description="analysis.stalled after the status stayed the same this long (null: never)"
+    )
+    workflow: WorkflowView | None = Field(description="null for a watch that only watches")
     history: list[HistoryItem]
     deliveries: list[Delivery]
 
@@ -90,6 +129,7 @@ def watch_resource(
     return Watch(
         id=watch.id,
         state=watch.state,
+        stage=stage_of(watch),
         workspace=watch.workspace,
         project_id=watch.project_id,
         asset_id=watch.asset_id,
@@ -109,10 +149,32 @@ def watch_resource(
         next_poll_at=_next_poll_at(watch),
         poll_count=watch.poll_count,
         last_error=last_error(watch),
+        stalled_after_seconds=watch.stalled_after_seconds,
+        workflow=workflow_view(watch.workflow),
         # A status change row's columns are the shape's fields (and more, which are not read).
         history=[HistoryItem.model_validate(c, from_attributes=True) for c in watch.history],
         deliveries=[delivery_resource(delivery, kind) for delivery, kind in deliveries],
     )
+
+
+def workflow_view(workflow: WorkflowRow | None) -> WorkflowView | None:
+    if workflow is None:
+        return None
+    imported = None
+    if workflow.import_key is not None:
+        imported = ImportView(
+            bucket_name=workflow.import_bucket or "", key=workflow.import_key,
+            status=workflow.import_status, message=workflow.import_message,
+            metadata=workflow.import_metadata,
+        )  # fmt: skip
+    summary = None
+    if workflow.summarize_options is not None:
+        summary = SummaryView(status=workflow.summary_status, message=workflow.summary_message)
+    return WorkflowView.model_validate({
+        "import": imported, "analyze": workflow.analyze_options,
+        "summarize": workflow.summarize_options, "summary": summary,
+        "last_error": workflow.last_error,
+    })  # fmt: skip
 
 
 def last_error(watch: WatchRow) -> LastError | None:

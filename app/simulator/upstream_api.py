@@ -234,7 +234,12 @@ def list_assets(ws: str, pid: str) -> Response:
     content = []
     for asset in page:
         snapshot = asset.snapshot(now)
-        content.append({"assetId": asset.asset_id, **status_result(snapshot, asset.message_field)})
+        entry = {"assetId": asset.asset_id, **status_result(snapshot, asset.message_field)}
+        if asset.work.import_job is not None:
+            # The simulator's assumption (the docs list no fields): an imported asset is listed
+            # under its object key, which is how the bridge finds an import it lost track of.
+            entry["assetName"] = asset.work.import_job.key
+        content.append(entry)
     return json_answer(
         success(
             {

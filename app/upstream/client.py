@@ -24,6 +24,7 @@ import certifi
 from yarl import URL
 
 from app.clock import utcnow
+from app.upstream.accounts import Account, Accounts
 from app.upstream.generations import status_path
 from app.upstream.loop_thread import LoopThread
 from app.upstream.outcomes import (
@@ -46,6 +47,10 @@ class MediaIntelligenceClient:
     """Polls analysis status. Never raises for network or protocol trouble: every outcome comes back
     as a ``PollResult``.
 
+    Each request is signed with the key pair of its workspace's account (``accounts``, or the one
+    pair given as ``access_key``/``secret_key``); ``signed_headers`` signs any other request to
+    Media Intelligence the same way.
+
     Two ways in, both thread-safe: ``get_status`` from any thread (it waits), and coroutines handed to
     ``submit`` that ``await fetch_status`` (they run on the client's loop, which ``submit`` starts on
     first use). ``async with client.slots`` bounds how many of those run at once (``concurrency``).
@@ -54,9 +59,10 @@ class MediaIntelligenceClient:
     def __init__(
         self,
         base_url: str,
-        access_key: str,
-        secret_key: str,
+        access_key: str = "",
+        secret_key: str = "",
         *,
+        accounts: Accounts | None = None,
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         concurrency: int = 32,
@@ -64,8 +70,10 @@ class MediaIntelligenceClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.concurrency = concurrency
-        self._access_key = access_key
-        self._secret_key = secret_key
+        #: Which key pair signs which workspace's requests (``accounts`` wins over the one pair).
+        self.accounts = (
+            accounts if accounts is not None else Accounts.single(access_key, secret_key)
+        )
         self._timeouts = (connect_timeout, read_timeout)
         self._clock = clock
         # The path the base URL may add in front of every status path (part of what is signed).
@@ -75,6 +83,24 @@ class MediaIntelligenceClient:
         self._session: aiohttp.ClientSession | None = None
         #: Bounds the coroutines that poll at once (binds to the client's loop on first wait).
         self.slots = asyncio.Semaphore(concurrency)
+
+    def account_for(self, workspace: str) -> Account:
+        """The account whose key pair signs ``workspace``'s requests."""
+        return self.accounts.account_for(workspace)
+
+    def signed_headers(self, workspace: str, method: str, request_target: str) -> dict[str, str]:
+        """Every header a request to Media Intelligence for ``workspace`` needs: the signature v2
+        headers of its account's key pair (timestamped now), ``Content-Type`` and ``User-Agent``.
+
+        ``request_target`` is what follows ``base_url``: the path and ``?query`` exactly as they
+        will be sent (already escaped); the base URL's own path is signed in front of it.
+        """
+        account = self.accounts.account_for(workspace)
+        uri = self._base_path + request_target
+        headers = signed_headers(method, uri, account.access_key, account.secret_key)
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = USER_AGENT
+        return headers
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         """Run ``coroutine`` on the client's loop; its result arrives in the returned future."""
@@ -111,9 +137,7 @@ class MediaIntelligenceClient:
         path = status_path(generation, workspace, project_id, asset_id)
         url = self.base_url + path
         # Sign the request target exactly as it goes on the wire (status paths carry no query).
-        headers = signed_headers("GET", self._base_path + path, self._access_key, self._secret_key)
-        headers["Content-Type"] = "application/json"
-        headers["User-Agent"] = USER_AGENT
+        headers = self.signed_headers(workspace, "GET", path)
         connect, read = self._timeouts
         if budget is not None:
             connect, read = min(connect, budget), min(read, budget)

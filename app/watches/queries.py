@@ -17,7 +17,10 @@ def load_watches(session: Session, statement: Any) -> list[Watch]:
     return list(
         session.scalars(
             statement.options(
-                selectinload(Watch.targets), selectinload(Watch.history), selectinload(Watch.asset)
+                selectinload(Watch.targets),
+                selectinload(Watch.history),
+                selectinload(Watch.asset),
+                selectinload(Watch.workflow),
             )
         )
     )

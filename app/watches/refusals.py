@@ -24,6 +24,7 @@ CHANNEL_RULE = (
 TIMEOUT_RULE = "must be a number of seconds from 60 to 2592000 (30 days)"
 WHSEC_RULE = "must be a string: whsec_ followed by the standard base64 of 24 to 64 bytes"
 CONTROL_CHARACTERS = "control characters (a newline, a tab...)"
+OPTIONS_RULE = "must be an object of options (passed to NCP as given; {} for none)"
 
 
 def one_of(values: Sequence[str]) -> str:
@@ -81,6 +82,19 @@ FIELD_SENTENCES: dict[str, dict[str, str]] = {
         "*": f"the value must not contain {CONTROL_CHARACTERS}",
     },
     "timeout_seconds": {"*": TIMEOUT_RULE},
+    "import": {"*": 'must be an object: {"bucket_name", "key"}'},
+    "bucket_name": {
+        "*": "must be an Object Storage bucket name: 3 to 63 lower-case letters, digits, '.' or "
+        "'-', starting and ending with a letter or digit"
+    },
+    "key": {
+        "string_too_short": "must not be empty",
+        "string_too_long": "must be at most 1024 characters",
+        "*": "must be a string: the object's key in its bucket",
+    },
+    "analyze": {"too_long": "must have at most 20 options", "*": OPTIONS_RULE},
+    "summarize": {"too_long": "must have at most 20 options", "*": OPTIONS_RULE},
+    "stalled_after_seconds": {"*": "must be a number of seconds from 1 to 2592000 (30 days)"},
 }
 
 #: Sentences for any field, by pydantic error type (``{ge}`` and the like come from the error's ``ctx``).
@@ -151,6 +165,8 @@ def _field(loc: Sequence[Any], kind: str) -> str:
         return "event"
     if head == "labels" and len(loc) > 1:
         return "label_key" if loc[-1] == KEY_MARKER else "label_value"
+    if head == "import" and len(loc) > 1:
+        return str(loc[-1])
     if head in ("targets", "target") and len(loc) > 1:
         if kind.startswith("union_tag"):
             return "type"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    JsonValue,
     StringConstraints,
     Tag,
     ValidationError,
@@ -331,12 +333,85 @@ TargetIn = Annotated[
 ]
 
 
+#: A bucket name of NCP Object Storage (S3's rules: 3 to 63 lower-case letters, digits, '.', '-').
+BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+MAX_OBJECT_KEY = 1024
+#: The options of an analysis or summary request: passed through to NCP as given, within bounds.
+MAX_WORK_OPTIONS = 20
+MAX_WORK_OPTIONS_BYTES = 4096
+MAX_STALLED_AFTER_SECONDS = 30 * 86400
+
+
+def _object_key(value: str) -> str:
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+        raise ValueError("must not contain control characters (a newline, a tab...)")
+    return value
+
+
+class ImportIn(_Strict):
+    """An Object Storage object to import as the watch's asset (``POST .../assets/import/object-storage``)."""
+
+    bucket_name: Annotated[
+        str,
+        StringConstraints(pattern=BUCKET_NAME_PATTERN),
+        Field(
+            description="the Object Storage bucket (3 to 63 lower-case letters, digits, '.', '-')"
+        ),
+    ]
+    key: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_OBJECT_KEY),
+        AfterValidator(_object_key),
+        Field(description="the object's key in the bucket (1 to 1,024 characters)"),
+    ]
+
+
+def _work_options(value: dict[str, Any]) -> dict[str, Any]:
+    """Options are NCP's to judge; the bridge only bounds their size."""
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_WORK_OPTIONS_BYTES:
+        raise ValueError("must be at most 4 KiB of JSON")
+    return value
+
+
+WorkOptions = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], JsonValue],
+    Field(max_length=MAX_WORK_OPTIONS),
+    AfterValidator(_work_options),
+]
+
+
 class WatchCreate(_Strict):
-    """Body of ``POST /api/v1/watches``."""
+    """Body of ``POST /api/v1/watches``: exactly one of ``asset_id`` and ``import``."""
 
     workspace: UpstreamId
     project_id: UpstreamId
-    asset_id: UpstreamId
+    asset_id: UpstreamId | None = Field(
+        default=None,
+        description="the asset to watch (absent when import gives it): " + UPSTREAM_ID_RULE,
+    )
+    import_: ImportIn | None = Field(
+        default=None,
+        alias="import",
+        description="import this Object Storage object as the asset first (instead of asset_id)",
+    )
+    analyze: WorkOptions | None = Field(
+        default=None,
+        description="request an analysis first (POST .../index) with these options, e.g. "
+        "sceneRange, minSceneDurationSec, analysisPersonCount, sourceLanguage ({} for none)",
+    )
+    summarize: WorkOptions | None = Field(
+        default=None,
+        description="request a scene summary once the analysis completes, with these options",
+    )
+    stalled_after_seconds: float | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_STALLED_AFTER_SECONDS,
+        allow_inf_nan=False,
+        description="analysis.stalled after the status stayed the same this long; "
+        "BRIDGE_STALLED_AFTER when absent",
+    )
     api: ApiGeneration | None = Field(
         default=None, description="status endpoint generation; MI_DEFAULT_API when absent"
     )
@@ -401,14 +476,36 @@ def validate_watch(
         model = WatchCreate.model_validate(payload, context=context)
     except ValidationError as exc:
         errors = validation_errors(exc, payload)
+    errors = _with_asset_choice(errors, payload)
     if payload.get("targets") is None and not has_default_targets:
         errors.append({"pointer": "#/targets", "detail": "required"})
     if errors or model is None:
         raise InvalidWatch(errors)
-    errors = _http_event_errors(model)
+    errors = _workflow_errors(model) + _http_event_errors(model)
     if errors:
         raise InvalidWatch(errors)
     return model
+
+
+def _with_asset_choice(
+    errors: list[dict[str, str]], payload: dict[str, Any]
+) -> list[dict[str, str]]:
+    """``errors`` and, in input order (after the workspace's and project's), the refusal of a
+    registration that names neither or both of ``asset_id`` and ``import``."""
+    has_asset, has_import = payload.get("asset_id") is not None, payload.get("import") is not None
+    if has_asset != has_import:
+        return errors
+    detail = "give exactly one of asset_id and import" if has_asset else "required"
+    before = [e for e in errors if e["pointer"].startswith(("#/workspace", "#/project_id"))]
+    after = [e for e in errors if e not in before]
+    return [*before, {"pointer": "#/asset_id", "detail": detail}, *after]
+
+
+def _workflow_errors(model: WatchCreate) -> list[dict[str, str]]:
+    """What the fields of a workflow cannot ask together."""
+    if model.import_ is not None and model.summarize is not None and model.analyze is None:
+        return [{"pointer": "#/summarize", "detail": "an imported asset needs analyze first"}]
+    return []
 
 
 def _http_event_errors(model: WatchCreate) -> list[dict[str, str]]:

@@ -110,7 +110,8 @@ def _lock_held_rows(
         select(
             assets.c.pk, assets.c.lease_owner, assets.c.api, assets.c.status, assets.c.interval,
             watches.c.id.label("watch_id"), watches.c.status.label("watch_status"),
-            watches.c.created_at.label("watch_created_at"),
+            # When its asset's polls started to count for the watch (``counts_from``).
+            func.coalesce(watches.c.polls_from, watches.c.created_at).label("watch_created_at"),
         )
         .select_from(
             assets.outerjoin(watches, and_(watches.c.asset_pk == assets.c.pk, WATCHING_ONLY))

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, exists, or_, select, update
+from sqlalchemy import ColumnElement, String, Table, case, exists, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.health.upstream_accounts import paused_fingerprints
 from app.models import Asset, BridgeState
+from app.upstream.accounts import Accounts
 
 #: The assets table for Core statements (a mapped class's table is a Table; the ORM types it as a
 #: FromClause, which ``update`` does not take).
@@ -45,16 +47,17 @@ def claim_due_assets(
     lease_seconds: float,
     limit: int,
     due_by: datetime | None = None,
+    accounts: Accounts | None = None,
 ) -> list[ClaimedAsset]:
     """Lease up to ``limit`` assets due by ``due_by`` (default ``now``) to ``token``, earliest due
-    first; none while a rate-limit pause is on (``bridge_state.rate_limited_until``). The caller
-    commits. One statement (Core, not ORM: it runs for every batch)."""
-    assets, state = _ASSETS, BridgeState.__table__
+    first, leaving out those of an account in a rate-limit pause (``accounts``: which account
+    serves which workspace; without it, the bridge's only account). The caller commits. One
+    statement (Core, not ORM: it runs for every batch)."""
+    assets = _ASSETS
     lease_free = or_(assets.c.lease_expires_at.is_(None), assets.c.lease_expires_at < now)
-    paused = exists().where(state.c.rate_limited_until > now)
     due = (
         select(assets.c.pk)
-        .where(assets.c.next_poll_at <= (due_by or now), lease_free, ~paused)
+        .where(assets.c.next_poll_at <= (due_by or now), lease_free, _not_paused(now, accounts))
         .order_by(assets.c.next_poll_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -79,6 +82,24 @@ def claim_due_assets(
         ClaimedAsset(pk, workspace, project_id, asset_id, api, interval, status, due_at, token, now)
         for pk, workspace, project_id, asset_id, api, interval, status, due_at in rows
     ]
+
+
+def _not_paused(now: datetime, accounts: Accounts | None) -> ColumnElement[bool]:
+    """The claim's filter on pauses, evaluated once per statement (uncorrelated subqueries).
+
+    One account: no pause in ``bridge_state`` (the statement is what it was before accounts).
+    Several: the asset's account, mapped from its workspace by a ``CASE`` of the workspaces that
+    ``NCP_CREDENTIALS`` names (the default account's fingerprint otherwise), is not among the
+    paused ones. The fingerprint is not stored on the asset: it follows the configuration.
+    """
+    if accounts is None or not accounts.several:
+        return ~exists().where(BridgeState.__table__.c.rate_limited_until > now)
+    named = accounts.named_workspaces()
+    default = literal(accounts.default.fingerprint, String(16))
+    account: ColumnElement[str] = (
+        case(named, value=_ASSETS.c.workspace, else_=default) if named else default
+    )
+    return account.not_in(paused_fingerprints(now))
 
 
 def release(session: Session, token: str, pks: list[int]) -> None:

@@ -5,6 +5,9 @@ A claim may be made ahead of its due time (the tick's lookahead), so its request
 the wait is the claim's own offset (``due_at - claimed_at``, both read from the worker's clock)
 counted from ``time.monotonic`` at the claim, so an injected clock never makes a request wait for
 real time unless the claim says so. Waiting takes no request slot.
+
+A ``429`` stops the requests of its account only (``Halt.pause``): the other accounts' go on, each
+under its own ``MI_MAX_RPS`` bucket.
 """
 
 from __future__ import annotations
@@ -69,6 +72,32 @@ class Inbox(Generic[T]):
             return items
 
 
+class Halt:
+    """Whether a tick's requests must stop: every one (``set``: stopping after a failure), or one
+    account's (``pause``: it answered 429). Read and written from both the tick's and the loop's
+    threads (single set operations, atomic under the GIL)."""
+
+    def __init__(self) -> None:
+        self._all = threading.Event()
+        self._accounts: set[str] = set()
+
+    def set(self) -> None:
+        """Stop every request."""
+        self._all.set()
+
+    def is_set(self) -> bool:
+        """Whether every request is stopped."""
+        return self._all.is_set()
+
+    def pause(self, fingerprint: str) -> None:
+        """Stop the requests of the account ``fingerprint``."""
+        self._accounts.add(fingerprint)
+
+    def stops(self, fingerprint: str) -> bool:
+        """Whether the requests of the account ``fingerprint`` are stopped."""
+        return self._all.is_set() or fingerprint in self._accounts
+
+
 @dataclass(frozen=True)
 class BatchTiming:
     """When a batch was claimed, on both clocks, and when its lease ends (``time.monotonic``)."""
@@ -88,7 +117,7 @@ async def poll_batch(
     client: MediaIntelligenceClient,
     claims: list[ClaimedAsset],
     timing: BatchTiming,
-    halt: threading.Event,
+    halt: Halt,
     report: Report,
 ) -> None:
     """Poll every claim of a batch concurrently (bounded by the client's slots), reporting each
@@ -108,7 +137,7 @@ async def _poll_and_report(
     client: MediaIntelligenceClient,
     claim: ClaimedAsset,
     timing: BatchTiming,
-    halt: threading.Event,
+    halt: Halt,
     report: Report,
 ) -> None:
     chain = None
@@ -125,24 +154,25 @@ async def _poll_one(
     client: MediaIntelligenceClient,
     claim: ClaimedAsset,
     timing: BatchTiming,
-    halt: threading.Event,
+    halt: Halt,
 ) -> PollChain | None:
     """Ask the claim's generation, falling forward on 404/410; None if stopped before asking.
 
     The first request waits for the claim's due time. Each request must end well inside the lease
     (its time is capped by what is left, less a margin for applying): a request that could outlive
-    it is not sent, and the claim is released.
+    it is not sent, and the claim is released. A 429 stops the requests of the claim's account.
     """
-    if not await _wait_until(timing.sends_at(claim), runtime.stop, halt):
+    account = client.account_for(claim.workspace).fingerprint
+    if not await _wait_until(timing.sends_at(claim), runtime.stop, halt, account):
         return None
     generation: ApiGeneration | None = ApiGeneration(claim.api)
     requests: list[tuple[str, PollResult]] = []
     async with client.slots:
         while generation is not None:
             budget = (timing.lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
-            if budget < MIN_REQUEST_BUDGET or halt.is_set():
+            if budget < MIN_REQUEST_BUDGET or halt.stops(account):
                 break
-            if not await runtime.limiter.acquire(runtime.stop):
+            if not await runtime.limiter.acquire(runtime.stop, account):
                 break
             if not requests:
                 runtime.counters.sent_early((claim.due_at - runtime.clock()).total_seconds())
@@ -152,17 +182,18 @@ async def _poll_one(
             runtime.counters.poll(result.outcome.value, result.duration)
             requests.append((generation.value, result))
             if result.outcome is PollOutcome.RATE_LIMITED:
-                halt.set()
+                halt.pause(account)
             if result.outcome is not PollOutcome.NOT_FOUND:
                 break
             generation = successor(generation)
     return PollChain(tuple(requests)) if requests else None
 
 
-async def _wait_until(moment: float, stop: threading.Event, halt: threading.Event) -> bool:
-    """Sleep until ``time.monotonic()`` reaches ``moment``; False if stopped or halted first."""
+async def _wait_until(moment: float, stop: threading.Event, halt: Halt, account: str) -> bool:
+    """Sleep until ``time.monotonic()`` reaches ``moment``; False if stopped, or ``account``
+    halted, first."""
     while (wait := moment - time.monotonic()) > 0:
-        if stop.is_set() or halt.is_set():
+        if stop.is_set() or halt.stops(account):
             return False
         # Re-checked after waking: a timer may fire a fraction of a millisecond early.
         await asyncio.sleep(min(wait, STOP_CHECK_SECONDS))

@@ -13,16 +13,19 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from app.health import bridge_state
+from app.health import upstream_accounts
 from app.models import WATCHING_ONLY, Asset, BridgeState, StatusChange, Watch
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
+from app.services import services
+from app.upstream.accounts import accounts_of
 from app.upstream.outcomes import PollOutcome, PollResult
 from app.vocabulary import AuthHealth, WatchReason, WatchState
 from app.watches.assets import get_or_create_asset
 from app.watches.observations import observe
 from app.worker.asset_claims import ClaimedAsset
 from app.worker.pacing import PollPacing, error_interval, jittered, next_interval
+from app.worker.workflows import start_summary, wants_summary, workflow_of
 
 log = logging.getLogger(__name__)
 MAX_RATE_LIMIT_PAUSE = timedelta(hours=1)
@@ -89,7 +92,7 @@ def apply_poll(
     asset.poll_count += len(chain.requests)
     asset.last_polled_at = ctx.now
     watches = watches_by_asset.get(asset.pk, [])
-    polled = [w for w in watches if w.created_at <= claim.claimed_at]
+    polled = [w for w in watches if counts_from(w) <= claim.claimed_at]
     for watch in polled:
         watch.poll_count += len(chain.requests)
         watch.last_polled_at = ctx.now
@@ -168,7 +171,8 @@ def _apply_status(
     asset.status, asset.message, asset.index_id = status, result.message, result.index_id
     asset.consecutive_errors = 0
     asset.last_error = None
-    bridge_state.record_upstream_auth(session, AuthHealth.OK, None, now)
+    account = accounts_of(services().settings).account_for(asset.workspace)
+    upstream_accounts.record_answered(session, [account], now)
     for watch in watches:
         first = watch.status is None  # every observation sets it: None means never observed
         decision = observe(watch.status, first, status, frozenset(watch.events))
@@ -190,9 +194,16 @@ def _apply_status(
             watch.index_id = result.index_id
         if decision.record:
             watch.updated_at = now
+            if watch.stalled_after_seconds is not None:
+                watch.stalled_due_at = now + timedelta(seconds=watch.stalled_after_seconds)
         if decision.end_state:
-            _finish(watch, decision.end_state, None, now)
-            seen_before = max(filter(None, (previous_poll, watch.created_at)))
+            workflow = workflow_of(session, watch)
+            if decision.end_state == WatchState.COMPLETED and wants_summary(workflow):
+                start_summary(workflow, watch, now)  # it stays watching, for the summary
+            else:
+                _finish(watch, decision.end_state, None, now)
+            watch.stalled_due_at = None
+            seen_before = max(filter(None, (previous_poll, counts_from(watch))))
             watch.detection_lag_seconds = max(0.0, (now - seen_before).total_seconds())
         analysis = Analysis(status, previous, watch.index_id, result.message)
         for event_type in decision.events:
@@ -221,19 +232,26 @@ def _end_in_error(
 
 
 def _apply_trouble(session: Session, asset: Asset, result: PollResult, ctx: ApplyContext) -> None:
-    """Transient errors, 429 and 401: watches keep watching; the bridge slows down."""
+    """Transient errors, 429 and 401: watches keep watching; the asset's account slows down."""
     record_failure(asset, result, ctx.now)
+    account = accounts_of(services().settings).account_for(asset.workspace)
     if result.outcome is PollOutcome.RATE_LIMITED:
         pause = DEFAULT_RATE_LIMIT_PAUSE
         if result.retry_after is not None:
             pause = min(MAX_RATE_LIMIT_PAUSE, timedelta(seconds=result.retry_after))
-        log.warning("upstream rate limit (429): polling paused for %.0f s", pause.total_seconds())
-        bridge_state.pause_polling_until(session, ctx.now + pause, ctx.now)
+        log.warning(
+            "upstream rate limit (429) for account %s: its polling paused for %.0f s",
+            account.fingerprint, pause.total_seconds(),
+        )  # fmt: skip
+        upstream_accounts.pause_until(session, account, ctx.now + pause, ctx.now)
         asset.interval = max(asset.interval, ctx.pacing.base, pause.total_seconds())
     elif result.outcome is PollOutcome.AUTH:
         detail = fit(result.message or result.detail, _AUTH_DETAIL)
-        log.warning("upstream authentication failed (%s): check NCP keys and the clock", detail)
-        bridge_state.record_upstream_auth(session, AuthHealth.FAILING, detail, ctx.now)
+        log.warning(
+            "upstream authentication failed for account %s (%s): check its NCP keys and the clock",
+            account.fingerprint, detail,
+        )  # fmt: skip
+        upstream_accounts.record_auth(session, account, AuthHealth.FAILING, detail, ctx.now)
         asset.interval = ctx.pacing.cap  # retry slowly: a credentials problem needs a human
     else:
         asset.interval = error_interval(asset.interval, ctx.pacing)
@@ -251,6 +269,11 @@ def record_failure(asset: Asset, result: PollResult, now: datetime) -> None:
     asset.last_error_request_id = result.request_id
 
 
+def counts_from(watch: Watch) -> datetime:
+    """When polls of its asset started to count for ``watch`` (``polls_from``, else registration)."""
+    return watch.polls_from or watch.created_at
+
+
 def _finish(watch: Watch, state: str, reason: str | None, now: datetime) -> None:
     watch.state = state
     if reason is not None:
@@ -266,7 +289,7 @@ def _schedule(asset: Asset, waiting: list[Watch], claimed_at: datetime, ctx: App
     """
     if not waiting:
         asset.next_poll_at = None
-    elif any(w.created_at > claimed_at for w in waiting):
+    elif any(counts_from(w) > claimed_at for w in waiting):
         asset.next_poll_at = ctx.now
     else:
         asset.next_poll_at = ctx.now + timedelta(seconds=jittered(asset.interval, ctx.rng))

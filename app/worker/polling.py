@@ -7,28 +7,34 @@ it is known. The tick's thread applies whatever has arrived in small groups (wha
 batches they came from: one slow upstream asset delays only itself. While results are applied the
 loop keeps polling: the next batch is claimed once no more than a batch's worth of requests is
 outstanding. Within a group, each poll that cannot be stored fails alone (``app.worker.apply``).
+
+A 429 pauses its account only: the claims leave that account's assets out until the pause ends, and
+the requests of its claims already made are not sent (``Halt``); the other accounts go on.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.db import db
-from app.health import bridge_state
+from app.health import upstream_accounts
+from app.upstream.outcomes import PollOutcome
 from app.worker.apply import ApplyContext, PollChain, apply_batch
 from app.worker.asset_claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
-from app.worker.poll_requests import BatchTiming, Inbox, poll_batch
+from app.worker.poll_requests import BatchTiming, Halt, Inbox, poll_batch
 from app.worker.runtime import WorkerRuntime
+from app.worker.stalled import report_stalled_watches
+from app.worker.workflows import advance_workflows
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ class PollReport:
     applied: int = 0
     failed: int = 0  # applied as failed polls: the answer could not be stored
     paused: bool = False
+    stalled: int = 0  # analysis.stalled sweeps
+    workflows: int = 0  # workflow calls made and applied
 
 
 @dataclass(eq=False)
@@ -101,6 +109,8 @@ def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     report = PollReport()
     with runtime.tick_lock, runtime.app.app_context():
         report.expired = expire_due_watches(db.session(), runtime.clock())
+        report.stalled = report_stalled_watches(db.session(), runtime.clock())
+        report.workflows = advance_workflows(runtime)
         tick = _Tick(runtime, report, lookahead)
         try:
             tick.run()
@@ -120,8 +130,11 @@ class _Tick:
         self.size = runtime.client.concurrency * BATCH_PER_SLOT
         self.results: Inbox[_Item | _Ended] = Inbox()
         self.batches: list[_Batch] = []  # claimed and not yet settled
-        # Set by a 429 (or a failed apply): no further request is sent in this tick.
-        self.halt = threading.Event()
+        # Set by a failed apply: no further request is sent in this tick; paused for an account by
+        # its 429: none of that account's.
+        self.halt = Halt()
+        accounts = runtime.client.accounts
+        self.fingerprints = {acc.fingerprint for acc in accounts} | {accounts.default.fingerprint}
         self.more = True
         self.swept = time.monotonic()
 
@@ -146,20 +159,22 @@ class _Tick:
         """Claim a batch and queue its requests; claims nothing when stopped, halted or paused."""
         self.more = False
         runtime, session = self.runtime, db.session()
-        if runtime.stop.is_set() or self.halt.is_set():
+        if runtime.stop.is_set() or all(self.halt.stops(fp) for fp in self.fingerprints):
             return
+        accounts = runtime.client.accounts
         # The clock first: the monotonic reading is then never earlier, so neither is a request.
         token, claimed_at, started = runtime.next_claim_token(), runtime.clock(), time.monotonic()
         # The lease covers the wait for the due time too.
         lease = runtime.settings.bridge_lease_seconds + self.lookahead
         claims = claim_due_assets(
             session, token, claimed_at, lease, self.size,
-            due_by=claimed_at + timedelta(seconds=self.lookahead),
+            due_by=claimed_at + timedelta(seconds=self.lookahead), accounts=accounts,
         )  # fmt: skip
         session.commit()
         if not claims:
             # The claim takes nothing during a pause; only now is it worth asking whether that was why.
-            self.report.paused = bridge_state.polling_paused_until(session, claimed_at) is not None
+            ends = upstream_accounts.pause_ends(session, claimed_at, several=accounts.several)
+            self.report.paused = ends is not None
             session.rollback()
             return
         self.report.claimed += len(claims)
@@ -206,6 +221,7 @@ class _Tick:
         polled = [(item.claim, item.chain) for item in group if item.chain is not None]
         if polled:
             report.applied += apply_batch(session, polled, ctx)
+            self._record_answering(session, polled, ctx.now)
         unpolled: dict[str, list[int]] = {}
         for item in group:
             if item.chain is None:
@@ -220,6 +236,27 @@ class _Tick:
         report.failed += len(ctx.failed)
         if ctx.emitted:
             runtime.wake_delivery()
+
+    def _record_answering(
+        self, session: Session, polled: list[tuple[ClaimedAsset, PollChain]], now: datetime
+    ) -> None:
+        """With several accounts: those whose requests were answered in this group (and none
+        refused with 401) have working credentials. Written at most once per account and tick
+        (``record_answered``); a single account's are written with the polls, as they always were."""
+        accounts = self.runtime.client.accounts
+        if not accounts.several:
+            return
+        answered, refused = {}, set()
+        for claim, chain in polled:
+            account = accounts.account_for(claim.workspace)
+            outcome = chain.result.outcome
+            if outcome is PollOutcome.AUTH:
+                refused.add(account.fingerprint)
+            elif outcome is PollOutcome.STATUS or outcome is PollOutcome.NOT_FOUND:
+                answered[account.fingerprint] = account
+        working = [acc for fp, acc in answered.items() if fp not in refused]
+        if working:
+            upstream_accounts.record_answered(session, working, now)
 
     def abandon(self) -> None:
         """After a failure: send nothing more, let the requests end, give back every lease still held

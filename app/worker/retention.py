@@ -35,6 +35,7 @@ from app.models import (
     Target,
     Watch,
     WorkerHeartbeat,
+    Workflow,
 )
 from app.vocabulary import DeliveryState, WatchState
 from app.worker.counters import merge_snapshots
@@ -59,6 +60,7 @@ PRUNED_TABLES = tuple(
         Event,
         StatusChange,
         Target,
+        Workflow,
         Watch,
         Asset,
         WorkerHeartbeat,
@@ -98,6 +100,7 @@ def prune_watch_batch(
         (Event, delete(Event).where(Event.watch_id.in_(ids))),
         (StatusChange, delete(StatusChange).where(StatusChange.watch_id.in_(ids))),
         (Target, delete(Target).where(Target.watch_id.in_(ids))),
+        (Workflow, delete(Workflow).where(Workflow.watch_id.in_(ids))),
         (Watch, delete(Watch).where(Watch.id.in_(ids))),
         (Asset, _unneeded_assets(coordinates, now)),
     ]  # fmt: skip

@@ -18,6 +18,7 @@ from flask import Flask
 from app.config import Settings
 from app.notify.context import NotifierContext
 from app.services import services
+from app.upstream.accounts import accounts_of
 from app.upstream.client import MediaIntelligenceClient
 from app.worker.counters import WorkerCounters
 from app.worker.database_gate import DatabaseGate
@@ -75,11 +76,9 @@ class WorkerRuntime:
     ) -> WorkerRuntime:
         """A runtime for ``app``'s settings and clock (upstream credentials may be empty)."""
         settings = services(app).settings
-        secret = settings.ncp_secret_key.get_secret_value() if settings.ncp_secret_key else ""
         client = MediaIntelligenceClient(
             settings.mi_api_url,
-            settings.ncp_access_key or "",
-            secret,
+            accounts=accounts_of(settings),  # each workspace signed with its account's keys
             concurrency=settings.bridge_poll_concurrency,
         )
         return cls(
