@@ -282,3 +282,23 @@ def test_one_slack_message_follows_every_stage_in_place(
     assert "SUMMARIZE_COMPLETED" in fields
     assert [reply["text"].split(":")[0] for reply in message["replies"]] == [
         "분석 완료", "장면 요약 완료"]  # fmt: skip
+
+
+def test_a_429_or_401_to_a_workflow_call_is_the_accounts_trouble(bridge, receiver, sim_control):
+    """Like a poll's: a 429 pauses the account (no call, no poll, until it ends), a 401 marks its
+    keys failing on /readyz; the watch waits and carries on."""
+    declare_object(sim_control)
+    bridge.fault(endpoint="import", kind="rate_limit", retry_after="30", count=1)
+    watch = register(bridge, receiver, **{"import": {"bucket_name": BUCKET, "key": KEY}})
+    bridge.tick()
+    ready = bridge.client.get("/readyz").json
+    assert ready["rate_limited_until"] is not None
+    for _ in range(5):
+        bridge.tick(advance=5)  # 25 s: still paused
+    assert sim_control.get("/imports").json()["imports"] == []
+    assert bridge.watch(watch["id"])["workflow"]["last_error"] == "HTTP 429: Rate Limited"
+    bridge.fault(endpoint="import", kind="auth", count=1)
+    bridge.tick(advance=6)  # the pause is over: the import is tried, and refused with 401
+    assert bridge.client.get("/readyz").json["upstream_auth"] == "failing"
+    assert bridge.watch(watch["id"])["state"] == "watching"
+    assert sim_control.get("/imports").json()["imports"] == []

@@ -24,12 +24,20 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import db
-from app.models import Watch, Workflow
+from app.health import bridge_state, upstream_accounts
+from app.models import UpstreamAccount, Watch, Workflow
 from app.outbox.emit import emit_event
 from app.outbox.envelopes import Analysis
 from app.upstream import work_calls as calls
 from app.upstream.work_calls import Progress, WorkAnswer, WorkCall, WorkOutcome
-from app.vocabulary import EventType, WatchReason, WatchStage, WatchState, WorkflowStep
+from app.vocabulary import (
+    AuthHealth,
+    EventType,
+    WatchReason,
+    WatchStage,
+    WatchState,
+    WorkflowStep,
+)
 from app.watches.assets import upsert_due_asset
 from app.worker.pacing import error_interval, next_interval
 from app.worker.runtime import WorkerRuntime
@@ -42,6 +50,9 @@ CLAIM_BATCH = 32
 CALL_BUDGET = 10.0
 #: What a lease adds to each call it covers: the commit before it and the apply after it.
 CALL_SLACK = 5.0
+#: A 429's pause without Retry-After, and the longest one honoured (as the polls').
+DEFAULT_PAUSE_SECONDS = 30.0
+MAX_PAUSE_SECONDS = 3600.0
 #: The asset list pages a lost-import lookup reads at most (100 assets each).
 MAX_LOOKUP_PAGES = 50
 IMPORT_RUNNING = "IN_PROGRESS"
@@ -134,6 +145,11 @@ def _advance_one(runtime: WorkerRuntime, session: Session, watch_id: str, token:
         workflow.step, workflow.next_at = WorkflowStep.DONE, None
         session.commit()
         return 0
+    paused = _paused_until(session, watch.workspace, runtime)
+    if paused is not None:  # its account is paused (a 429): no call before the pause ends
+        workflow.next_at = paused
+        session.commit()
+        return 0
     step = WorkflowStep(workflow.step)
     if step == WorkflowStep.IMPORT_REQUEST:
         return _import(runtime, session, workflow, watch, now)
@@ -202,7 +218,7 @@ def _import(
             return 0
         workflow, watch = loaded
         if isinstance(lookup, WorkAnswer):  # the list could not be read: try again later
-            _back_off(workflow, lookup, runtime)
+            _back_off(session, workflow, watch, lookup, runtime)
             session.commit()
             return 1
         if lookup.found is not None:
@@ -236,7 +252,7 @@ def _import(
     elif answer.outcome in (WorkOutcome.RETRY, WorkOutcome.AUTH):
         if not answer.uncertain:
             workflow.calling_since = None  # refused before any work: nothing to look up
-        _back_off(workflow, answer, runtime)
+        _back_off(session, workflow, watch, answer, runtime)
     else:
         workflow.calling_since = None
         _end(session, watch, workflow, WatchState.ERROR, WatchReason.IMPORT_REJECTED,
@@ -321,7 +337,7 @@ def _apply(
 ) -> None:
     now = runtime.clock()
     if answer.outcome in (WorkOutcome.RETRY, WorkOutcome.AUTH):
-        _back_off(workflow, answer, runtime)
+        _back_off(session, workflow, watch, answer, runtime)
         return
     accepted = answer.outcome is WorkOutcome.ACCEPTED and answer.result is not None
     running = answer.outcome is WorkOutcome.CONFLICT  # only requests that start work see 409
@@ -451,19 +467,42 @@ def _again_later(workflow: Workflow, runtime: WorkerRuntime, *, changed: bool) -
     workflow.next_at = runtime.clock() + timedelta(seconds=workflow.interval)
 
 
-def _back_off(workflow: Workflow, answer: WorkAnswer, runtime: WorkerRuntime) -> None:
+def _back_off(
+    session: Session, workflow: Workflow, watch: Watch, answer: WorkAnswer, runtime: WorkerRuntime
+) -> None:
     """A call to try again: after ``Retry-After`` if given, else the poll's error back-off; slowly
-    for an account whose keys fail."""
+    for an account whose keys fail. A 429 pauses the account and a 401 marks its keys failing, as
+    a poll's would: one account's trouble is one trouble, whichever request met it."""
+    now = runtime.clock()
+    account = runtime.client.account_for(watch.workspace)
     workflow.failures += 1
     workflow.last_error = answer.failure[:512]
     if answer.outcome is WorkOutcome.AUTH:
         seconds = runtime.pacing.cap
-    elif answer.retry_after is not None:
-        seconds = min(3600.0, max(answer.retry_after, runtime.pacing.base))
+        detail = (answer.message or answer.detail)[:512]
+        upstream_accounts.record_auth(session, account, AuthHealth.FAILING, detail, now)
+    elif answer.retry_after is not None or answer.http_status == 429:
+        seconds = min(MAX_PAUSE_SECONDS, max(answer.retry_after or DEFAULT_PAUSE_SECONDS,
+                                             runtime.pacing.base))  # fmt: skip
+        if answer.http_status == 429:
+            until = now + timedelta(seconds=seconds)
+            upstream_accounts.pause_until(session, account, until, now)
     else:
         workflow.interval = error_interval(workflow.interval, runtime.pacing)
         seconds = workflow.interval
-    workflow.next_at = runtime.clock() + timedelta(seconds=seconds)
+    workflow.next_at = now + timedelta(seconds=seconds)
+
+
+def _paused_until(session: Session, workspace: str, runtime: WorkerRuntime) -> datetime | None:
+    """When the rate-limit pause of ``workspace``'s account ends (None: not paused)."""
+    account = runtime.client.account_for(workspace)
+    now = runtime.clock()
+    if account.bridge_wide:
+        return bridge_state.polling_paused_until(session, now)
+    row = session.get(UpstreamAccount, account.fingerprint)
+    if row is None or row.rate_limited_until is None or row.rate_limited_until <= now:
+        return None
+    return row.rate_limited_until
 
 
 def workflow_of(session: Session, watch: Watch) -> Workflow | None:
