@@ -29,6 +29,7 @@ MI_BRIDGE = str(Path(sys.executable).with_name("mi-bridge"))
 #: The pages the README shows, by screenshot name (None: the completed sample's watch page).
 README_PAGES = {
     "watches": "/", "watch": None, "inbox": "/demo/inbox", "slack": "/demo/slack", "chat": "/demo/chat",
+    "workflow": None,
 }  # fmt: skip
 #: What each page must show once the samples ended (the Korean Slack channel, the http target's
 #: Japanese posts, signed with the demo's secret).
@@ -81,21 +82,21 @@ def test_the_running_demo_shows_nothing_alarming(browser, tmp_path, wait_until):
         token = _banner_value(banner, "API token") or ""
         assert base_url.startswith("http://127.0.0.1:"), banner
         wait_until(lambda: _settled(base_url, token), timeout=120, message="the samples to end")
-        completed = next(
-            watch["id"]
-            for watch in requests.get(
-                f"{base_url}/api/v1/watches", headers={"Authorization": f"Bearer {token}"},
-                timeout=5,
-            ).json()["items"]
-            if watch["asset_id"] == "clip-completes"
-        )  # fmt: skip
+        items = requests.get(
+            f"{base_url}/api/v1/watches", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        ).json()["items"]
+        completed = next(watch["id"] for watch in items if watch["asset_id"] == "clip-completes")
+        workflow = next(watch for watch in items if watch["workflow"] is not None)
+        assert (workflow["state"], workflow["stage"]) == ("completed", "done")
+        assert workflow["workflow"]["summary"]["status"] == "SUMMARIZE_COMPLETED"
+        watch_pages = {"watch": completed, "workflow": workflow["id"]}
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.set_default_timeout(EXPECT_TIMEOUT_MS)
         page = context.new_page()
         sign_in(page, base_url, token)
         taken = []
         for name, path in README_PAGES.items():
-            page.goto(base_url + (path or f"/watches/{completed}"))
+            page.goto(base_url + (path or f"/watches/{watch_pages[name]}"))
             for what, selector in ALARMING.items():
                 assert page.locator(selector).count() == 0, f"{what} on the demo's {name} page"
             assert "{{" not in page.content(), f"an unrendered template marker on {name}"
