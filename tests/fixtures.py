@@ -354,11 +354,15 @@ class Bridge:
         assert response.status_code == 201, response.text
 
     def tick(self, advance: float = 0.0):
-        """Move the clock by ``advance`` seconds, then run one poll tick; returns its report."""
+        """Move the clock by ``advance`` seconds, then run one tick of the poll job and one of
+        the workflow job (a worker runs them side by side); returns the poll's report."""
         from app.worker.polling import poll_once
+        from app.worker.workflows import workflow_once
 
         self.clock.advance(advance)
-        return poll_once(self.runtime)
+        report = poll_once(self.runtime)
+        workflow_once(self.runtime)
+        return report
 
     def upstream_requests(self) -> int:
         """How many upstream requests the simulator has answered."""

@@ -30,6 +30,7 @@ from app.models import Target, Watch
 from app.worker.heartbeat import beat
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
+from app.worker.workflows import workflow_once
 from tests.fixtures import (
     CLOSED_SLACK_API_URL,
     TEST_ACCESS_KEY,
@@ -340,8 +341,14 @@ class Poller:
         wait_until(lambda: poll_once(self.runtime) and text in running.stdout, 20, repr(text))
 
     def until_exit(self, running: Running, wait_until) -> None:
-        """Run poll ticks until the process exits."""
-        wait_until(lambda: poll_once(self.runtime) and running.process.poll() is not None, 20)
+        """Run poll ticks (and workflow ticks) until the process exits."""
+
+        def ticked() -> bool:
+            poll_once(self.runtime)
+            workflow_once(self.runtime)
+            return running.process.poll() is not None
+
+        wait_until(ticked, 20)
 
 
 @pytest.fixture

@@ -302,3 +302,30 @@ def test_a_429_or_401_to_a_workflow_call_is_the_accounts_trouble(bridge, receive
     assert bridge.client.get("/readyz").json["upstream_auth"] == "failing"
     assert bridge.watch(watch["id"])["state"] == "watching"
     assert sim_control.get("/imports").json()["imports"] == []
+
+
+def test_a_slow_workflow_call_holds_up_neither_polls_nor_a_whole_tick(
+    bridge, receiver, sim_control
+):
+    """Workflow calls run in their own job: a poll tick makes none. And a workflow tick starts no
+    call after its budget: the second import waits for the next tick instead of the first one's
+    slow answer plus its own."""
+    from app.worker.polling import poll_once
+    from app.worker.workflows import TICK_BUDGET, workflow_once
+
+    for key in ("videos/a.mp4", "videos/b.mp4"):
+        declare_object(sim_control, key=key)
+    bridge.fault(kind="slow", delay_seconds=TICK_BUDGET + 0.5, endpoint="import", count=1)
+    bridge.set_status("plain", "ANALYZING")
+    plain = register(bridge, receiver, asset_id="plain")
+    for key in ("videos/a.mp4", "videos/b.mp4"):
+        register(bridge, receiver, **{"import": {"bucket_name": BUCKET, "key": key}})
+    report = poll_once(bridge.runtime)
+    assert report.polled == 1  # the plain watch's asset, at once
+    assert bridge.watch(plain["id"])["status"] == "ANALYZING"
+    assert sim_control.get("/imports").json()["imports"] == []  # no workflow call from a poll
+    workflow_once(bridge.runtime)  # the first import is slow: the tick's budget is spent
+    assert len(sim_control.get("/imports").json()["imports"]) == 1
+    workflow_once(bridge.runtime)
+    keys = {i["key"] for i in sim_control.get("/imports").json()["imports"]}
+    assert keys == {"videos/a.mp4", "videos/b.mp4"}

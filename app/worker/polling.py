@@ -34,7 +34,6 @@ from app.worker.expiry import expire_due_watches
 from app.worker.poll_requests import BatchTiming, Halt, Inbox, poll_batch
 from app.worker.runtime import WorkerRuntime
 from app.worker.stalled import report_stalled_watches
-from app.worker.workflows import advance_workflows
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ class PollReport:
     failed: int = 0  # applied as failed polls: the answer could not be stored
     paused: bool = False
     stalled: int = 0  # analysis.stalled sweeps
-    workflows: int = 0  # workflow calls made and applied
 
 
 @dataclass(eq=False)
@@ -110,7 +108,6 @@ def poll_once(runtime: WorkerRuntime, lookahead: float = 0.0) -> PollReport:
     with runtime.tick_lock, runtime.app.app_context():
         report.expired = expire_due_watches(db.session(), runtime.clock())
         report.stalled = report_stalled_watches(db.session(), runtime.clock())
-        report.workflows = advance_workflows(runtime)
         tick = _Tick(runtime, report, lookahead)
         try:
             tick.run()

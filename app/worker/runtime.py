@@ -58,6 +58,7 @@ class WorkerRuntime:
     )
     tick_lock: threading.Lock = field(default_factory=threading.Lock)
     delivery_lock: threading.Lock = field(default_factory=threading.Lock)
+    workflow_lock: threading.Lock = field(default_factory=threading.Lock)
     claim_seq: int = 0
     #: Called after a poll batch wrote events: runs the delivery job now instead of at its next
     #: tick (the scheduler sets it; a no-op for ticks driven by hand, as in tests).

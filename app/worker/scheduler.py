@@ -30,6 +30,7 @@ from app.worker.heartbeat import beat
 from app.worker.housekeeping import housekeep
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
+from app.worker.workflows import workflow_once
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
     )  # fmt: skip
     scheduler.add_job(
         guarded(deliver_once, runtime), "interval", seconds=TICK_SECONDS, id="deliver",
+        args=[runtime], next_run_time=now, **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        guarded(workflow_once, runtime), "interval", seconds=TICK_SECONDS, id="workflows",
         args=[runtime], next_run_time=now, **common,
     )  # fmt: skip
 
@@ -78,8 +83,9 @@ def add_jobs(scheduler: BaseScheduler, runtime: WorkerRuntime) -> None:
 
 
 def _executors() -> dict[str, ThreadPoolExecutor]:
-    # One thread per job: poll, deliver, housekeeping, alerts, heartbeat and the database check.
-    return {"default": ThreadPoolExecutor(max_workers=6)}
+    # One thread per job: poll, deliver, workflows, housekeeping, alerts, heartbeat and the
+    # database check.
+    return {"default": ThreadPoolExecutor(max_workers=7)}
 
 
 def run_worker(runtime: WorkerRuntime) -> None:
@@ -98,7 +104,8 @@ def run_worker(runtime: WorkerRuntime) -> None:
     log.info("worker %s started", runtime.worker_id)
     scheduler.start()
     deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-    for lock in (runtime.tick_lock, runtime.delivery_lock):  # in-flight ticks finish first
+    # In-flight ticks finish first.
+    for lock in (runtime.tick_lock, runtime.delivery_lock, runtime.workflow_lock):
         if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             lock.release()
     try:

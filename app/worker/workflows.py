@@ -16,6 +16,7 @@ imported, so it first looks the object up in the project's asset list and adopts
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeGuard
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Workflows claimed per tick (their calls are few and far between: a small batch suffices).
 CLAIM_BATCH = 32
+#: Seconds after which a tick starts no more workflow calls.
+TICK_BUDGET = 5.0
 #: Seconds one workflow call may take in all.
 CALL_BUDGET = 10.0
 #: What a lease adds to each call it covers: the commit before it and the apply after it.
@@ -72,16 +75,32 @@ _REJECTED_REASON = {
 }
 
 
+def workflow_once(runtime: WorkerRuntime) -> int:
+    """One tick of the workflow job (its own scheduler job: a slow workflow call never delays a
+    poll); returns how many workflows advanced."""
+    with runtime.workflow_lock, runtime.app.app_context():
+        try:
+            return advance_workflows(runtime)
+        finally:
+            db.session.remove()
+
+
 def advance_workflows(runtime: WorkerRuntime) -> int:
-    """Make the calls of the due workflows and apply their answers; returns how many advanced."""
+    """Make the calls of the due workflows and apply their answers; returns how many advanced.
+
+    Stops starting calls after ``TICK_BUDGET`` seconds: what was claimed and not reached is given
+    back, due as it was, for the next tick (one upstream endpoint that answers slowly holds up at
+    most one tick's worth of the others).
+    """
     session = db.session()
     now = runtime.clock()
     token = runtime.next_claim_token()
     claimed = _claim(session, token, now, runtime.settings.bridge_lease_seconds)
     session.commit()
     advanced = 0
+    ends = time.monotonic() + TICK_BUDGET
     for watch_id in claimed:
-        if runtime.stop.is_set():
+        if runtime.stop.is_set() or time.monotonic() > ends:
             break
         try:
             advanced += _advance_one(runtime, session, watch_id, token)
