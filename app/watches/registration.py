@@ -91,6 +91,8 @@ def register_watch(
     if workflow is not None:
         workflow.watch_id = watch.id
         session.add(workflow)
+    # Known already: the 201 body reads it, and a lazy load would be one more round trip.
+    set_committed_value(watch, "workflow", workflow)
     set_committed_value(watch, "history", [])  # a new watch has none: no SELECT to learn it
     for target, spec in zip(watch.targets, specs, strict=True):
         if isinstance(spec, WebhookTargetIn) and spec.secret is None:
