@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
@@ -36,6 +36,10 @@ def _target_lane(context: Any) -> str:
     return str(context.get_current_parameters()["target_id"])
 
 
+_PENDING = text("state = 'pending'")
+_UNATTEMPTED = text("state = 'pending' AND first_attempted_at IS NULL")
+
+
 class Delivery(Base):
     """One event to one target, sent until it succeeds, runs out of attempts or its target is disabled.
 
@@ -50,6 +54,23 @@ class Delivery(Base):
         Index("ix_deliveries_due", "state", "next_attempt_at"),
         Index("ix_deliveries_target_seq", "target_id", "seq"),
         Index("ix_deliveries_lane_seq", "lane", "seq"),
+        # The claim's two questions, each answered without reading the backlog: which pending
+        # deliveries come first (walked in order, the LIMIT stops the walk), and whether an earlier
+        # one of the same lane is still unattempted (one probe).
+        Index(
+            "ix_deliveries_pending_order",
+            "next_attempt_at",
+            "seq",
+            postgresql_where=_PENDING,
+            sqlite_where=_PENDING,
+        ),
+        Index(
+            "ix_deliveries_lane_unattempted",
+            "lane",
+            "seq",
+            postgresql_where=_UNATTEMPTED,
+            sqlite_where=_UNATTEMPTED,
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)

@@ -25,6 +25,7 @@ from app.outbox.attempts import (
     record_attempt,
 )
 from app.outbox.endpoint_health import DEFAULT_DISABLE_AFTER, signing_secrets
+from app.outbox.success_batch import is_plain_success, record_successes
 from app.vocabulary import DeliveryOutcome
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class ClaimedDelivery:
     target: TargetSnapshot
     #: Seconds to wait before sending: the endpoint's rate-limit slot (``delivery_claims``).
     wait: float = 0.0
+    #: Whether its endpoint had a rate limit when claimed (only those need a send slot booked).
+    rate_limited: bool = False
 
 
 def load_claims(session: Session, seqs: list[int], now: datetime) -> list[ClaimedDelivery]:
@@ -53,7 +56,12 @@ def load_claims(session: Session, seqs: list[int], now: datetime) -> list[Claime
         .order_by(Delivery.seq)
     )
     return [
-        ClaimedDelivery(seq, event_snapshot(event), target_snapshot(target, now))
+        ClaimedDelivery(
+            seq,
+            event_snapshot(event),
+            target_snapshot(target, now),
+            rate_limited=bool(target.endpoint and target.endpoint.rate_limit_per_second),
+        )
         for seq, event, target in rows
     ]
 
@@ -115,12 +123,17 @@ def apply_results(
 ) -> None:
     """Record every result whose lease ``token`` still holds (None: no lease to check).
 
-    Each result is recorded in its own savepoint: one that cannot be stored is rolled back alone and
-    recorded instead as a failed attempt saying so (its retry schedule runs on, so it ends ``dead``
-    rather than being sent again every lease period); the others are kept. ``count(outcome,
-    target_type)`` is told about each attempt (the worker's counters).
+    Plain successes are recorded together first (``success_batch``, a few statements for all of
+    them). Every other result, and every success if that batch fails, is recorded in its own
+    savepoint: one that cannot be stored is rolled back alone and recorded instead as a failed attempt
+    saying so (its retry schedule runs on, so it ends ``dead`` rather than being sent again every
+    lease period); the others are kept. ``count(outcome, target_type)`` is told about each attempt
+    (the worker's counters).
     """
+    handled = _apply_plain_successes(session, token, results, now, count)
     for claim, result in results:
+        if claim.seq in handled:
+            continue
         try:
             with session.begin_nested():
                 recorded = _apply_one(
@@ -135,6 +148,36 @@ def apply_results(
             )
         if recorded is not None and count is not None:
             count(recorded.outcome.value, claim.target.type)
+
+
+def _apply_plain_successes(
+    session: Session,
+    token: str | None,
+    results: Sequence[tuple[ClaimedDelivery, DeliveryResult | None]],
+    now: datetime,
+    count: Callable[[str, str], None] | None,
+) -> set[int]:
+    """Record the plain successes among ``results`` in one batch; the seqs it dealt with (recorded,
+    or whose lease was lost). Empty when there are none, or when the batch could not be stored (its
+    savepoint is rolled back and the per-item path records each of them instead)."""
+    plain = {
+        claim.seq: (claim, result)
+        for claim, result in results
+        if result is not None and is_plain_success(result)
+    }
+    if token is None or not plain:
+        return set()
+    batch = [(seq, claim.target.endpoint_id, result) for seq, (claim, result) in plain.items()]
+    try:
+        with session.begin_nested():
+            recorded = record_successes(session, token, batch, now)
+    except Exception:
+        log.exception("could not record %d successes together; recording each alone", len(batch))
+        return set()
+    if count is not None:
+        for seq in recorded:
+            count(DeliveryOutcome.SUCCEEDED.value, plain[seq][0].target.type)
+    return set(plain)
 
 
 def _apply_one(

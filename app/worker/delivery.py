@@ -20,6 +20,11 @@ SEND_SHARE_OF_LEASE = 0.5
 TICK_BUDGET_SECONDS = 5.0
 #: While sends are in flight, finished ones are recorded and free slots refilled this often.
 CLAIM_EVERY_SECONDS = 0.25
+#: Once a send finishes, others finishing within this are recorded with it: a record transaction
+#: and a claim then serve several deliveries, not one each (a burst's sends take a millisecond).
+GATHER_SECONDS = 0.02
+#: Free slots are refilled once this many are free (or nothing is in flight): fewer, fuller claims.
+REFILL_AT = DELIVERY_CONCURRENCY // 2
 
 
 @dataclass
@@ -35,7 +40,8 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
     """One delivery tick: sends run concurrently, and each result is recorded as soon as it is in.
 
     The tick claims only as many deliveries as it has free send slots, records finished sends in
-    short transactions while others are still in flight, and claims again into the freed slots, so a
+    short transactions while others are still in flight (those finishing within ``GATHER_SECONDS`` of
+    each other together), and claims again once half the slots are free, so a
     receiver that holds its request for the whole 15 s occupies one slot, never the tick. It ends
     when nothing is in flight and the last claim found less than it had room for; it keeps claiming
     past ``TICK_BUDGET_SECONDS`` only while sends are in flight (a burst is drained, not stalled).
@@ -47,7 +53,7 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
         while True:
             room = DELIVERY_CONCURRENCY - len(in_flight)
             more = False
-            if room > 0 and not runtime.stop.is_set():
+            if (room >= REFILL_AT or not in_flight) and not runtime.stop.is_set():
                 claimed = _claim_and_send(runtime, report, in_flight, min(room, BATCH_SIZE))
                 more = claimed == min(room, BATCH_SIZE)
             if not in_flight:
@@ -55,7 +61,10 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
                     continue
                 break
             done, _ = wait(in_flight, timeout=CLAIM_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-            _record(runtime, report, [(f, *in_flight.pop(f)) for f in done])
+            if done and len(done) < len(in_flight):
+                done, _ = wait(in_flight, timeout=GATHER_SECONDS)
+            if done:
+                _record(runtime, report, [(f, *in_flight.pop(f)) for f in done])
         db.session.remove()
     return report
 

@@ -17,14 +17,19 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Delivery, Endpoint, Target
 from app.notify.registry import NOTIFIERS
 from app.outbox.sending import ClaimedDelivery, load_claims
 from app.vocabulary import DeliveryState
 
+#: ``state = 'pending'`` written as a literal, so the planner can always use the partial indexes on
+#: pending deliveries (``ix_deliveries_pending_order``, ``ix_deliveries_lane_unattempted``): a bound
+#: parameter in a prepared, generic plan would hide that the predicate holds.
+_PENDING: ColumnElement[str] = literal_column(f"'{DeliveryState.PENDING.value}'")
 #: How far ahead rate-limited send slots may be booked by one claim.
 SLOT_HORIZON = timedelta(seconds=1)
 
@@ -38,7 +43,7 @@ def claim_due_deliveries(
         and_(
             earlier.lane == Delivery.lane,
             earlier.seq < Delivery.seq,
-            earlier.state == DeliveryState.PENDING,
+            earlier.state == _PENDING,
             earlier.first_attempted_at.is_(None),
         )
     )
@@ -55,7 +60,7 @@ def claim_due_deliveries(
         .join(Target, Target.id == Delivery.target_id)
         .outerjoin(Endpoint, Endpoint.id == Target.endpoint_id)
         .where(
-            Delivery.state == DeliveryState.PENDING,
+            Delivery.state == _PENDING,
             Delivery.next_attempt_at <= now,
             lease_free,
             Target.type.in_(list(NOTIFIERS)),
@@ -82,9 +87,12 @@ def book_send_slots(
     """Give each claim to a rate-limited endpoint its send slot (``ClaimedDelivery.wait``); claims
     whose slot would lie beyond ``SLOT_HORIZON`` are given back (lease released) for a later tick.
 
-    The endpoint row is locked while its slots are booked, so two workers never book the same one.
+    The endpoint row is locked while its slots are booked, so two workers never book the same one;
+    claims to endpoints without a rate limit (as loaded by this claim) lock nothing.
     """
-    limited = sorted({c.target.endpoint_id for c in claims if c.target.endpoint_id is not None})
+    limited = sorted(
+        {c.target.endpoint_id for c in claims if c.rate_limited and c.target.endpoint_id}
+    )
     if not limited:
         return list(claims)
     endpoints = {
