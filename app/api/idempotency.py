@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from app.models import IdempotencyKey
@@ -88,3 +88,21 @@ def lookup_row(session: Session, fingerprint: str, key: str) -> IdempotencyKey |
             IdempotencyKey.token_fingerprint == fingerprint, IdempotencyKey.key == key
         )
     ).one_or_none()
+
+
+#: The stored answer of a key reserved by ``app.watches.register_statement`` (its row is written
+#: with ``status_code`` 0 and an empty body, in this transaction).
+_STORE_ANSWER = (
+    "UPDATE idempotency_keys SET status_code = %(status)s, body = %(body)s,"
+    " location = %(location)s WHERE token_fingerprint = %(fp)s AND key = %(key)s"
+)
+
+
+def store_answer(
+    connection: Connection, fingerprint: str, key: str, status: int, body: str, location: str
+) -> None:
+    """Write the answer to replay into the key row this transaction reserved (not committed)."""
+    connection.exec_driver_sql(
+        _STORE_ANSWER,
+        {"status": status, "body": body, "location": location, "fp": fingerprint, "key": key},
+    )

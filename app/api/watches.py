@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 from flask import Response, g, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from app.api import idempotency
 from app.api.blueprint import api, fail, json_body
 from app.api.params import bounded_int, choice, id_filters, text_cursor
-from app.db import db
+from app.db import autocommit_connection, db
 from app.models import USER_WATCHES, Watch
 from app.outbox.envelopes import ContractModel
 from app.resources.watches import Watch as WatchResource
-from app.resources.watches import watch_list, watch_resource
+from app.resources.watches import registered_watch_json, watch_list, watch_resource
 from app.services import services
 from app.vocabulary import WATCH_STATES
+from app.watches import register_statement
 from app.watches.queries import deliveries_by_watch, find_watch, load_watches
 from app.watches.registration import register_watch, stop_watch
 from app.watches.validation import InvalidWatch, WatchCreate, validate_watch
@@ -48,7 +50,42 @@ def _validated(payload: object) -> WatchCreate:
         fail(422, "the watch is invalid", exc.errors)
 
 
+def _one_statement(
+    model: WatchCreate,
+    connection: Connection,
+    now: datetime,
+    key: tuple[str, str, str, datetime] | None = None,
+) -> register_statement.NewWatch:
+    """``register_statement.register`` with the app's settings, on ``connection``."""
+    settings = services().settings
+    return register_statement.register(
+        lambda sql, params: connection.exec_driver_sql(sql, params).fetchone(),
+        model,
+        default_api=settings.mi_default_api,
+        default_timeout=settings.bridge_watch_timeout,
+        default_stalled_after=settings.bridge_stalled_after,
+        default_targets=services().default_targets,
+        now=now,
+        key=key,
+    )
+
+
+def _covered(model: WatchCreate) -> bool:
+    """Whether the one-statement path registers this watch (PostgreSQL, no workflow)."""
+    return register_statement.covers(db.engine.dialect.name, model, services().default_targets)
+
+
 def _register(model: WatchCreate) -> Response:
+    if _covered(model):
+        # One statement, atomic by itself: committed alone, no transaction around it.
+        with autocommit_connection(db.engine) as connection:
+            try:
+                watch = _one_statement(model, connection, services().clock())
+            except register_statement.NotCovered:  # wrote nothing: the ORM path answers
+                pass
+            else:
+                created = json.dumps(registered_watch_json(watch))
+                return _created_text(created, _location(watch.id))
     session = db.session()
     try:
         registration = register_watch(
@@ -66,6 +103,20 @@ def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
     session = db.session()
     fingerprint = g.token_fingerprint
     now = services().clock()
+    if _covered(model):
+        # The key is reserved by the registering statement itself; its answer is stored before
+        # the commit, so a concurrent request with the key waits for the row and then replays it.
+        connection = session.connection()
+        reserve = (fingerprint, key, digest, now + idempotency.KEY_LIFETIME)
+        try:
+            watch = _one_statement(model, connection, now, reserve)
+        except register_statement.NotCovered:  # wrote nothing: the ORM path below answers
+            session.rollback()
+        else:
+            text, location = json.dumps(registered_watch_json(watch)), _location(watch.id)
+            idempotency.store_answer(connection, fingerprint, key, 201, text, location)
+            session.commit()
+            return _created_text(text, location)
     try:
         stored = idempotency.find_answer(session, fingerprint, key, digest, now)
         if stored is None:
@@ -105,6 +156,12 @@ def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
 
 def _location(watch_id: str) -> str:
     return url_for("api.get_watch", watch_id=watch_id)
+
+
+def _created_text(body: str, location: str) -> Response:
+    response = Response(body, status=201, mimetype="application/json")
+    response.headers["Location"] = location
+    return response
 
 
 def _created(body: WatchResource) -> Response:

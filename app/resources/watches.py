@@ -9,14 +9,23 @@ from typing import Any
 
 from pydantic import Field
 
+from app.clock import rfc3339
 from app.models import Delivery as DeliveryRow
 from app.models import Watch as WatchRow
 from app.models import Workflow as WorkflowRow
 from app.outbox.envelopes import ContractModel, Count, WatchId
 from app.resources.deliveries import Delivery, delivery_resource
 from app.resources.fields import Timestamp
-from app.resources.targets import Target, target_resource
-from app.vocabulary import ApiGeneration, PollFailureKind, WatchReason, WatchStage, WatchState
+from app.resources.targets import MASKED, Target, mask_slack_webhook, target_resource
+from app.vocabulary import (
+    ApiGeneration,
+    PollFailureKind,
+    TargetType,
+    WatchReason,
+    WatchStage,
+    WatchState,
+)
+from app.watches.register_statement import NewTarget, NewWatch
 from app.watches.validation import SubscribableEvent
 from app.watches.workflows import stage_of
 
@@ -213,3 +222,87 @@ def watch_list(
         items=[watch_resource(watch, deliveries.get(watch.id, ())) for watch in watches],
         next_cursor=next_cursor,
     )
+
+
+def registered_watch_json(watch: NewWatch) -> dict[str, Any]:
+    """The 201 body of a registration made by ``app.watches.register_statement``, as a JSON-ready
+    dict: what ``watch_resource(row, generated_secrets=...).as_json()`` gives for the same watch
+    (key for key, in the same order: ``tests/test_registration_fast_path.py`` holds them equal),
+    written from the values without building and dumping the pydantic models. A new watch is
+    watching, plain (no workflow, stage ``analyzing``), with no history and no deliveries."""
+    asset = watch.asset
+    return {
+        "id": watch.id,
+        "state": WatchState.WATCHING.value,
+        "stage": WatchStage.ANALYZING.value,
+        "workspace": watch.workspace,
+        "project_id": watch.project_id,
+        "asset_id": watch.asset_id,
+        "api": str(watch.api),
+        "status": None,
+        "index_id": None,
+        "message": None,
+        "reason": None,
+        "labels": watch.labels,
+        "events": watch.events,
+        "targets": [_target_json(t, watch.generated_secrets.get(t.id)) for t in watch.targets],
+        "created_at": rfc3339(watch.created_at),
+        "updated_at": rfc3339(watch.created_at),
+        "deadline_at": rfc3339(watch.deadline_at),
+        "finished_at": None,
+        "last_polled_at": None,
+        "next_poll_at": rfc3339(asset["next_poll_at"]),
+        "poll_count": 0,
+        "last_error": _last_error_json(asset),
+        "stalled_after_seconds": (
+            None if watch.stalled_after_seconds is None else float(watch.stalled_after_seconds)
+        ),
+        "workflow": None,
+        "history": [],
+        "deliveries": [],
+    }
+
+
+def _last_error_json(asset: dict[str, Any]) -> dict[str, Any] | None:
+    """``last_error`` of a watching watch: its asset's latest failed poll (``last_error``)."""
+    if asset["last_error"] is None or asset["last_polled_at"] is None:
+        return None
+    return {
+        "at": rfc3339(asset["last_polled_at"]),
+        "kind": str(PollFailureKind(asset["last_error_kind"] or PollFailureKind.TRANSIENT)),
+        "status_code": asset["last_error_status"],
+        "message": asset["last_error"],
+        "consecutive": max(1, asset["consecutive_errors"]),
+        "request_id": asset["last_error_request_id"],
+    }
+
+
+def _target_json(target: NewTarget, generated_secret: str | None) -> dict[str, Any]:
+    """``target_resource(row, generated_secret).as_json()`` for a new target (the endpoint's
+    columns for a reference): each type's keys in its model's field order, ``endpoint``,
+    ``template``, ``language`` and ``secret`` only when they have a value."""
+    source: Any = target.endpoint or target.__dict__
+    kind = target.type
+    shown: dict[str, Any] = {"id": target.id, "type": kind}
+    if kind == TargetType.SLACK:
+        shown["channel"] = source["channel"]
+    elif kind == TargetType.SLACK_WEBHOOK:
+        shown["url"] = mask_slack_webhook(source["url"] or "")
+    elif kind == TargetType.HTTP:
+        shown["url"] = source["url"]
+        shown["method"] = source["method"] or "POST"
+        shown["headers"] = dict.fromkeys(source["headers"] or {}, MASKED)
+        shown["body"] = source["body"] or ""
+    else:
+        shown["url"] = source["url"]
+    shown["disabled"] = source["disabled"]
+    shown["disabled_reason"] = source["disabled_reason"]
+    if target.endpoint is not None:
+        shown["endpoint"] = target.endpoint["name"]
+    if kind in (TargetType.SLACK, TargetType.SLACK_WEBHOOK) and source["template"] is not None:
+        shown["template"] = source["template"]
+    if kind != TargetType.WEBHOOK and source["language"] is not None:
+        shown["language"] = str(source["language"])
+    if generated_secret is not None and kind == TargetType.WEBHOOK:
+        shown["secret"] = generated_secret
+    return shown

@@ -12,8 +12,9 @@ Counts live in the database (``auth_failures``), so every web process and thread
 (an in-process counter would multiply it by the number of processes); each wrong token is counted
 with one atomic ``UPDATE``, so concurrent failures are never lost. The table holds one row per
 address that failed within ``RETENTION``: rows older than that are deleted whenever a new address
-is counted. The success path costs one primary-key read. Tokens are compared in constant time
-(``app.web.auth.token_matches``).
+is counted. The success path costs one primary-key read: one cached SQL text, on PostgreSQL outside
+the request's transaction (autocommit: no ``BEGIN`` for it; the request's own statements begin
+theirs). Tokens are compared in constant time (``app.web.auth.token_matches``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Response, request
-from sqlalchemy import case, delete, update
+from sqlalchemy import Integer, case, delete, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db import db
+from app.db import autocommit_connection, db
 from app.models import AuthFailure
+from app.models.base import UTCDateTime
 from app.services import services
 from app.web.auth import bearer_token, token_matches
 from app.web.problems import problem
@@ -86,14 +88,30 @@ def check_token(
 ) -> Verdict:
     """Throttle first, then compare; a wrong token is counted (and committed) at once."""
     client = client_address()
-    row = session.get(AuthFailure, client)
-    if row is not None and row.failures >= max_failures and now - row.last_at < window:
-        wait = (row.last_at + window - now).total_seconds()
+    row = _failures_of(session, client)
+    if row is not None and row[0] >= max_failures and now - row[1] < window:
+        wait = (row[1] + window - now).total_seconds()
         return Verdict(accepted=False, retry_after=max(1, math.ceil(wait)))
     if token_matches(presented, accepted):
         return Verdict(accepted=True)
     _count_failure(session, client, now, window, known=row is not None)
     return Verdict(accepted=False)
+
+
+_FAILURES = text("SELECT failures, last_at FROM auth_failures WHERE client = :client").columns(
+    failures=Integer(), last_at=UTCDateTime()
+)
+
+
+def _failures_of(session: Session, client: str) -> tuple[int, datetime] | None:
+    """(failures, last failure) of ``client``'s row, None without one."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and not session.in_transaction():
+        with autocommit_connection(bind.engine) as connection:  # no BEGIN, no transaction
+            row = connection.execute(_FAILURES, {"client": client}).first()
+    else:
+        row = session.execute(_FAILURES, {"client": client}).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _count_failure(
