@@ -68,7 +68,9 @@ def run_product_client(urls: list[str], slots: int = BARE_THREADS) -> float:
     async def poll_all(client: MediaIntelligenceClient) -> None:
         async def one(asset_id: str) -> None:
             async with client.slots:
-                result = await client.fetch_status("bench", "1", asset_id, ApiGeneration.VIDEO_ASSETS)
+                result = await client.fetch_status(
+                    "bench", "1", asset_id, ApiGeneration.VIDEO_ASSETS
+                )
             if result.status != "ANALYZING":
                 raise RuntimeError(f"product client: unexpected {result}")
 

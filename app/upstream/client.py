@@ -14,7 +14,6 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +40,8 @@ T = TypeVar("T")
 USER_AGENT = "mi-bridge/0.1 (+status poller)"
 #: A status answer is a few hundred bytes; anything far larger is not one.
 MAX_BODY_BYTES = 1 << 20
+#: Request timeouts kept for reuse (one per tenth of a second of budget; see ``_timeout``).
+_TIMEOUTS_KEPT = 4096
 
 
 class MediaIntelligenceClient:
@@ -75,6 +76,7 @@ class MediaIntelligenceClient:
             accounts if accounts is not None else Accounts.single(access_key, secret_key)
         )
         self._timeouts = (connect_timeout, read_timeout)
+        self._timeouts_by_budget: dict[int, aiohttp.ClientTimeout] = {}
         self._clock = clock
         # The path the base URL may add in front of every status path (part of what is signed).
         self._base_path = urlsplit(self.base_url).path
@@ -138,26 +140,51 @@ class MediaIntelligenceClient:
         url = self.base_url + path
         # Sign the request target exactly as it goes on the wire (status paths carry no query).
         headers = self.signed_headers(workspace, "GET", path)
-        connect, read = self._timeouts
-        if budget is not None:
-            connect, read = min(connect, budget), min(read, budget)
-        timeout = aiohttp.ClientTimeout(total=budget, sock_connect=connect, sock_read=read)
+        timeout = self._timeout(budget)
         started = time.monotonic()
         try:
             # encoded=True: the path is already escaped and signed; it must not be re-quoted.
-            result = await self._send(URL(url, encoded=True), headers, timeout)
+            return await self._send(URL(url, encoded=True), headers, timeout, started)
         except aiohttp.ClientConnectorError as exc:
-            result = PollResult(PollOutcome.TRANSIENT, detail=f"connection error: {_short(exc)}")
+            outcome = f"connection error: {_short(exc)}"
         except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
-            result = PollResult(PollOutcome.TRANSIENT, detail="timeout")
+            outcome = "timeout"
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            result = PollResult(PollOutcome.TRANSIENT, detail=f"connection error: {_short(exc)}")
+            outcome = f"connection error: {_short(exc)}"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            result = PollResult(PollOutcome.TRANSIENT, detail=f"request failed: {_short(exc)}")
-        return replace(result, duration=time.monotonic() - started)
+            outcome = f"request failed: {_short(exc)}"
+        return PollResult(
+            PollOutcome.TRANSIENT, detail=outcome, duration=time.monotonic() - started
+        )
+
+    def _timeout(self, budget: float | None) -> aiohttp.ClientTimeout:
+        """The request's timeouts: the configured ones, and ``budget`` for the whole request.
+
+        Built once per tenth of a second of budget (rounded down, so never beyond it) and reused:
+        the budget is what is left of a lease, nearly the same for every request of a batch.
+        """
+        connect, read = self._timeouts
+        if budget is None:
+            key = -1
+        elif budget >= 1.0:
+            key = int(budget * 10)
+            budget = key / 10
+        else:  # short budgets are exact (a rounded-down 0 would mean no limit at all)
+            return aiohttp.ClientTimeout(
+                total=budget, sock_connect=min(connect, budget), sock_read=min(read, budget)
+            )
+        timeout = self._timeouts_by_budget.get(key)
+        if timeout is None:
+            if budget is not None:
+                connect, read = min(connect, budget), min(read, budget)
+            timeout = aiohttp.ClientTimeout(total=budget, sock_connect=connect, sock_read=read)
+            if len(self._timeouts_by_budget) >= _TIMEOUTS_KEPT:
+                self._timeouts_by_budget.clear()
+            self._timeouts_by_budget[key] = timeout
+        return timeout
 
     async def _send(
-        self, url: URL, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+        self, url: URL, headers: dict[str, str], timeout: aiohttp.ClientTimeout, started: float
     ) -> PollResult:
         session = self._http()
         async with session.get(
@@ -170,8 +197,12 @@ class MediaIntelligenceClient:
                     PollOutcome.TRANSIENT,
                     http_status=response.status,
                     detail=f"body larger than {MAX_BODY_BYTES} bytes",
+                    duration=time.monotonic() - started,
                 )
-            return classify_response(response.status, response.headers, body, self._clock())
+            duration = time.monotonic() - started
+            return classify_response(
+                response.status, response.headers, body, self._clock(), duration
+            )
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

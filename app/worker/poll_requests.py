@@ -16,7 +16,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -123,13 +123,40 @@ async def poll_batch(
     """Poll every claim of a batch concurrently (bounded by the client's slots), reporting each
     claim exactly once as soon as its chain is known (None: not polled), whatever happens.
 
+    As many coroutines as the client has slots take the claims in the order they fall due, each
+    waiting for its claim's due time and then for a slot: a task per claim would cost its creation
+    and a wait on the slots for every one of thousands of claims a second, for the same order.
+
     ``client`` is the one the batch was submitted to, not ``runtime.client`` read later: the
     coroutine runs on that client's loop, and the runtime's client may be replaced meanwhile.
     """
-    await asyncio.gather(
-        *(_poll_and_report(runtime, client, claim, timing, halt, report) for claim in claims),
-        return_exceptions=True,
-    )
+    queue = iter(sorted(claims, key=_due_at))
+    pollers = min(client.concurrency, len(claims))
+    try:
+        await asyncio.gather(
+            *(_poll_in_turn(runtime, client, queue, timing, halt, report) for _ in range(pollers)),
+            return_exceptions=True,
+        )
+    finally:  # cancelled: the claims no poller took are reported unpolled
+        for claim in queue:
+            report(claim, None)
+
+
+def _due_at(claim: ClaimedAsset) -> datetime:
+    return claim.due_at
+
+
+async def _poll_in_turn(
+    runtime: WorkerRuntime,
+    client: MediaIntelligenceClient,
+    queue: Iterator[ClaimedAsset],
+    timing: BatchTiming,
+    halt: Halt,
+    report: Report,
+) -> None:
+    """Poll the next claim of ``queue`` until there is none."""
+    for claim in queue:
+        await _poll_and_report(runtime, client, claim, timing, halt, report)
 
 
 async def _poll_and_report(

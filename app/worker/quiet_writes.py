@@ -4,17 +4,34 @@
 form each database has. PostgreSQL gets one statement for the whole batch whatever its size: the new
 values travel as arrays joined with ``unnest`` (an ``executemany`` would still execute one statement
 per row), and the assets', the watches' and the bridge state's UPDATEs are chained as data-modifying
-CTEs, so a batch costs one round trip. SQLite's ``executemany`` runs in C inside the process, so it
-keeps that.
+CTEs, so a batch costs one round trip. SQLite gets one statement per table: the batch's rows as one
+JSON text joined with ``json_each`` (an ``executemany`` runs in C, but SQLAlchemy binds each row's
+values in Python first, datetimes through two type processors: most of the worker's time applying a
+batch). Values SQLite would refuse bound one by one are refused here too (``_json_rows``), so a poison
+value still fails its batch, and then only itself (``app.worker.apply``).
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import BigInteger, Float, String, Table, Text, bindparam, func, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
@@ -148,6 +165,39 @@ _WATCHES_BY_ROW = (
 )
 
 
+# SQLite: UPDATE .. FROM (SELECT json_extract(value, '$[0]') AS pk, .. FROM json_each(:rows)) AS quiet
+# WHERE pk = quiet.pk; one JSON array per row, its fields in the NamedTuple's order.
+#: UPDATE .. FROM came with SQLite 3.33; older libraries keep the ``executemany``.
+_SQLITE_JSON_ROWS = sqlite3.sqlite_version_info >= (3, 33)
+
+
+def _json_table(kind: type[NamedTuple], name: str, types: dict[str, Any]) -> Any:
+    rows = func.json_each(bindparam("rows", type_=Text)).table_valued("value")
+    fields = [
+        func.json_extract(rows.c.value, literal(f"$[{i}]"), type_=types[field]).label(field)
+        for i, field in enumerate(kind._fields)
+    ]
+    return select(*fields).select_from(rows).subquery(name)
+
+
+_asset_json = _json_table(
+    QuietAsset,
+    "quiet",
+    {"pk": Integer, "message": Text, "index_id": Integer, "interval": Float, "next_poll_at": Text},
+)
+_watch_json = _json_table(QuietWatch, "quiet", {"id": String, "message": Text, "index_id": Integer})
+_ASSETS_FROM_JSON = (
+    update(_assets).where(_assets.c.pk == _asset_json.c.pk).values(_asset_values(_asset_json.c))
+)
+_WATCHES_FROM_JSON = (
+    update(_watches)
+    .where(_watches.c.id == _watch_json.c.id, WATCHING_ONLY)
+    .values(_watch_values(_watch_json.c))
+)
+#: The range of an SQLite INTEGER (what ``sqlite3`` refuses to bind beyond).
+_INT64 = range(-(2**63), 2**63)
+
+
 def write_quiet_polls(
     session: Session, assets: list[QuietAsset], watches: list[QuietWatch], now: datetime
 ) -> None:
@@ -160,10 +210,38 @@ def write_quiet_polls(
         arrays = {**_columns(assets, QuietAsset, "a_"), **_columns(watches, QuietWatch, "w_")}
         session.execute(_QUIET_ON_POSTGRES, {"now": now, **arrays})
         return
-    session.execute(_ASSETS_BY_ROW, [_bound(row, now) for row in assets])
-    if watches:
-        session.execute(_WATCHES_BY_ROW, [_bound(row, now) for row in watches])
+    if session.get_bind().dialect.name == "sqlite" and _SQLITE_JSON_ROWS:
+        rows = [
+            (a.pk, a.message, a.index_id, a.interval, _sqlite_time(a.next_poll_at)) for a in assets
+        ]
+        session.execute(_ASSETS_FROM_JSON, {"now": now, "rows": _json_rows(rows)})
+        if watches:
+            session.execute(_WATCHES_FROM_JSON, {"now": now, "rows": _json_rows(watches)})
+    else:
+        session.execute(_ASSETS_BY_ROW, [_bound(row, now) for row in assets])
+        if watches:
+            session.execute(_WATCHES_BY_ROW, [_bound(row, now) for row in watches])
     session.execute(_UPSTREAM_AUTH_OK, {"now": now})
+
+
+def _json_rows(rows: list) -> str:
+    """``rows`` (tuples of ints, floats, texts and None) as one JSON text for ``json_each``.
+
+    Refuses what binding the values one by one would: an integer beyond 64 bits (OverflowError; JSON
+    would carry it as a float) and a string that is not valid Unicode (UnicodeEncodeError, raised
+    when the text is bound: ``ensure_ascii=False`` keeps a lone surrogate as it is instead of an
+    escape that SQLite would store)."""
+    for row in rows:
+        for value in row:
+            if type(value) is int and value not in _INT64:
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+    return json.dumps(rows, ensure_ascii=False, allow_nan=False)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """``moment`` as SQLAlchemy stores a ``UTCDateTime`` in SQLite: naive UTC, microseconds always."""
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return text if len(text) > 19 else text + ".000000"
 
 
 def _columns(rows: list, kind: type[NamedTuple], prefix: str) -> dict[str, list]:
