@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +36,13 @@ from app.models import (
 from app.services import services
 from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
-from app.worker.housekeeping import housekeep, housekeeping_pass
+from app.worker.housekeeping import (
+    SQLITE_MIN_PAUSE,
+    SQLITE_PAUSE_RATIO,
+    housekeep,
+    housekeeping_pass,
+    pause_ratio_for,
+)
 from app.worker.runtime import WorkerRuntime
 from tests.fixtures import AUTH, TICK_TIMINGS, Bridge, FakeClock, dispose, simulator_config
 
@@ -299,6 +307,71 @@ def test_batches_commit_one_after_another(make_bridge):
     assert report.removed["watches"] == 5
     assert all(set(rows_of(bridge, w).values()) == {0} for w in ended)
     assert sum(batch["events"] for batch in report.batches) == report.removed["events"] == 5
+
+
+class _WritingWait(threading.Event):
+    """A stop event whose waits are the pauses between batches: each one records its length and
+    writes from a connection of its own that never waits for a lock (``timeout=0``), so it succeeds
+    only if the pass holds no lock while it pauses."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.pauses: list[float] = []
+        self.writes: list[str] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.pauses.append(timeout or 0.0)
+        other = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE bridge_state SET id = id")
+            other.execute("COMMIT")
+            self.writes.append("written")
+        except sqlite3.OperationalError as exc:  # "database is locked"
+            self.writes.append(str(exc))
+        finally:
+            other.close()
+        return self.is_set()
+
+
+def test_on_sqlite_a_pass_pauses_between_batches_with_the_write_lock_free(make_bridge):
+    """SQLite has one write lock: batches back to back starved the poller of it (polls seconds
+    late while a backlog was pruned). The pass now pauses after every full batch, lock released;
+    PostgreSQL locks rows and never pauses."""
+    bridge = make_bridge()
+    end_watches(bridge, [f"p{n}" for n in range(5)])
+    bridge.clock.advance(2 * DAY)
+    url = services(bridge.app).settings.sqlalchemy_url
+    stop = _WritingWait(url.removeprefix("sqlite:///"))
+    with bridge.db():
+        session = db.session()
+        ratio = pause_ratio_for(session)
+        if url.startswith("sqlite"):
+            assert ratio == SQLITE_PAUSE_RATIO
+        else:
+            assert ratio == 0.0
+            return
+        report = housekeeping_pass(
+            session, bridge.clock, 1.5, batch_size=2, stop=stop, pause_ratio=ratio
+        )
+    assert [batch["watches"] for batch in report.batches] == [2, 2, 1]
+    assert len(stop.pauses) == 2  # after each full batch; the last one ends the pass
+    assert all(pause >= SQLITE_MIN_PAUSE for pause in stop.pauses)
+    assert stop.writes == ["written", "written"]
+
+
+def test_a_stop_during_a_pause_ends_the_pass(make_bridge):
+    bridge = make_bridge()
+    end_watches(bridge, [f"s{n}" for n in range(5)])
+    bridge.clock.advance(2 * DAY)
+    stop = threading.Event()
+    with bridge.db():
+        report = housekeeping_pass(
+            db.session(), bridge.clock, 1.5, batch_size=2, stop=stop, pause_ratio=1.0,
+            on_batch=lambda _batch: stop.set(),
+        )  # fmt: skip
+    assert [batch["watches"] for batch in report.batches] == [2]
 
 
 # --- heartbeats and idempotency keys ---------------------------------------------------------------

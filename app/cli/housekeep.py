@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from app.db import db
 from app.services import services
-from app.worker.housekeeping import housekeeping_pass
+from app.worker.housekeeping import housekeeping_pass, pause_ratio_for
 from app.worker.retention import WATCH_BATCH
 
 
@@ -25,8 +25,14 @@ def housekeep_command(as_json: bool) -> None:
         if not as_json:
             click.echo(f"batch: {batch.get('watches', 0)} watches and their rows removed")
 
+    session = db.session()
     report = housekeeping_pass(
-        db.session(), services().clock, days, batch_size=WATCH_BATCH, on_batch=progress
+        session,
+        services().clock,
+        days,
+        batch_size=WATCH_BATCH,
+        on_batch=progress,
+        pause_ratio=pause_ratio_for(session),  # workers may be writing too
     )
     if as_json:
         click.echo(json.dumps({"removed": dict(report.removed), "batches": len(report.batches)}))
