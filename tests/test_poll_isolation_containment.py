@@ -220,3 +220,40 @@ def test_a_failed_poll_of_an_asset_nobody_watches_any_more_is_not_scheduled(any_
     assert (row.lease_owner, row.next_poll_at, row.consecutive_errors) == (None, None, 1)
     assert row.updated_at == bridge.clock.now
     assert bridge.clock.now - row.last_polled_at == timedelta(0)
+
+
+def test_eventful_polls_that_all_store_share_one_savepoint(any_bridge):
+    """A savepoint per poll costs its round trips and a flush of its own: paid only on failure."""
+    from sqlalchemy import event
+
+    bridge = any_bridge
+    watches = register_analyzing(bridge, "e1", "e2", "e3")
+    bridge.clock.advance(1.1)
+    savepoints: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    with bridge.db():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        ctx = apply_by_hand(
+            bridge,
+            {
+                "e1": status("ANALYZE_COMPLETED", index_id=1),
+                "e2": status("ANALYZE_FAIL", message="broken"),
+                "e3": status("ANALYZING", message="step 2"),
+            },
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # One for the quiet poll (e3: same status, new message), one for both eventful polls (one each
+    # before: three in all).
+    assert len(savepoints) == 2
+    assert ctx.failed == []
+    assert sorted(ctx.emitted) == ["analysis.completed", "analysis.failed"]
+    assert bridge.watch(watches["e1"])["state"] == "completed"
+    assert bridge.watch(watches["e2"])["state"] == "failed"
+    assert bridge.watch(watches["e3"])["message"] == "step 2"
