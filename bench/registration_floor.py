@@ -3,7 +3,7 @@ smallest durable write (one-row INSERT + commit), in the same run (issue 24, ite
 
     .venv/bin/python bench/registration_floor.py [--cycles 3] [--duration 6] [--warmup 2]
         [--concurrency 16] [--kinds floor,inline,...] [--short]
-    .venv/bin/python bench/registration_floor.py --trips [--whatif] [--requests 300] [--profile 8]
+    .venv/bin/python bench/registration_floor.py --trips [--requests 300] [--profile 8]
 
 **Load mode** (the default). Gunicorn servers, each started with the product's ``gunicorn.conf.py``
 (only ``--bind`` overridden: 127.0.0.1, a free port) and the environment of
@@ -14,20 +14,15 @@ one fresh, migrated PostgreSQL database, ``mi_bridge_bench_reg``:
 - ``api``: ``app:create_app()``, the Procfile's ``web``;
 - ``floor``: ``bench.floor_app:app``, one route (``POST /floor``): parse the JSON body, INSERT one row,
   commit, answer 201, through a SQLAlchemy engine built with the bridge's own options
-  (``app.db._engine_options``: ``pool_pre_ping``, pool 10 + 10, connect timeout);
-- ``floor-noping``: the same app with ``FLOOR_PRE_PING=false`` (the floor for a bridge without the
-  pre-ping);
-- ``what-if``: ``whatif_app()`` below, the bridge with the proposed savings applied as
-  monkeypatches (app/ unchanged): what they would give.
+  (``app.db._engine_options``: pool 10 + 10, connect timeout, no pre-ping) and its checkout hook.
 
 Kinds, each a new watch per request (distinct ``asset_id``, one target):
 
-- ``floor`` / ``floor-noping``: ``POST /floor`` with the inline registration's body;
+- ``floor``: ``POST /floor`` with the inline registration's body;
 - ``inline``: ``POST /api/v1/watches``, one inline webhook target at a public IP literal (the
   address guard runs without DNS; no secret, so one is generated);
 - ``endpoint``: the target is ``{"endpoint": "cms"}``, a webhook endpoint created once beforehand;
 - ``idempotent``: the inline body with an ``Idempotency-Key`` header, unique per request;
-- ``what-if inline`` / ``what-if endpoint`` / ``what-if idempotent``: the same against ``what-if``.
 
 Each cycle runs every kind twice, in ABBA order (the kinds, then the same reversed), so a drift of
 the machine during a cycle weighs on every kind alike; each run is ``--warmup`` s unrecorded and
@@ -37,7 +32,7 @@ user+system time over every request of the run, warm-up included), of PostgreSQL
 connected to the bench database, same accounting) and of the load generator. Reported: each kind's
 median requests/s over its runs, and its ratio to the floor per cycle (the kind's two runs over the
 floor's two runs of that cycle) with the median of those ratios: the figure compared with the goal
-(>= 0.6x the floor); the same against ``floor-noping``.
+(>= 0.6x the floor).
 
 **Trips mode** (``--trips``). In this process, no gunicorn: the same app and the floor app built on a
 fresh database ``mi_bridge_bench_reg_trips`` with the same settings (logs formatted, written to
@@ -48,14 +43,12 @@ answered by a ``ReadyForQuery``, labelled by its first message (``Query`` text, 
 and as many untimed ones for this process's CPU per request): round trips per request, in order,
 each with the time from the client's send to the server's ReadyForQuery (the wait). Then, with
 ``--profile S``, ``S`` seconds per kind of py-spy (``--idle``, 200 Hz) on this process: where the
-wall time and the CPU time of a request go. ``--whatif`` adds the what-if app's kinds and the floor
-without pre-ping.
+wall time and the CPU time of a request go.
 
 Everything listens on and talks to 127.0.0.1; servers are stopped (process group, SIGTERM then
 SIGKILL) on any exit; the load run is bounded by a budget computed from its arguments.
 """
 
-# ruff: noqa: S608  (the what-if SQL is assembled from constant column names, never from input)
 from __future__ import annotations
 
 import argparse
@@ -78,7 +71,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache as functools_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -103,10 +95,7 @@ TRIPS_DB_NAME = "mi_bridge_bench_reg_trips"
 ENDPOINT_NAME = "cms"
 API_PATH = "/api/v1/watches"
 FLOOR = "floor"
-KINDS = (
-    "floor", "inline", "endpoint", "idempotent", "floor-noping",
-    "what-if inline", "what-if endpoint", "what-if idempotent",
-)  # fmt: skip
+KINDS = ("floor", "inline", "endpoint", "idempotent")
 GOAL = 0.6
 
 #: (body, extra headers) of one request.
@@ -297,23 +286,13 @@ def run_load(args: argparse.Namespace) -> None:
     runs: list[Run] = []
     with ExitStack() as stack:
         floor = stack.enter_context(gunicorn("floor", "bench.floor_app:app", env, "/floor"))
-        noping = stack.enter_context(
-            gunicorn(
-                "floor-noping", "bench.floor_app:app", {**env, "FLOOR_PRE_PING": "false"}, "/floor"
-            )
-        )
         api = stack.enter_context(gunicorn("api", "app:create_app()", env, "/healthz"))
-        whatif = stack.enter_context(
-            gunicorn("what-if", "bench.registration_floor:whatif_app()", env, "/healthz")
-        )
         create_endpoint(api)
         targets = {
-            "floor": (floor, "/floor"), "floor-noping": (noping, "/floor"), "inline": (api, API_PATH),
+            "floor": (floor, "/floor"), "inline": (api, API_PATH),
             "endpoint": (api, API_PATH), "idempotent": (api, API_PATH),
-            "what-if inline": (whatif, API_PATH), "what-if endpoint": (whatif, API_PATH),
-            "what-if idempotent": (whatif, API_PATH),
         }  # fmt: skip
-        for server in (floor, noping, api, whatif):
+        for server in (floor, api):
             print(
                 f"{server.name}: {len(server.worker_pids())} workers, pids {server.worker_pids()}"
             )
@@ -326,8 +305,7 @@ def run_load(args: argparse.Namespace) -> None:
             for position, kind in enumerate(order):
                 server, path = targets[kind]
                 run = Run(kind, cycle, args.duration)
-                base = "floor" if kind == "floor-noping" else kind.removeprefix("what-if ")
-                make = requests_for(base, f"{kind.replace(' ', '')}{cycle}p{position}")
+                make = requests_for(kind, f"{kind}{cycle}p{position}")
                 runs.append(measure(run, server, path, make, args, postgres))
                 print(run.line(), flush=True)
         print(f"\napi server log: {api.log} ({api.log.stat().st_size} bytes)")
@@ -341,7 +319,7 @@ def print_rows(database_url: str) -> None:
 
     with psycopg.connect(database_url) as connection:
         counts = {
-            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
             for table in ("floor_rows", "watches", "targets", "assets", "idempotency_keys")
         }
     print("rows written: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
@@ -374,15 +352,18 @@ def report(runs: list[Run]) -> None:
             f"{median([r.per_request(r.postgres_cpu) for r in same]):20.2f} "
             f"{median([r.per_request(r.client_cpu) for r in same]):18.2f}"
         )
-    for baseline in [k for k in (FLOOR, "floor-noping") if k in kinds]:
-        goal = f"  (goal >= {GOAL:.1f}x)" if baseline == FLOOR else ""
-        print(f"\nratio to {baseline} per cycle (a kind's two runs / {baseline}'s two runs){goal}")
+    if FLOOR in kinds:
+        print(f"\nratio to {FLOOR} per cycle (a kind's two runs / {FLOOR}'s two runs)")
         for kind in kinds:
-            if kind == baseline:
+            if kind == FLOOR:
                 continue
-            ratios = cycle_ratios(runs, kind, baseline)
+            ratios = cycle_ratios(runs, kind, FLOOR)
             listed = ", ".join(f"{r:.3f}" for r in ratios)
-            print(f"  {kind:<18} / {baseline:<12} [{listed}]  median {median(ratios):.3f}")
+            verdict = "reached" if median(ratios) >= GOAL else "not reached"
+            print(
+                f"  {kind:<18} / {FLOOR} [{listed}]  median {median(ratios):.3f}"
+                f"  (goal >= {GOAL:.1f}x: {verdict})"
+            )
     samples = [f"{r.kind}: {s}" for r in runs for s in r.samples]
     if samples:
         print("\nerror samples:")
@@ -392,272 +373,6 @@ def report(runs: list[Run]) -> None:
 
 def on_budget(_signum, _frame) -> None:
     raise TimeoutError("benchmark budget exhausted")
-
-
-# --- what-if: the proposed savings, prototyped here (app/ unchanged) -----------------------------
-#
-# ``whatif_app()`` builds the bridge with the changes proposed in docs/performance.md applied as
-# monkeypatches, to measure what they would give (kind ``what-if``; ``--whatif`` in trips mode). Not
-# a product path: it covers plain watches (no workflow) with inline or endpoint targets, the cases
-# measured; anything else falls back to the product's code.
-#
-# 1. no ``pool_pre_ping`` (``app.db._engine_options``): one round trip less;
-# 2. one statement registers (``app.watches.registration.register_watch``): the asset upsert, the
-#    watch and its targets INSERTed as data-modifying CTEs of one SQL text compiled once per target
-#    count; ids, secrets and times made client-side, the ORM objects built transient for the 201
-#    body (no flush, no lazy load of ``watch.workflow``): three round trips (upsert, two INSERTs, the
-#    workflow SELECT) become one;
-# 3. an endpoint reference resolved inside that statement (``INSERT .. SELECT .. FROM endpoints``;
-#    a missing endpoint inserts no target row: the request falls back to the product's path, which
-#    answers 422): the endpoint SELECT goes;
-# 4. the Idempotency-Key reserved inside that statement (``INSERT .. ON CONFLICT DO NOTHING
-#    RETURNING``; a key already there falls back to the product's path, which replays or answers
-#    409), its answer written by one UPDATE: the key SELECT and the key INSERT go;
-# 5. the throttle's read of ``auth_failures`` as one cached Core text statement instead of
-#    ``session.get`` (same round trip, less CPU).
-
-WATCH_COLUMNS = (
-    "id", "state", "workspace", "project_id", "asset_id", "api", "labels", "events", "created_at",
-    "updated_at", "deadline_at", "poll_count", "stage", "stalled_after_seconds",
-)  # fmt: skip
-TARGET_COLUMNS = (
-    "id", "watch_id", "position", "type", "url", "channel", "secret", "disabled", "method",
-    "headers", "body", "template", "language", "created_at",
-)  # fmt: skip
-JSON_COLUMNS = {"labels", "events", "headers"}
-
-
-class _Fallback(Exception):
-    """The one-statement path does not cover this request: the product's path answers it."""
-
-
-def _naive(value):
-    from datetime import UTC
-
-    return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
-
-
-@functools_cache
-def _registration_sql(endpoint_positions: tuple[bool, ...], with_key: bool):
-    """The one statement for targets of these kinds (True: an endpoint reference), compiled once."""
-    from sqlalchemy import text
-
-    def value(name: str, column: str) -> str:
-        return f"CAST(:{name} AS json)" if column in JSON_COLUMNS else f":{name}"
-
-    watch_values = ", ".join(value(f"w_{c}", c) for c in WATCH_COLUMNS)
-    parts = [
-        "WITH a AS (INSERT INTO assets (workspace, project_id, asset_id, api, interval, poll_count,"
-        " consecutive_errors, next_poll_at, created_at, updated_at)"
-        " VALUES (:w_workspace, :w_project_id, :w_asset_id, :w_api, 0.0, 0, 0, :now, :now, :now)"
-        " ON CONFLICT (workspace, project_id, asset_id, api) DO UPDATE SET next_poll_at ="
-        " CASE WHEN assets.next_poll_at IS NULL OR assets.next_poll_at > :now THEN :now"
-        " ELSE assets.next_poll_at END RETURNING *)",
-        f"w AS (INSERT INTO watches ({', '.join(WATCH_COLUMNS)}, asset_pk)"
-        f" SELECT {watch_values}, a.pk FROM a RETURNING id)",
-    ]
-    for i, is_endpoint in enumerate(endpoint_positions):
-        columns = [
-            c for c in TARGET_COLUMNS if not (is_endpoint and c not in ENDPOINT_TARGET_COLUMNS)
-        ]
-        values = ", ".join(value(f"t{i}_{c}", c) for c in columns)
-        if is_endpoint:
-            parts.append(
-                f"t{i} AS (INSERT INTO targets ({', '.join(columns)}, endpoint_id, type)"
-                f" SELECT {values}, e.id, e.type FROM endpoints e"
-                f" WHERE e.name = :t{i}_ref OR e.id = :t{i}_ref LIMIT 1 RETURNING endpoint_id)"
-            )
-        else:
-            parts.append(
-                f"t{i} AS (INSERT INTO targets ({', '.join(columns)}) VALUES ({values}) RETURNING id)"
-            )
-    if with_key:
-        parts.append(
-            "k AS (INSERT INTO idempotency_keys (token_fingerprint, key, request_hash, status_code,"
-            " body, location, created_at, expires_at) VALUES (:k_fp, :k_key, :k_hash, 0, '', NULL,"
-            " :now, :k_expires) ON CONFLICT DO NOTHING RETURNING key)"
-        )
-    selects = ["(SELECT count(*) FROM k) AS key_rows"] if with_key else []
-    selects += [f"(SELECT count(*) FROM t{i}) AS t{i}_rows" for i in range(len(endpoint_positions))]
-    selects += [
-        f"(SELECT row_to_json(e) FROM endpoints e WHERE e.id = (SELECT endpoint_id FROM t{i}))"
-        f" AS t{i}_endpoint"
-        for i, is_endpoint in enumerate(endpoint_positions)
-        if is_endpoint
-    ]
-    return text(",\n".join(parts) + "\nSELECT a.*, " + ", ".join(selects or ["1"]) + " FROM a")
-
-
-ENDPOINT_TARGET_COLUMNS = ("id", "watch_id", "position", "disabled", "created_at")
-#: What the 201 body reads of an endpoint target's endpoint.
-ENDPOINT_SHOWN = (
-    "id", "name", "type", "url", "channel", "disabled", "method", "headers", "body", "template",
-    "language", "description",
-)  # fmt: skip
-
-
-def register_one_statement(session, request, settings, default_targets, now, key=None):
-    """``register_watch`` in one statement (see above); ``key``: (fingerprint, key, digest)."""
-    from datetime import timedelta
-
-    from app.api.idempotency import KEY_LIFETIME
-    from app.models import Asset, Target, Watch
-    from app.models.base import new_id
-    from app.vocabulary import EventType, WatchState
-    from app.watches.registration import Registration
-    from app.watches.validation import EndpointRefIn, WebhookTargetIn
-    from app.watches.workflows import plan_workflow, workflow_events
-
-    specs = list(request.targets or default_targets)
-    if not request.targets or plan_workflow(request, now) is not None or request.asset_id is None:
-        raise _Fallback
-    api = request.api or settings.mi_default_api
-    timeout = request.timeout_seconds or settings.bridge_watch_timeout
-    events = workflow_events(request)
-    stalled_after = request.stalled_after_seconds or settings.bridge_stalled_after
-    watch = Watch(
-        id=new_id("wch"), state=WatchState.WATCHING, workspace=request.workspace,
-        project_id=request.project_id, asset_id=request.asset_id, api=api,
-        labels=dict(request.labels), events=events, created_at=now, updated_at=now,
-        deadline_at=now + timedelta(seconds=timeout), poll_count=0, stage=None,
-        stalled_after_seconds=stalled_after if EventType.ANALYSIS_STALLED in events else None,
-    )  # fmt: skip
-    params = {"now": _naive(now)}
-    for column in WATCH_COLUMNS:
-        v = getattr(watch, column)
-        params[f"w_{column}"] = json.dumps(v) if column in JSON_COLUMNS else _naive(v)
-    registration = Registration(watch)
-    kinds = []
-    for position, spec in enumerate(specs):
-        is_endpoint = isinstance(spec, EndpointRefIn)
-        kinds.append(is_endpoint)
-        if is_endpoint:
-            target = Target(id=new_id("tgt"), watch_id=watch.id, position=position, disabled=False,
-                            created_at=now)  # fmt: skip
-            params[f"t{position}_ref"] = spec.endpoint
-            columns = ENDPOINT_TARGET_COLUMNS
-        else:
-            from app.watches.endpoint_refs import build_target
-
-            target = build_target(spec, None, position, now)
-            target.id, target.watch_id, target.disabled = new_id("tgt"), watch.id, False
-            columns = TARGET_COLUMNS
-            if isinstance(spec, WebhookTargetIn) and spec.secret is None:
-                registration.generated_secrets[target.id] = target.secret or ""
-        for column in columns:
-            v = getattr(target, column)
-            params[f"t{position}_{column}"] = (
-                json.dumps(v) if column in JSON_COLUMNS and v is not None else _naive(v)
-            )
-        watch.targets.append(target)
-    if key is not None:
-        params.update(
-            k_fp=key[0], k_key=key[1], k_hash=key[2], k_expires=_naive(now + KEY_LIFETIME)
-        )
-    row = session.execute(_registration_sql(tuple(kinds), key is not None), params).mappings().one()
-    if key is not None and not row["key_rows"]:
-        raise _Fallback  # the key exists (or expired): the product's path replays, 409s or renews it
-    if any(not row[f"t{i}_rows"] for i in range(len(kinds))):
-        raise _Fallback  # a reference to no endpoint: the product's path answers 422
-    for i, is_endpoint in enumerate(kinds):
-        if is_endpoint:  # the 201 body shows the endpoint's name and destination
-            from app.models import Endpoint
-
-            shown = {k: v for k, v in row[f"t{i}_endpoint"].items() if k in ENDPOINT_SHOWN}
-            watch.targets[i].endpoint = Endpoint(**shown)
-            watch.targets[i].endpoint_id = shown["id"]
-            watch.targets[i].type = shown["type"]
-    asset = Asset(**{c.key: row[c.name] for c in Asset.__table__.columns})
-    watch.asset, watch.asset_pk = asset, asset.pk
-    return registration
-
-
-def whatif_app():
-    """The bridge with the savings above applied (gunicorn: ``bench.registration_floor:whatif_app()``)."""
-    import app.api.watches as api_watches
-    import app.db as app_db
-    import app.web.throttle as throttle
-    from app.factory import create_app
-
-    original_options = app_db._engine_options
-
-    def engine_options(url: str) -> dict:
-        return {**original_options(url), "pool_pre_ping": False}
-
-    app_db._engine_options = engine_options
-    _patch_throttle(throttle)
-    original_register, original_once = api_watches._register, api_watches._register_once
-
-    def _register(model):
-        from app.api.watches import _created, db, services, watch_resource
-
-        session = db.session()
-        try:
-            registration = register_one_statement(
-                session, model, services().settings, services().default_targets, services().clock()
-            )
-        except _Fallback:
-            session.rollback()
-            return original_register(model)
-        body = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
-        session.commit()
-        return _created(body)
-
-    def _register_once(model, key, digest):
-        from sqlalchemy import update
-
-        from app.api.watches import _created, _location, db, g, services, watch_resource
-        from app.models import IdempotencyKey
-
-        session = db.session()
-        fingerprint = g.token_fingerprint
-        try:
-            registration = register_one_statement(
-                session, model, services().settings, services().default_targets, services().clock(),
-                key=(fingerprint, key, digest),
-            )  # fmt: skip
-        except _Fallback:
-            session.rollback()
-            return original_once(model, key, digest)
-        body = watch_resource(registration.watch, generated_secrets=registration.generated_secrets)
-        session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.token_fingerprint == fingerprint, IdempotencyKey.key == key)
-            .values(status_code=201, body=json.dumps(body.as_json()), location=_location(body.id))
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
-        return _created(body)
-
-    api_watches._register, api_watches._register_once = _register, _register_once
-    return create_app()
-
-
-def _patch_throttle(throttle) -> None:
-    """The throttle's read as one cached text statement (the rest of ``check_token`` as it is)."""
-    from types import SimpleNamespace
-
-    from sqlalchemy import text
-
-    statement = text("SELECT failures, last_at FROM auth_failures WHERE client = :client")
-    original = throttle.check_token
-
-    def check_token(session, presented, accepted, now, **kwargs):
-        from datetime import UTC
-
-        client = throttle.client_address()
-        row = session.execute(statement, {"client": client}).first()
-        if row is None and throttle.token_matches(presented, accepted):
-            return throttle.Verdict(accepted=True)
-        if row is not None:
-            last = SimpleNamespace(failures=row[0], last_at=row[1].replace(tzinfo=UTC))
-            if last.failures < throttle.MAX_FAILURES and throttle.token_matches(
-                presented, accepted
-            ):
-                return throttle.Verdict(accepted=True)
-        return original(session, presented, accepted, now, **kwargs)
-
-    throttle.check_token = check_token
 
 
 # --- trips mode ----------------------------------------------------------------------------------
@@ -681,7 +396,7 @@ PROFILE_PARTS = (
     ("    upsert_due_asset (INSERT .. ON CONFLICT .. RETURNING)", ("upsert_due_asset (",)),
     ("    Watch/Target objects, build_target", ("build_target (", "_declarative_constructor (")),
     ("    session.flush (INSERT watch, INSERT target)", ("Session.flush (",)),
-    ("  register_one_statement (what-if)", ("register_one_statement (",)),
+    ("  register_statement.register (one statement)", ("register (app/watches/register_st",)),
     ("  watch_resource (the 201 body: pydantic models)", ("watch_resource (",)),
     ("    the workflow lazy load", ("workflow_view (", "WriteOnlyAttributeImpl", "LazyLoader")),
     ("  _created (json.dumps of the body)", ("_created (",)),
@@ -759,7 +474,7 @@ def short(sql: str) -> str:
     sql = re.sub(r"\s+", " ", sql)
     for pattern, name in (
         (r"^;?$", "; (pool_pre_ping: an empty query)"),
-        (r"^WITH a AS", "WITH .. (what-if: asset, watch, targets[, key] in one statement)"),
+        (r"^WITH ", "WITH .. (asset, watch, targets[, key] in one statement)"),
         (r"^BEGIN", "BEGIN"),
         (r"^COMMIT", "COMMIT"),
         (r"^ROLLBACK", "ROLLBACK"),
@@ -864,9 +579,7 @@ def run_trips(args: argparse.Namespace) -> None:
                 **extra,
             }
             response = clients["api"].post(API_PATH, data=body, headers=headers)
-        if response.status_code != 201 or (
-            kind.startswith("what-if") and "Idempotent-Replayed" in response.headers
-        ):
+        if response.status_code != 201 or "Idempotent-Replayed" in response.headers:
             raise RuntimeError(
                 f"{kind}: {response.status_code} {response.get_data(as_text=True)[:300]}"
             )
@@ -885,39 +598,14 @@ def run_trips(args: argparse.Namespace) -> None:
         summary[kind] = trace_kind(kind, send, tracer, engines, args.requests)
     if args.profile:
         profile_kinds(args.profile, kinds, send)
-    if args.whatif:
-        from sqlalchemy import create_engine
-
-        whatif = whatif_app()
-        logs_to_devnull()
-        clients["api"] = whatif.test_client()
-        with whatif.app_context():
-            engines[0] = db.engine
-        tracer.attach(engines[0])
-        print(
-            "\nwhat-if: the bridge with the proposed savings (whatif_app); the floor without pre-ping"
-        )
-        floor_app.engine.cache_clear()
-        noping = create_engine(
-            engines[1].url, **{**floor_app.engine_options(database_url), "pool_pre_ping": False}
-        )
-        floor_app.engine = lambda: noping  # type: ignore[assignment]  # the floor, no pre-ping
-        engines[1] = noping
-        tracer.attach(noping)
-        whatif_kinds = ("what-if inline", "what-if endpoint", "what-if idempotent")
-        for kind in ("floor-noping", *whatif_kinds):
-            summary[kind] = trace_kind(kind, send, tracer, engines, args.requests)
-        if args.profile:
-            profile_kinds(args.profile, whatif_kinds, send)
     print("\nper kind: round trips, wall p50, waiting on PostgreSQL p50, this process's CPU (mean)")
     for kind, (count, wall, wait, cpu) in summary.items():
         print(f"  {kind:<19} {count:5.2f} trips  {wall:6.2f} ms  {wait:6.2f} ms  {cpu:6.2f} ms CPU")
 
 
 def trace_kind(kind: str, send, tracer: Tracer, engines, requests: int):
-    base = kind.removeprefix("what-if ")
-    make = requests_for("floor" if kind == "floor-noping" else base, f"t-{kind.replace(' ', '')}")
-    sent_as = FLOOR if kind == "floor-noping" else kind
+    make = requests_for(kind, f"t-{kind}")
+    sent_as = kind
     for _ in range(30):
         send(sent_as, make)
     cpu_before = time.process_time()
@@ -991,8 +679,7 @@ def profile_kinds(seconds: float, kinds, send) -> None:
     )
     directory = Path(tempfile.mkdtemp(prefix="mi-bench-spy-"))
     for kind in kinds:
-        base = kind.removeprefix("what-if ")
-        make = requests_for(base, f"p-{kind.replace(' ', '')}")
+        make = requests_for(kind, f"p-{kind}")
         for _ in range(20):
             send(kind, make)
         out = directory / f"{kind.replace(' ', '-')}.txt"
@@ -1067,7 +754,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--short", action="store_true", help="1 cycle of 3 s runs (development)")
     parser.add_argument("--trips", action="store_true", help="round trips and profile, in process")
-    parser.add_argument("--whatif", action="store_true", help="trips mode: the what-if app too")
     parser.add_argument("--requests", type=int, default=300, help="trips mode: traced requests")
     parser.add_argument(
         "--profile", type=float, default=8.0, help="trips mode: py-spy seconds per kind"
