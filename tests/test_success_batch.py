@@ -1,0 +1,104 @@
+"""Plain successes of a delivery burst are recorded in one batch (``app.outbox.success_batch``):
+the deliveries still leased to the worker end as succeeded with one attempt each, their endpoints
+become healthy, and a delivery whose lease was lost is left alone. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.clock import utcnow
+from app.db import db
+from app.models import Delivery, DeliveryAttempt, Endpoint, Event, Target, Watch
+from app.notify.results import DeliveryResult
+from app.outbox.success_batch import is_plain_success, record_successes
+from app.vocabulary import DeliveryOutcome
+
+TOKEN = "worker-a"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def batch_app(request):
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def _leased_deliveries(session, now, count: int, endpoint_id: str | None):
+    """``count`` pending deliveries of one watch, leased to ``TOKEN``."""
+    watch = Watch(
+        workspace="ws", project_id="1", asset_id="a1", api="index", state="completed",
+        events=["analysis.completed"], deadline_at=now, finished_at=now,
+    )  # fmt: skip
+    target = Target(type="webhook", url="https://hooks.example.test/in", endpoint_id=endpoint_id)
+    watch.targets.append(target)
+    session.add(watch)
+    session.flush()
+    deliveries = []
+    for n in range(count):
+        event = Event(watch_id=watch.id, type="analysis.completed", dedupe_key=f"e{n}", body="{}")
+        session.add(event)
+        session.flush()
+        delivery = Delivery(
+            event_id=event.id, target_id=target.id, watch_id=watch.id, lease_owner=TOKEN,
+            lease_expires_at=now + timedelta(seconds=30), next_attempt_at=now,
+        )  # fmt: skip
+        session.add(delivery)
+        deliveries.append(delivery)
+    session.flush()
+    return deliveries
+
+
+def _success(status: int = 200) -> DeliveryResult:
+    return DeliveryResult(DeliveryOutcome.SUCCEEDED, status_code=status, duration_ms=3)
+
+
+def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_app):
+    with batch_app.app_context():
+        session = db.session()
+        now = utcnow().replace(microsecond=0)
+        endpoint = Endpoint(
+            name="cms", type="webhook", url="https://hooks.example.test/in",
+            failing_since=now - timedelta(hours=1),
+        )  # fmt: skip
+        session.add(endpoint)
+        session.flush()
+        first, second, lost = _leased_deliveries(session, now, 3, endpoint.id)
+        lost.lease_owner = "worker-b"  # retaken by another worker meanwhile
+        first.first_attempted_at = now - timedelta(minutes=5)  # a retry: keeps its first time
+        session.commit()
+
+        recorded = record_successes(
+            session,
+            TOKEN,
+            [(d.seq, endpoint.id, _success()) for d in (first, second, lost)],
+            now,
+        )
+        session.commit()
+
+        assert recorded == {first.seq, second.seq}
+        session.expire_all()
+        states = {d.seq: (d.state, d.attempt_count, d.lease_owner) for d in (first, second, lost)}
+        assert states == {
+            first.seq: ("succeeded", 1, None),
+            second.seq: ("succeeded", 1, None),
+            lost.seq: ("pending", 0, "worker-b"),
+        }
+        assert first.first_attempted_at == now - timedelta(minutes=5)
+        assert second.first_attempted_at == now
+        attempts = session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.pk)).all()
+        assert [(a.delivery_seq, a.outcome, a.status_code) for a in attempts] == [
+            (first.seq, "succeeded", 200),
+            (second.seq, "succeeded", 200),
+        ]
+        healthy = session.get(Endpoint, endpoint.id)
+        assert (healthy.last_success_at, healthy.failing_since) == (now, None)
+
+
+def test_only_plain_successes_take_the_batch():
+    assert is_plain_success(_success())
+    assert not is_plain_success(None)
+    assert not is_plain_success(DeliveryResult(DeliveryOutcome.RETRY, error="timeout"))
+    assert not is_plain_success(
+        DeliveryResult(DeliveryOutcome.SUCCEEDED, target_updates={"thread_ts": "1.2"})
+    )
