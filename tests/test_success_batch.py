@@ -14,7 +14,7 @@ from app.db import db
 from app.models import Delivery, DeliveryAttempt, Endpoint, Event, Target, Watch
 from app.notify.results import DeliveryResult
 from app.outbox.success_batch import is_plain_success, record_successes
-from app.vocabulary import DeliveryOutcome
+from app.vocabulary import AuthHealth, DeliveryOutcome
 
 TOKEN = "worker-a"
 
@@ -24,18 +24,27 @@ def batch_app(request):
     return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
-def _leased_deliveries(session, now, count: int, endpoint_id: str | None):
-    """``count`` pending deliveries of one watch, leased to ``TOKEN``."""
-    watch = Watch(
-        workspace="ws", project_id="1", asset_id="a1", api="index", state="completed",
-        events=["analysis.completed"], deadline_at=now, finished_at=now,
-    )  # fmt: skip
-    target = Target(type="webhook", url="https://hooks.example.test/in", endpoint_id=endpoint_id)
-    watch.targets.append(target)
-    session.add(watch)
-    session.flush()
+def _leased_deliveries(session, now, count: int, endpoint_id: str | None, per_target=False):
+    """``count`` pending deliveries, leased to ``TOKEN``: of one watch and target, or with
+    ``per_target`` of one watch and Slack target each."""
     deliveries = []
+    target = None
     for n in range(count):
+        if target is None or per_target:
+            watch = Watch(
+                workspace="ws", project_id="1", asset_id=f"a{n}", api="index", state="completed",
+                events=["analysis.completed"], deadline_at=now, finished_at=now,
+            )  # fmt: skip
+            target = (
+                Target(type="slack", channel="#media")
+                if per_target
+                else Target(
+                    type="webhook", url="https://hooks.example.test/in", endpoint_id=endpoint_id
+                )
+            )
+            watch.targets.append(target)
+            session.add(watch)
+            session.flush()
         event = Event(watch_id=watch.id, type="analysis.completed", dedupe_key=f"e{n}", body="{}")
         session.add(event)
         session.flush()
@@ -71,7 +80,7 @@ def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_ap
         recorded = record_successes(
             session,
             TOKEN,
-            [(d.seq, endpoint.id, _success()) for d in (first, second, lost)],
+            [(d.seq, d.target_id, endpoint.id, _success()) for d in (first, second, lost)],
             now,
         )
         session.commit()
@@ -95,10 +104,51 @@ def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_ap
         assert (healthy.last_success_at, healthy.failing_since) == (now, None)
 
 
+def test_slack_messages_store_their_ts_and_channel_in_the_batch(batch_app):
+    with batch_app.app_context():
+        session = db.session()
+        now = utcnow().replace(microsecond=0)
+        deliveries = _leased_deliveries(session, now, 3, None, per_target=True)
+        session.commit()
+        posted = {
+            d.seq: _slack_success(f"1700000000.00010{n}", f"C0{n}")
+            for n, d in enumerate(deliveries)
+        }
+        successes = [(d.seq, d.target_id, None, posted[d.seq]) for d in deliveries]
+        assert record_successes(session, TOKEN, successes, now) == set(posted)
+        session.commit()
+        session.expire_all()
+        for delivery in deliveries:
+            target = session.get(Target, delivery.target_id)
+            updates = posted[delivery.seq].target_updates
+            assert (target.slack_ts, target.slack_channel_id) == (
+                updates["slack_ts"],
+                updates["slack_channel_id"],
+            )
+            assert target.channel == "#media"  # the configured channel is left as it was
+            assert delivery.state == "succeeded"
+
+
+def _slack_success(ts: str, channel: str) -> DeliveryResult:
+    return DeliveryResult(
+        DeliveryOutcome.SUCCEEDED, status_code=200, duration_ms=4,
+        target_updates={"slack_ts": ts, "slack_channel_id": channel}, slack_auth=AuthHealth.OK,
+    )  # fmt: skip
+
+
 def test_only_plain_successes_take_the_batch():
     assert is_plain_success(_success())
+    assert is_plain_success(_slack_success("1.2", "C1"))
     assert not is_plain_success(None)
     assert not is_plain_success(DeliveryResult(DeliveryOutcome.RETRY, error="timeout"))
+    # Another column, or only one of the message's two: the per-item path.
     assert not is_plain_success(
-        DeliveryResult(DeliveryOutcome.SUCCEEDED, target_updates={"thread_ts": "1.2"})
+        DeliveryResult(DeliveryOutcome.SUCCEEDED, target_updates={"url": "https://x.test/"})
+    )
+    assert not is_plain_success(
+        DeliveryResult(DeliveryOutcome.SUCCEEDED, target_updates={"slack_ts": "1.2"})
+    )
+    # A failing Slack token is recorded per item (it changes the bridge's Slack health).
+    assert not is_plain_success(
+        DeliveryResult(DeliveryOutcome.SUCCEEDED, slack_auth=AuthHealth.FAILING)
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from app.outbox.attempts import (
 )
 from app.outbox.endpoint_health import DEFAULT_DISABLE_AFTER, signing_secrets
 from app.outbox.success_batch import is_plain_success, record_successes
-from app.vocabulary import DeliveryOutcome
+from app.vocabulary import AuthHealth, DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +166,21 @@ def _apply_plain_successes(
         for claim, result in results
         if result is not None and is_plain_success(result)
     }
+    # One success per target: two would update one target row twice (the per-item path orders them).
+    per_target = Counter(claim.target.id for claim, _ in plain.values())
+    plain = {seq: item for seq, item in plain.items() if per_target[item[0].target.id] == 1}
     if token is None or not plain:
         return set()
-    batch = [(seq, claim.target.endpoint_id, result) for seq, (claim, result) in plain.items()]
+    batch = [
+        (seq, claim.target.id, claim.target.endpoint_id, result)
+        for seq, (claim, result) in plain.items()
+    ]
     try:
         with session.begin_nested():
             recorded = record_successes(session, token, batch, now)
+            if any(plain[seq][1].slack_auth is AuthHealth.OK for seq in recorded):
+                bridge_state.record_slack_auth(session, AuthHealth.OK, None, now)
+                session.flush()
     except Exception:
         log.exception("could not record %d successes together; recording each alone", len(batch))
         return set()

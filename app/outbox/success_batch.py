@@ -6,10 +6,13 @@ then write the attempt, the delivery and the endpoint) took ~8 statements. A suc
 those reads: its outcome ends the delivery whatever the round, and the lease condition of one UPDATE
 is the check that this worker still owns it. So a batch is one UPDATE of the deliveries (``RETURNING``
 the ones still leased to us), one multi-row INSERT of their attempts and one UPDATE of their
-endpoints' health (docs/performance.md, section 9).
+endpoints' health, and for Slack messages one ``executemany`` UPDATE of their targets' message
+``ts`` and channel (docs/performance.md, section 9).
 
-Only *plain* successes qualify (``is_plain_success``): a success that updates its target (a Slack
-thread's ``ts``) or reports Slack authentication goes the per-item way, as does every other outcome.
+Only *plain* successes qualify (``is_plain_success``): a success whose target updates are other than
+a Slack message's ``ts`` and channel, or that reports the Slack token failing, goes the per-item way,
+as does every other outcome. (A success's Slack report is "the token works": the caller records it
+once for the batch.)
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from sqlalchemy import ColumnElement, Table, Update, any_, bindparam, func, inse
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.models import Delivery, DeliveryAttempt, Endpoint
+from app.models import Delivery, DeliveryAttempt, Endpoint, Target
 from app.notify.results import DeliveryResult
 from app.outbox.attempts import DETAIL_CHARS, ERROR_CHARS, EXCERPT_CHARS, storable
-from app.vocabulary import DeliveryOutcome, DeliveryState
+from app.vocabulary import AuthHealth, DeliveryOutcome, DeliveryState
+
+#: The target columns a success may update and still be recorded in a batch (a Slack message's).
+BATCHED_TARGET_COLUMNS = frozenset({"slack_ts", "slack_channel_id"})
 
 
 def is_plain_success(result: DeliveryResult | None) -> bool:
@@ -33,8 +39,8 @@ def is_plain_success(result: DeliveryResult | None) -> bool:
     return (
         result is not None
         and result.outcome is DeliveryOutcome.SUCCEEDED
-        and not result.target_updates
-        and result.slack_auth is None
+        and (not result.target_updates or set(result.target_updates) == BATCHED_TARGET_COLUMNS)
+        and result.slack_auth in (None, AuthHealth.OK)
     )
 
 
@@ -43,6 +49,7 @@ def _table(model: type) -> Table:
 
 
 _deliveries, _attempts, _endpoints = _table(Delivery), _table(DeliveryAttempt), _table(Endpoint)
+_targets = _table(Target)
 _now = bindparam("now", type_=_deliveries.c.updated_at.type)
 
 
@@ -95,20 +102,26 @@ def _endpoints_succeeded(postgres: bool) -> Update:
 _SUCCEED = {postgres: _succeed(postgres) for postgres in (True, False)}
 _ENDPOINTS_SUCCEEDED = {postgres: _endpoints_succeeded(postgres) for postgres in (True, False)}
 _INSERT_ATTEMPTS = insert(_attempts)
+_SLACK_MESSAGES = (
+    update(_targets)
+    .where(_targets.c.id == bindparam("b_target"))
+    .values(slack_ts=bindparam("b_ts"), slack_channel_id=bindparam("b_channel"))
+)
 
 
 def record_successes(
     session: Session,
     token: str,
-    successes: Sequence[tuple[int, str | None, DeliveryResult]],
+    successes: Sequence[tuple[int, str, str | None, DeliveryResult]],
     now: datetime,
 ) -> set[int]:
-    """Record ``(delivery seq, endpoint id or None, result)`` plain successes of deliveries leased
-    to ``token``; returns the seqs recorded (a delivery whose lease was lost is left alone, as the
-    per-item path does). The caller owns the transaction (and a savepoint around this, to fall back
-    to the per-item path if it raises).
+    """Record ``(delivery seq, target id, endpoint id or None, result)`` plain successes of
+    deliveries leased to ``token``, at most one per target; returns the seqs recorded (a delivery
+    whose lease was lost is left alone, as the per-item path does). The caller owns the
+    transaction (and a savepoint around this, to fall back to the per-item path if it raises).
     """
-    by_seq = {seq: (endpoint_id, result) for seq, endpoint_id, result in successes}
+    by_seq = {seq: (endpoint_id, result) for seq, _target, endpoint_id, result in successes}
+    targets = {seq: target_id for seq, target_id, _endpoint, _result in successes}
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
     params = {"seqs": list(by_seq), "token": token, "now": now}
@@ -118,10 +131,29 @@ def record_successes(
     connection.execute(
         _INSERT_ATTEMPTS, [_attempt_row(seq, by_seq[seq][1], now) for seq in sorted(recorded)]
     )
+    messages = [
+        _slack_message(targets[seq], by_seq[seq][1].target_updates)
+        for seq in sorted(recorded)
+        if by_seq[seq][1].target_updates
+    ]
+    if messages:
+        connection.execute(_SLACK_MESSAGES, messages)
     endpoints = sorted({e for seq in recorded if (e := by_seq[seq][0]) is not None})
     if endpoints:
         connection.execute(_ENDPOINTS_SUCCEEDED[postgres], {"ids": endpoints, "now": now})
     return recorded
+
+
+def _slack_message(target_id: str, updates: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``_SLACK_MESSAGES`` for one target (both columns given: ``is_plain_success``).
+
+    Named unlike any column of ``targets``: an executemany parameter named after a column is taken
+    as that column's new value too (SQLAlchemy adds it to the SET clause)."""
+    return {
+        "b_target": target_id,
+        "b_ts": updates["slack_ts"],
+        "b_channel": updates["slack_channel_id"],
+    }
 
 
 def _attempt_row(seq: int, result: DeliveryResult, now: datetime) -> dict[str, object]:
