@@ -44,12 +44,12 @@ def is_plain_success(result: DeliveryResult | None) -> bool:
     )
 
 
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
-_deliveries, _attempts, _endpoints = _table(Delivery), _table(DeliveryAttempt), _table(Endpoint)
-_targets = _table(Target)
+_deliveries, _attempts, _endpoints = (
+    cast(Table, Delivery.__table__),
+    cast(Table, DeliveryAttempt.__table__),
+    cast(Table, Endpoint.__table__),
+)
+_targets = cast(Table, Target.__table__)
 _now = bindparam("now", type_=_deliveries.c.updated_at.type)
 
 

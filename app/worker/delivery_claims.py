@@ -46,15 +46,15 @@ _PENDING: ColumnElement[str] = literal_column(f"'{DeliveryState.PENDING.value}'"
 SLOT_HORIZON = timedelta(seconds=1)
 
 
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
 def _claim_statement() -> Update:
     """The claim, built once (a burst claims hundreds of times a second; building the statement
     and its cache key each time cost more than running it). Parameters: ``now``, ``horizon``
     (``now + SLOT_HORIZON``), ``limit``, ``token``, ``expires``."""
-    deliveries, targets, endpoints = _table(Delivery), _table(Target), _table(Endpoint)
+    deliveries, targets, endpoints = (
+        cast(Table, Delivery.__table__),
+        cast(Table, Target.__table__),
+        cast(Table, Endpoint.__table__),
+    )
     earlier = deliveries.alias("earlier")
     now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
     blocked = exists().where(
