@@ -4,6 +4,7 @@ become healthy, and a delivery whose lease was lost is left alone. On SQLite and
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from app.clock import utcnow
 from app.db import db
 from app.models import Delivery, DeliveryAttempt, Endpoint, Event, Target, Watch
 from app.notify.results import DeliveryResult
+from app.outbox.sending import apply_results, load_claims
 from app.outbox.success_batch import is_plain_success, record_successes
 from app.vocabulary import AuthHealth, DeliveryOutcome
 
@@ -152,3 +154,34 @@ def test_only_plain_successes_take_the_batch():
     assert not is_plain_success(
         DeliveryResult(DeliveryOutcome.SUCCEEDED, slack_auth=AuthHealth.FAILING)
     )
+
+
+def test_a_success_the_database_refuses_fails_alone_and_the_batch_is_recorded_item_by_item(
+    batch_app,
+):
+    """A Slack answer whose ts cannot be stored (a lone surrogate: neither driver encodes it)
+    fails the batch's savepoint; the per-item path then records the others and this one alone as
+    a failed attempt, its target left as it was."""
+    with batch_app.app_context():
+        session = db.session()
+        now = utcnow().replace(microsecond=0)
+        good, poisoned, other = _leased_deliveries(session, now, 3, None, per_target=True)
+        session.commit()
+        claims = {c.seq: c for c in load_claims(session, [good.seq, poisoned.seq, other.seq], now)}
+        results = {
+            good.seq: _slack_success("1700000000.000100", "C01"),
+            poisoned.seq: _slack_success("\ud800", "C02"),
+            other.seq: _slack_success("1700000000.000300", "C03"),
+        }
+        apply_results(
+            session, TOKEN, [(claims[seq], result) for seq, result in results.items()], now,
+            schedule=(60.0, 600.0), rng=random.Random(1),
+        )  # fmt: skip
+        session.commit()
+        session.expire_all()
+        for delivery, ts in ((good, "1700000000.000100"), (other, "1700000000.000300")):
+            assert delivery.state == "succeeded"
+            assert session.get(Target, delivery.target_id).slack_ts == ts
+        assert (poisoned.state, poisoned.attempt_count) == ("pending", 1)
+        assert "could not be recorded" in poisoned.last_error
+        assert session.get(Target, poisoned.target_id).slack_ts is None
