@@ -849,12 +849,12 @@ def count_statements(app: Any, seeded: Seeded, db_name: str) -> None:
     def counted_claim(*args: Any, **kwargs: Any) -> Any:
         claims = claim(*args, **kwargs)
         steps["claims"] += bool(claims)
-        steps["claimed"] += len(claims)
+        steps["claimed"] += sum(len(chain) for chain in claims)
         return claims
 
     def counted_record(runtime: Any, report: Any, finished: list[Any]) -> None:
         steps["records"] += 1
-        steps["recorded"] += len(finished)
+        steps["recorded"] += sum(len(chain) for _future, _token, chain in finished)
         record(runtime, report, finished)
 
     runtime = WorkerRuntime.from_app(app)
@@ -890,11 +890,12 @@ def count_statements(app: Any, seeded: Seeded, db_name: str) -> None:
 
 
 def claim_cost(app: Any, seeded: Seeded, db_name: str) -> None:
-    """Time one claim (``claim_due_deliveries``, up to 16) with the case's whole burst due, in a
+    """Time one claim (``claim_due_deliveries``, up to 16 chains) with the case's whole burst due, in a
     transaction rolled back; on PostgreSQL also ``EXPLAIN (ANALYZE, BUFFERS)`` of its statement."""
     from sqlalchemy import event
 
     from app.db import db
+    from app.worker.delivery import CHAIN_FOLLOWERS
     from app.worker.delivery_claims import claim_due_deliveries
 
     arm(app, seeded.lanes)
@@ -910,13 +911,16 @@ def claim_cost(app: Any, seeded: Seeded, db_name: str) -> None:
         for _ in range(3):
             event.listen(db.engine, "before_cursor_execute", grab)
             started = time.perf_counter()
-            claims = claim_due_deliveries(session, "bench", datetime.now(UTC), 60, 16)
+            claims = claim_due_deliveries(
+                session, "bench", datetime.now(UTC), 60, 16, followers=CHAIN_FOLLOWERS
+            )
             times.append((time.perf_counter() - started) * 1000)
             event.remove(db.engine, "before_cursor_execute", grab)
             session.rollback()
         print(
             f"{seeded.case.name} on {db_name}, {len(seeded.bodies)} due: one claim takes "
-            f"{min(times):.1f} ms (best of 3) and claims {len(claims)}"
+            f"{min(times):.1f} ms (best of 3) and claims {sum(len(chain) for chain in claims)} "
+            f"({len(claims)} chains)"
         )
         if db.engine.dialect.name == "postgresql" and captured:
             sql, params = captured[-1]

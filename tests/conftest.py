@@ -242,7 +242,7 @@ def bridge_overrides() -> dict[str, Any]:
 def bridge(app_factory, clock, simulator, sim_control, bridge_overrides) -> Iterator[Bridge]:
     """The bridge on SQLite, polling the simulator (1 s base interval, 8 s cap), tick by tick."""
     app = app_factory(
-        clock=clock, **simulator_config(simulator.url), **TICK_TIMINGS, **bridge_overrides
+        clock=clock, **simulator_config(simulator.url), **{**TICK_TIMINGS, **bridge_overrides}
     )
     bridge = Bridge(app, clock, simulator, sim_control)
     yield bridge
@@ -250,10 +250,15 @@ def bridge(app_factory, clock, simulator, sim_control, bridge_overrides) -> Iter
 
 
 @pytest.fixture
-def pg_bridge(app_factory, clock, simulator, sim_control, postgres_url) -> Iterator[Bridge]:
-    """``bridge`` on the test's PostgreSQL database."""
+def pg_bridge(
+    app_factory, clock, simulator, sim_control, postgres_url, bridge_overrides
+) -> Iterator[Bridge]:
+    """``bridge`` on the test's PostgreSQL database (with the same ``bridge_overrides``)."""
     app = app_factory(
-        clock=clock, DATABASE_URL=postgres_url, **simulator_config(simulator.url), **TICK_TIMINGS
+        clock=clock,
+        DATABASE_URL=postgres_url,
+        **simulator_config(simulator.url),
+        **{**TICK_TIMINGS, **bridge_overrides},
     )
     bridge = Bridge(app, clock, simulator, sim_control)
     yield bridge

@@ -162,8 +162,9 @@ def test_two_events_to_one_target_arrive_in_order_even_with_a_retry(bridge, rece
     bridge.tick(advance=1.2)  # two events: status_changed, then completed
     receiver.answer(Answer(500))
     report = deliver()
-    # The later one is claimed only once the earlier's first attempt is recorded (same tick).
-    assert report.claimed == 2
+    # Both in one chain: the earlier's failure ends it and gives the later one back, which the next
+    # claim of the same tick takes once the earlier's first attempt is recorded.
+    assert (report.claimed, report.sent) == (3, 2)
     assert [json.loads(r.body)["type"] for r in receiver.requests] == [
         "analysis.status_changed", "analysis.completed",
     ]  # fmt: skip

@@ -247,7 +247,7 @@ def test_send_slots_are_shared_by_every_claimant(bridge, receiver):
         for worker in ("w1", "w2", "w3", "w4"):
             claims = claim_due_deliveries(session, worker, now, 30, limit=1)
             session.commit()
-            waits.append([claim.wait for claim in claims])
+            waits.append([claim.wait for chain in claims for claim in chain])
         leased = session.scalars(select(Delivery.lease_owner).order_by(Delivery.seq)).all()
     assert waits == [[0.0], [0.5], [1.0], []]
     assert sorted(owner for owner in leased if owner) == ["w1", "w2", "w3"]

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, any_, bindparam, func, insert, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, Update, bindparam, func, insert, update
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, DeliveryAttempt, Endpoint, Target
 from app.notify.results import DeliveryResult
 from app.outbox.attempts import DETAIL_CHARS, ERROR_CHARS, EXCERPT_CHARS, storable
+from app.outbox.bound_lists import member_of
 from app.vocabulary import AuthHealth, DeliveryOutcome, DeliveryState
 
 #: The target columns a success may update and still be recorded in a batch (a Slack message's).
@@ -53,22 +53,13 @@ _targets = cast(Table, Target.__table__)
 _now = bindparam("now", type_=_deliveries.c.updated_at.type)
 
 
-def _members(column: ColumnElement[Any], name: str, postgres: bool) -> ColumnElement[bool]:
-    """``column`` is one of the list bound as ``name``: ``= ANY(array)`` on PostgreSQL (one
-    parameter), an expanding ``IN`` elsewhere (rendered anew for every execution: a third of a
-    batch's recording time on PostgreSQL before)."""
-    if postgres:
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
-
-
 # Built once, as Core statements on the tables: a burst records hundreds of batches a second, and
 # building an ORM statement (and its cache key) each time cost more than running it.
 def _succeed(postgres: bool) -> Update:
     return (
         update(_deliveries)
         .where(
-            _members(_deliveries.c.seq, "seqs", postgres),
+            member_of(_deliveries.c.seq, "seqs", postgres),
             _deliveries.c.lease_owner == bindparam("token"),
         )
         .values(
@@ -90,7 +81,7 @@ def _succeed(postgres: bool) -> Update:
 def _endpoints_succeeded(postgres: bool) -> Update:
     return (
         update(_endpoints)
-        .where(_members(_endpoints.c.id, "ids", postgres))
+        .where(member_of(_endpoints.c.id, "ids", postgres))
         .values(
             last_success_at=bindparam("now", type_=_endpoints.c.last_success_at.type),
             failing_since=None,

@@ -1,5 +1,5 @@
 """The delivery tick: claim due deliveries with a lease (``delivery_claims``), send them
-concurrently, record each attempt."""
+concurrently (a lane's chain one after another), record each attempt."""
 
 from __future__ import annotations
 
@@ -10,11 +10,22 @@ from dataclasses import dataclass
 
 from app.db import db
 from app.notify.results import DeliveryResult
-from app.outbox.sending import ClaimedDelivery, apply_results, send_claim
+from app.outbox.sending import (
+    Chain,
+    ChainOutcome,
+    ClaimedDelivery,
+    apply_results,
+    release_leases,
+    send_chain,
+)
 from app.worker.delivery_claims import claim_due_deliveries
 from app.worker.runtime import DELIVERY_CONCURRENCY, WorkerRuntime
 
 BATCH_SIZE = 32
+#: Each claimed lane head comes with up to this many of the lane's next deliveries, sent after it
+#: on the same thread (``delivery_claims``, "Chains"): a burst to one endpoint drains at the
+#: receiver's pace, not at one delivery per claim.
+CHAIN_FOLLOWERS = 31
 SEND_SHARE_OF_LEASE = 0.5
 #: A tick keeps claiming batches while full ones come back, for at most this long.
 TICK_BUDGET_SECONDS = 5.0
@@ -25,6 +36,9 @@ CLAIM_EVERY_SECONDS = 0.25
 GATHER_SECONDS = 0.02
 #: Free slots are refilled once this many are free (or nothing is in flight): fewer, fuller claims.
 REFILL_AT = DELIVERY_CONCURRENCY // 2
+#: After a claim that found less than it had room for, the next one waits for a send to finish or
+#: this long: claiming walks the blocked deliveries of deep lanes, and a long chain may be in flight.
+RECLAIM_SECONDS = 1.0
 
 
 @dataclass
@@ -39,23 +53,30 @@ class DeliveryReport:
 def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
     """One delivery tick: sends run concurrently, and each result is recorded as soon as it is in.
 
-    The tick claims only as many deliveries as it has free send slots, records finished sends in
-    short transactions while others are still in flight (those finishing within ``GATHER_SECONDS`` of
-    each other together), and claims again once half the slots are free, so a
-    receiver that holds its request for the whole 15 s occupies one slot, never the tick. It ends
-    when nothing is in flight and the last claim found less than it had room for; it keeps claiming
-    past ``TICK_BUDGET_SECONDS`` only while sends are in flight (a burst is drained, not stalled).
+    The tick claims only as many chains (a lane's deliveries, sent one after another) as it has
+    free send slots, records finished chains in short transactions while others are still in flight
+    (those finishing within ``GATHER_SECONDS`` of each other together), and claims again once half
+    the slots are free, so a receiver that holds its request for the whole 15 s occupies one slot,
+    never the tick. It ends when nothing is in flight and the last claim found less than it had room
+    for (and no chain as long as it may be); it keeps claiming past ``TICK_BUDGET_SECONDS`` only
+    while sends are in flight (a burst is drained, not stalled).
     """
     report = DeliveryReport()
     with runtime.delivery_lock, runtime.app.app_context():
-        in_flight: dict[Future[DeliveryResult | None], tuple[str, ClaimedDelivery]] = {}
+        in_flight: dict[Future[ChainOutcome], tuple[str, Chain]] = {}
         started = time.monotonic()
+        reclaim_at = 0.0
         while True:
             room = DELIVERY_CONCURRENCY - len(in_flight)
             more = False
-            if (room >= REFILL_AT or not in_flight) and not runtime.stop.is_set():
-                claimed = _claim_and_send(runtime, report, in_flight, min(room, BATCH_SIZE))
-                more = claimed == min(room, BATCH_SIZE)
+            if (
+                (room >= REFILL_AT or not in_flight)
+                and time.monotonic() >= reclaim_at
+                and not runtime.stop.is_set()
+            ):
+                more = _claim_and_send(runtime, report, in_flight, min(room, BATCH_SIZE))
+                if not more:
+                    reclaim_at = time.monotonic() + RECLAIM_SECONDS
             if not in_flight:
                 if more and time.monotonic() - started < TICK_BUDGET_SECONDS:
                     continue
@@ -65,6 +86,7 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
                 done, _ = wait(in_flight, timeout=GATHER_SECONDS)
             if done:
                 _record(runtime, report, [(f, *in_flight.pop(f)) for f in done])
+                reclaim_at = 0.0
         db.session.remove()
     return report
 
@@ -72,33 +94,42 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
 def _claim_and_send(
     runtime: WorkerRuntime,
     report: DeliveryReport,
-    in_flight: dict[Future[DeliveryResult | None], tuple[str, ClaimedDelivery]],
+    in_flight: dict[Future[ChainOutcome], tuple[str, Chain]],
     limit: int,
-) -> int:
-    """Claim up to ``limit`` due deliveries and start sending them; how many were claimed."""
+) -> bool:
+    """Claim up to ``limit`` due deliveries (each with its chain) and start sending them; whether
+    more may be due (the claim was full, or a chain as long as it may be)."""
     session = db.session()
     token = runtime.next_claim_token()
     lease = runtime.settings.bridge_lease_seconds
-    claims = claim_due_deliveries(session, token, runtime.clock(), lease, limit)
+    chains = claim_due_deliveries(
+        session, token, runtime.clock(), lease, limit, followers=CHAIN_FOLLOWERS
+    )
     session.commit()
-    report.claimed += len(claims)
-    # A send must end well inside the lease, or another worker could send it meanwhile.
+    report.claimed += sum(len(chain) for chain in chains)
+    # A chain must end well inside the lease, or another worker could send it meanwhile.
     context = dataclasses.replace(runtime.notifier_context, budget=lease * SEND_SHARE_OF_LEASE)
-    for claim in claims:
-        in_flight[runtime.delivery_pool.submit(send_claim, context, claim)] = (token, claim)
-    return len(claims)
+    for chain in chains:
+        in_flight[runtime.delivery_pool.submit(send_chain, context, chain)] = (token, chain)
+    return len(chains) == limit or any(len(chain) > CHAIN_FOLLOWERS for chain in chains)
 
 
 def _record(
     runtime: WorkerRuntime,
     report: DeliveryReport,
-    finished: list[tuple[Future[DeliveryResult | None], str, ClaimedDelivery]],
+    finished: list[tuple[Future[ChainOutcome], str, Chain]],
 ) -> None:
-    """Record finished sends in one short transaction (each in its own savepoint)."""
+    """Record finished chains in one short transaction (see ``apply_results``); the leases of
+    their unsent deliveries are given back."""
     session = db.session()
     by_token: dict[str, list[tuple[ClaimedDelivery, DeliveryResult | None]]] = {}
-    for future, token, claim in finished:
-        by_token.setdefault(token, []).append((claim, future.result()))
+    unsent: dict[str, list[int]] = {}
+    for future, token, _chain in finished:
+        outcome = future.result()
+        by_token.setdefault(token, []).extend(outcome.sent)
+        unsent.setdefault(token, []).extend(claim.seq for claim in outcome.unsent)
+    for token, seqs in unsent.items():
+        release_leases(session, token, seqs)
     for token, results in by_token.items():
         apply_results(
             session, token, results, runtime.clock(), runtime.settings.bridge_retry_schedule,

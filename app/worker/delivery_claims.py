@@ -9,17 +9,29 @@ An endpoint's ``rate_limit_per_second`` holds across every worker: each claimed 
 the next free send slot from the endpoint row (``next_send_at`` moves on by ``1 / rate``), and waits
 for it before sending; an endpoint whose slots are booked further than ``SLOT_HORIZON`` ahead is not
 claimed from until they come nearer, so no send slot sits leased for long.
+
+Chains: the order rule lets one claim take one unattempted delivery per lane (its head), so a burst
+to one endpoint drained at one delivery per claim, and a claim walks every blocked delivery of the
+lane (tens of milliseconds with thousands queued). A claim therefore also leases up to
+``followers`` unattempted deliveries that come next in each claimed head's lane (contiguous: it stops
+at the first one not due or leased), and the worker sends a chain one after another, each after the
+previous attempt ended (``sending.send_chain``): the order holds within the chain as it does between
+claims, and the next claim finds the lane's head after the chain.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
+    CompoundSelect,
     Integer,
+    Select,
     Table,
     Update,
     and_,
@@ -28,6 +40,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -35,7 +48,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Delivery, Endpoint, Target
 from app.notify.registry import NOTIFIERS
-from app.outbox.sending import ClaimedDelivery, load_claims
+from app.outbox.bound_lists import member_of
+from app.outbox.sending import Chain, ClaimedDelivery, load_claims, release_leases
 from app.vocabulary import DeliveryState
 
 #: ``state = 'pending'`` written as a literal, so the planner can always use the partial indexes on
@@ -102,17 +116,72 @@ def _claim_statement() -> Update:
             lease_owner=bindparam("token"),
             lease_expires_at=bindparam("expires", type_=deliveries.c.lease_expires_at.type),
         )
-        .returning(deliveries.c.seq)
+        .returning(deliveries.c.seq, deliveries.c.lane, deliveries.c.first_attempted_at)
     )
 
 
 _CLAIM = _claim_statement()
+_DELIVERIES = cast(Table, Delivery.__table__)
+
+
+@functools.cache
+def _next_in_lanes(lanes: int) -> Select[tuple[int, str, datetime, datetime]] | CompoundSelect:
+    """The next unattempted pending deliveries after each of ``lanes`` heads, in seq order, with
+    what decides whether they can be claimed. Parameters: ``lane_<i>``, ``head_<i>`` (its seq),
+    ``followers`` (how many per lane). One index range per lane (``ix_deliveries_lane_unattempted``);
+    built once per number of lanes."""
+    d = _DELIVERIES
+    members = []
+    for i in range(lanes):
+        nearest = (
+            select(d.c.seq, d.c.lane, d.c.next_attempt_at, d.c.lease_expires_at)
+            .where(
+                d.c.lane == bindparam(f"lane_{i}"),
+                d.c.seq > bindparam(f"head_{i}"),
+                d.c.state == _PENDING,
+                d.c.first_attempted_at.is_(None),
+            )
+            .order_by(d.c.seq)
+            .limit(bindparam("followers", type_=Integer, literal_execute=True))
+            .subquery(f"lane_{i}")
+        )
+        members.append(select(nearest))
+    return members[0] if lanes == 1 else union_all(*members)
+
+
+def _lease_followers(postgres: bool) -> Update:
+    """Lease the followers chosen (``seqs``) if still free. Parameters as ``_CLAIM``'s."""
+    d = _DELIVERIES
+    now = bindparam("now", type_=d.c.lease_expires_at.type)
+    return (
+        update(d)
+        .where(
+            member_of(d.c.seq, "seqs", postgres),
+            d.c.state == _PENDING,
+            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
+        )
+        .values(
+            lease_owner=bindparam("token"),
+            lease_expires_at=bindparam("expires", type_=d.c.lease_expires_at.type),
+        )
+        .returning(d.c.seq)
+    )
+
+
+_LEASE_FOLLOWERS = {postgres: _lease_followers(postgres) for postgres in (True, False)}
 
 
 def claim_due_deliveries(
-    session: Session, token: str, now: datetime, lease_seconds: float, limit: int
-) -> list[ClaimedDelivery]:
-    """Lease due deliveries whose turn has come (see module doc). The caller commits."""
+    session: Session,
+    token: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    followers: int = 0,
+) -> list[Chain]:
+    """Lease up to ``limit`` due deliveries whose turn has come, each with up to ``followers`` of its
+    lane's next ones (see module doc): the chains, in order of their first delivery. The caller
+    commits."""
     params = {
         "now": now,
         "horizon": now + SLOT_HORIZON,
@@ -120,24 +189,87 @@ def claim_due_deliveries(
         "token": token,
         "expires": now + timedelta(seconds=lease_seconds),
     }
-    claimed = session.connection().execute(_CLAIM, params).scalars().all()
-    return book_send_slots(session, load_claims(session, list(claimed), now), now)
+    heads: list[tuple[int, str, datetime | None]] = sorted(
+        tuple(row) for row in session.connection().execute(_CLAIM, params)
+    )
+    after = _claim_followers(session, heads, params, followers) if followers > 0 else {}
+    seqs = [seq for seq, *_ in heads] + [seq for chain in after.values() for seq in chain]
+    loaded = {claim.seq: claim for claim in load_claims(session, seqs, now)}
+    chains = [
+        tuple(loaded[seq] for seq in (head, *after.get(head, ())) if seq in loaded)
+        for head, *_ in heads
+    ]
+    return book_send_slots(session, token, [chain for chain in chains if chain], now)
+
+
+def _claim_followers(
+    session: Session,
+    heads: Sequence[tuple[int, str, datetime | None]],
+    params: dict[str, object],
+    followers: int,
+) -> dict[int, list[int]]:
+    """Lease the followers of the unattempted ``heads`` (``(seq, lane, first_attempted_at)``): by
+    head seq, the seqs leased, in order. Each lane's are contiguous: the first one that is not due or
+    is leased elsewhere ends it (the ones after it stay where they are)."""
+    lane_heads = {
+        lane: seq for seq, lane, first_attempted_at in heads if first_attempted_at is None
+    }
+    if not lane_heads:
+        return {}
+    now = cast(datetime, params["now"])
+    lane_params: dict[str, object] = {"followers": followers}
+    for i, (lane, seq) in enumerate(lane_heads.items()):
+        lane_params[f"lane_{i}"], lane_params[f"head_{i}"] = lane, seq
+    connection = session.connection()
+    rows = connection.execute(_next_in_lanes(len(lane_heads)), lane_params).all()
+    chosen: dict[str, list[int]] = {}
+    ended: set[str] = set()
+    for seq, lane, next_attempt_at, lease_expires_at in sorted(rows):
+        if lane in ended:
+            continue
+        if (
+            next_attempt_at is None
+            or next_attempt_at > now
+            or (lease_expires_at is not None and lease_expires_at >= now)
+        ):
+            ended.add(lane)
+            continue
+        chosen.setdefault(lane, []).append(seq)
+    if not chosen:
+        return {}
+    postgres = connection.dialect.name == "postgresql"
+    wanted = [seq for seqs in chosen.values() for seq in seqs]
+    leased = set(
+        connection.execute(_LEASE_FOLLOWERS[postgres], {**params, "seqs": wanted}).scalars()
+    )
+    result: dict[int, list[int]] = {}
+    lost: list[int] = []
+    for lane, seqs in chosen.items():
+        kept = list(itertools.takewhile(leased.__contains__, seqs))
+        lost.extend(seq for seq in seqs[len(kept) :] if seq in leased)
+        if kept:
+            result[lane_heads[lane]] = kept
+    # Leased past a gap (one taken meanwhile): not to be sent before the gap's one was attempted.
+    release_leases(session, str(params["token"]), lost)
+    return result
 
 
 def book_send_slots(
-    session: Session, claims: Sequence[ClaimedDelivery], now: datetime
-) -> list[ClaimedDelivery]:
+    session: Session, token: str, chains: Sequence[Chain], now: datetime
+) -> list[Chain]:
     """Give each claim to a rate-limited endpoint its send slot (``ClaimedDelivery.wait``); claims
     whose slot would lie beyond ``SLOT_HORIZON`` are given back (lease released) for a later tick.
+    A chain's claims are booked in its order, so what is given back is its end (or all of it).
 
     The endpoint row is locked while its slots are booked, so two workers never book the same one;
     claims to endpoints without a rate limit (as loaded by this claim) lock nothing.
     """
+    claims = [claim for chain in chains for claim in chain]
     limited = sorted(
         {c.target.endpoint_id for c in claims if c.rate_limited and c.target.endpoint_id}
     )
     if not limited:
-        return list(claims)
+        return list(chains)
     endpoints = {
         endpoint.id: endpoint
         for endpoint in session.scalars(
@@ -147,25 +279,23 @@ def book_send_slots(
             .with_for_update()
         )
     }
-    kept: list[ClaimedDelivery] = []
+    kept: list[Chain] = []
     released: list[int] = []
-    for claim in claims:
-        endpoint = endpoints.get(claim.target.endpoint_id or "")
-        if endpoint is None or not endpoint.rate_limit_per_second:
-            kept.append(claim)
-            continue
-        slot = max(endpoint.next_send_at or now, now)
-        if slot > now + SLOT_HORIZON:
-            released.append(claim.seq)
-            continue
-        endpoint.next_send_at = slot + timedelta(seconds=1 / endpoint.rate_limit_per_second)
-        kept.append(dataclasses.replace(claim, wait=(slot - now).total_seconds()))
-    if released:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.seq.in_(released))
-            .values(lease_owner=None, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+    for chain in chains:
+        booked: list[ClaimedDelivery] = []
+        for claim in chain:
+            endpoint = endpoints.get(claim.target.endpoint_id or "")
+            if endpoint is None or not endpoint.rate_limit_per_second:
+                booked.append(claim)
+                continue
+            slot = max(endpoint.next_send_at or now, now)
+            if slot > now + SLOT_HORIZON:
+                released.append(claim.seq)
+                continue
+            endpoint.next_send_at = slot + timedelta(seconds=1 / endpoint.rate_limit_per_second)
+            booked.append(dataclasses.replace(claim, wait=(slot - now).total_seconds()))
+        if booked:
+            kept.append(tuple(booked))
+    release_leases(session, token, released)
     session.flush()
     return kept
