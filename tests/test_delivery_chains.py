@@ -100,25 +100,30 @@ def claim(bridge, limit=16, followers=31):
 def test_a_burst_to_one_endpoint_drains_in_chains_and_in_its_order(
     any_bridge, receiver, monkeypatch
 ):
-    """40 deliveries to one endpoint: one tick sends them all, in two claims (a chain of 32, then
-    one of 8), in lane order, each once; before chains, a claim took one."""
+    """40 deliveries to one endpoint: one tick sends them all, in one claim (a chain of 32) and its
+    lane's continuation (the other 8), in lane order, each once; before chains, a claim took one."""
     from app.worker import delivery
 
     bridge = any_bridge
     burst(bridge, receiver, 40)
     claims = []
-    original = delivery.claim_due_deliveries
 
-    def counted(*args, **kwargs):
-        chains = original(*args, **kwargs)
-        if chains:
-            claims.append([len(chain) for chain in chains])
-        return chains
+    def counted(name):
+        original = getattr(delivery, name)
 
-    monkeypatch.setattr(delivery, "claim_due_deliveries", counted)
+        def claim(*args, **kwargs):
+            chains = original(*args, **kwargs)
+            if chains:
+                claims.append((name, [len(chain) for chain in chains]))
+            return chains
+
+        monkeypatch.setattr(delivery, name, claim)
+
+    counted("claim_due_deliveries")
+    counted("claim_continuations")
     report = deliver(bridge)
     assert report.sent == 40
-    assert claims == [[32], [8]]
+    assert claims == [("claim_due_deliveries", [32]), ("claim_continuations", [8])]
     assert arrived_events(receiver) == event_ids_in_lane_order(bridge)
     assert {(state, attempts, owner) for _, state, attempts, owner in deliveries(bridge)} == {
         ("succeeded", 1, None)
@@ -177,6 +182,41 @@ def test_a_follower_that_is_not_free_ends_the_chain(any_bridge, receiver):
     chains = claim(bridge)
     assert [[c.seq for c in chain] for chain in chains] == [seqs[:3]]
     assert [owner for *_, owner in deliveries(bridge)] == ["w1", "w1", "w1", "w2", None, None]
+
+
+def test_a_lane_is_continued_only_once_all_of_its_last_chain_was_attempted(any_bridge, receiver):
+    """A chain of the first three was sent, but the third's attempt is not recorded (its lease was
+    lost): no continuation. Once it is, the continuation is the other three."""
+    from app.db import db
+    from app.models import Delivery
+    from app.worker.delivery_claims import claim_continuations
+
+    bridge = any_bridge
+    seqs = burst(bridge, receiver, 6)
+
+    def attempted(*which):
+        with bridge.db():
+            db.session.execute(
+                update(Delivery)
+                .where(Delivery.seq.in_(which))
+                .values(state="succeeded", first_attempted_at=bridge.clock(), attempt_count=1)
+            )
+            db.session.commit()
+
+    def continuation():
+        with bridge.db():
+            session = db.session()
+            lane = session.scalar(select(Delivery.lane).where(Delivery.seq == seqs[0]))
+            chains = claim_continuations(
+                session, "w1", bridge.clock(), 60, {lane: (seqs[0], seqs[2])}, 32
+            )
+            session.commit()
+        return [[claim.seq for claim in chain] for chain in chains]
+
+    attempted(seqs[0], seqs[1])
+    assert continuation() == []
+    attempted(seqs[2])
+    assert continuation() == [seqs[3:]]
 
 
 def test_a_rate_limited_endpoints_chain_gets_successive_send_slots(any_bridge, receiver):

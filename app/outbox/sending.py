@@ -44,6 +44,8 @@ class ClaimedDelivery:
     wait: float = 0.0
     #: Whether its endpoint had a rate limit when claimed (only those need a send slot booked).
     rate_limited: bool = False
+    #: Its ordering lane (``Delivery.lane``).
+    lane: str = ""
 
 
 #: Claimed deliveries of one lane, to be sent one after another in this order (``send_chain``).
@@ -64,7 +66,7 @@ def load_claims(session: Session, seqs: list[int], now: datetime) -> list[Claime
     if not seqs:
         return []
     rows = session.execute(
-        select(Delivery.seq, Event, Target)
+        select(Delivery.seq, Delivery.lane, Event, Target)
         .join(Event, Event.id == Delivery.event_id)
         .join(Target, Target.id == Delivery.target_id)
         .where(Delivery.seq.in_(seqs))
@@ -76,8 +78,9 @@ def load_claims(session: Session, seqs: list[int], now: datetime) -> list[Claime
             event_snapshot(event),
             target_snapshot(target, now),
             rate_limited=bool(target.endpoint and target.endpoint.rate_limit_per_second),
+            lane=lane,
         )
-        for seq, event, target in rows
+        for seq, lane, event, target in rows
     ]
 
 

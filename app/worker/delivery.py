@@ -18,7 +18,8 @@ from app.outbox.sending import (
     release_leases,
     send_chain,
 )
-from app.worker.delivery_claims import claim_due_deliveries
+from app.vocabulary import DeliveryOutcome
+from app.worker.delivery_claims import claim_continuations, claim_due_deliveries
 from app.worker.runtime import DELIVERY_CONCURRENCY, WorkerRuntime
 
 BATCH_SIZE = 32
@@ -85,8 +86,10 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
             if done and len(done) < len(in_flight):
                 done, _ = wait(in_flight, timeout=GATHER_SECONDS)
             if done:
-                _record(runtime, report, [(f, *in_flight.pop(f)) for f in done])
-                reclaim_at = 0.0
+                finished = [(f, *in_flight.pop(f)) for f in done]
+                _record(runtime, report, finished)
+                if _continue_chains(runtime, report, in_flight, finished) < len(finished):
+                    reclaim_at = 0.0  # a slot is free for other lanes
         db.session.remove()
     return report
 
@@ -106,12 +109,58 @@ def _claim_and_send(
         session, token, runtime.clock(), lease, limit, followers=CHAIN_FOLLOWERS
     )
     session.commit()
+    _start(runtime, report, in_flight, token, chains)
+    return len(chains) == limit or any(len(chain) > CHAIN_FOLLOWERS for chain in chains)
+
+
+def _continue_chains(
+    runtime: WorkerRuntime,
+    report: DeliveryReport,
+    in_flight: dict[Future[ChainOutcome], tuple[str, Chain]],
+    finished: list[tuple[Future[ChainOutcome], str, Chain]],
+) -> int:
+    """Claim and start the next chain of each lane whose finished chain was as long as a chain may
+    be and succeeded throughout (its lane is being drained: ``claim_continuations``); how many
+    were started. Called once ``finished`` is recorded."""
+    drained: dict[str, tuple[int, int]] = {}
+    for future, _token, chain in finished:
+        outcome = future.result()
+        if (
+            len(chain) > CHAIN_FOLLOWERS
+            and not outcome.unsent
+            and all(
+                result is not None and result.outcome is DeliveryOutcome.SUCCEEDED
+                for _claim, result in outcome.sent
+            )
+        ):
+            drained[chain[0].lane] = (chain[0].seq, chain[-1].seq)
+    if not drained or runtime.stop.is_set():
+        return 0
+    session = db.session()
+    token = runtime.next_claim_token()
+    lease = runtime.settings.bridge_lease_seconds
+    chains = claim_continuations(
+        session, token, runtime.clock(), lease, drained, CHAIN_FOLLOWERS + 1
+    )
+    session.commit()
+    _start(runtime, report, in_flight, token, chains)
+    return len(chains)
+
+
+def _start(
+    runtime: WorkerRuntime,
+    report: DeliveryReport,
+    in_flight: dict[Future[ChainOutcome], tuple[str, Chain]],
+    token: str,
+    chains: list[Chain],
+) -> None:
+    """Start sending ``chains`` (claimed with ``token``), one send slot each."""
     report.claimed += sum(len(chain) for chain in chains)
     # A chain must end well inside the lease, or another worker could send it meanwhile.
+    lease = runtime.settings.bridge_lease_seconds
     context = dataclasses.replace(runtime.notifier_context, budget=lease * SEND_SHARE_OF_LEASE)
     for chain in chains:
         in_flight[runtime.delivery_pool.submit(send_chain, context, chain)] = (token, chain)
-    return len(chains) == limit or any(len(chain) > CHAIN_FOLLOWERS for chain in chains)
 
 
 def _record(

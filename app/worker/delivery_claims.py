@@ -192,43 +192,79 @@ def claim_due_deliveries(
     heads: list[tuple[int, str, datetime | None]] = sorted(
         tuple(row) for row in session.connection().execute(_CLAIM, params)
     )
-    after = _claim_followers(session, heads, params, followers) if followers > 0 else {}
-    seqs = [seq for seq, *_ in heads] + [seq for chain in after.values() for seq in chain]
-    loaded = {claim.seq: claim for claim in load_claims(session, seqs, now)}
-    chains = [
-        tuple(loaded[seq] for seq in (head, *after.get(head, ())) if seq in loaded)
-        for head, *_ in heads
-    ]
+    # Followers only after an unattempted head: a retry's lane may have an unattempted head of its own.
+    after = {lane: seq for seq, lane, first_attempted_at in heads if first_attempted_at is None}
+    following = _lease_lane_ranges(session, after, params, followers) if followers > 0 else {}
+    return _chains(
+        session,
+        token,
+        [
+            [seq, *(following.get(lane, ()) if first_attempted_at is None else ())]
+            for seq, lane, first_attempted_at in heads
+        ],
+        now,
+    )
+
+
+def claim_continuations(
+    session: Session,
+    token: str,
+    now: datetime,
+    lease_seconds: float,
+    sent: dict[str, tuple[int, int]],
+    length: int,
+) -> list[Chain]:
+    """Lease, for each lane of ``sent`` (lane: the first and last seq of a chain of it just sent and
+    recorded), up to ``length`` of its next unattempted deliveries, contiguous, due and free (see
+    module doc): the lane's next chain, found by one index range per lane instead of a claim that
+    walks the lane's blocked deliveries. Its first one is the lane's head: a lane with one of that
+    chain still unattempted (its record lost with the lease) gets none, as does one whose head
+    another worker claimed first. The caller commits."""
+    params = {"now": now, "token": token, "expires": now + timedelta(seconds=lease_seconds)}
+    after = {lane: first - 1 for lane, (first, _last) in sent.items()}
+    ends = {lane: last for lane, (_first, last) in sent.items()}
+    leased = _lease_lane_ranges(session, after, params, length, unattempted_end=ends)
+    return _chains(session, token, list(leased.values()), now)
+
+
+def _chains(
+    session: Session, token: str, seqs: Sequence[Sequence[int]], now: datetime
+) -> list[Chain]:
+    """The claimed chains of these leased seqs (each in order): loaded, rate-limit slots booked."""
+    loaded = {claim.seq: claim for claim in load_claims(session, [s for c in seqs for s in c], now)}
+    chains = [tuple(loaded[seq] for seq in chain if seq in loaded) for chain in seqs]
     return book_send_slots(session, token, [chain for chain in chains if chain], now)
 
 
-def _claim_followers(
+def _lease_lane_ranges(
     session: Session,
-    heads: Sequence[tuple[int, str, datetime | None]],
+    after: dict[str, int],
     params: dict[str, object],
-    followers: int,
-) -> dict[int, list[int]]:
-    """Lease the followers of the unattempted ``heads`` (``(seq, lane, first_attempted_at)``): by
-    head seq, the seqs leased, in order. Each lane's are contiguous: the first one that is not due or
-    is leased elsewhere ends it (the ones after it stay where they are)."""
-    lane_heads = {
-        lane: seq for seq, lane, first_attempted_at in heads if first_attempted_at is None
-    }
-    if not lane_heads:
+    count: int,
+    unattempted_end: dict[str, int] | None = None,
+) -> dict[str, list[int]]:
+    """Lease, in each lane of ``after`` (lane: a seq), up to ``count`` of the unattempted pending
+    deliveries that come next after that seq: by lane, the seqs leased, in order. Each lane's are
+    contiguous: the first one that is not due or is leased elsewhere ends it (the ones after it stay
+    where they are), as does, in a lane of ``unattempted_end``, one at or before that seq.
+    ``params``: ``now``, ``token``, ``expires``."""
+    stop_at = unattempted_end or {}
+    if not after:
         return {}
     now = cast(datetime, params["now"])
-    lane_params: dict[str, object] = {"followers": followers}
-    for i, (lane, seq) in enumerate(lane_heads.items()):
+    lane_params: dict[str, object] = {"followers": count}
+    for i, (lane, seq) in enumerate(after.items()):
         lane_params[f"lane_{i}"], lane_params[f"head_{i}"] = lane, seq
     connection = session.connection()
-    rows = connection.execute(_next_in_lanes(len(lane_heads)), lane_params).all()
+    rows = connection.execute(_next_in_lanes(len(after)), lane_params).all()
     chosen: dict[str, list[int]] = {}
     ended: set[str] = set()
     for seq, lane, next_attempt_at, lease_expires_at in sorted(rows):
         if lane in ended:
             continue
         if (
-            next_attempt_at is None
+            seq <= stop_at.get(lane, 0)
+            or next_attempt_at is None
             or next_attempt_at > now
             or (lease_expires_at is not None and lease_expires_at >= now)
         ):
@@ -242,13 +278,13 @@ def _claim_followers(
     leased = set(
         connection.execute(_LEASE_FOLLOWERS[postgres], {**params, "seqs": wanted}).scalars()
     )
-    result: dict[int, list[int]] = {}
+    result: dict[str, list[int]] = {}
     lost: list[int] = []
     for lane, seqs in chosen.items():
         kept = list(itertools.takewhile(leased.__contains__, seqs))
         lost.extend(seq for seq in seqs[len(kept) :] if seq in leased)
         if kept:
-            result[lane_heads[lane]] = kept
+            result[lane] = kept
     # Leased past a gap (one taken meanwhile): not to be sent before the gap's one was attempted.
     release_leases(session, str(params["token"]), lost)
     return result
