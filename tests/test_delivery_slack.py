@@ -58,6 +58,27 @@ def test_one_post_then_edits_of_the_same_ts_then_a_broadcast_reply(bridge, fake_
     assert all(d["state"] == "succeeded" for d in bridge.watch(watch["id"])["deliveries"])
 
 
+def test_events_sent_in_one_chain_edit_the_message_the_first_one_posted(
+    bridge, fake_slack, deliver
+):
+    """Three events of one watch queued before a delivery tick go out as one chain; the later ones'
+    target snapshots predate the first's post, and still edit its message (one message in all)."""
+    bridge.set_status("a1", "WAIT_ANALYZE")
+    bridge.register("a1", targets=SLACK, events=["analysis.status_changed", "analysis.completed"])
+    bridge.tick()
+    for status in ("ANALYZING", "ANALYZE_COMPLETED"):
+        bridge.set_status("a1", status, index_id=77 if status == "ANALYZE_COMPLETED" else None)
+        bridge.tick(advance=10)
+    assert deliver().sent == 3
+    [message] = fake_slack.messages("general")
+    assert [(c.target, c.body.get("ts"), c.body.get("thread_ts")) for c in fake_slack.calls] == [
+        ("chat.postMessage", None, None),
+        ("chat.update", message["ts"], None),
+        ("chat.update", message["ts"], None),
+        ("chat.postMessage", None, message["ts"]),
+    ]
+
+
 def test_a_first_event_that_is_terminal_posts_and_replies(bridge, fake_slack, deliver):
     bridge.set_status("a1", "ANALYZE_FAIL", message="video parsing failure")
     bridge.register("a1", targets=SLACK)

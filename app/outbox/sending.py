@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -129,6 +130,9 @@ def send_claim(context: NotifierContext, claim: ClaimedDelivery) -> DeliveryResu
         )  # fmt: skip
 
 
+_SNAPSHOT_FIELDS = frozenset(field.name for field in dataclasses.fields(TargetSnapshot))
+
+
 def send_chain(context: NotifierContext, chain: Chain) -> ChainOutcome:
     """Send a lane's claimed deliveries one after another, each once the previous attempt ended:
     the lane's order holds within the chain as it does between claims.
@@ -138,10 +142,16 @@ def send_chain(context: NotifierContext, chain: Chain) -> ChainOutcome:
     budget is spent; it gets what is left of it, so at least half (with the default 60 s lease, the
     notifiers' whole 15 s). A receiver that fails is not sent the rest back to back: they are
     returned unsent, and the next claim takes them once the failure is recorded. A claim's
-    rate-limit ``wait`` counts from the chain's start. Never raises (as ``send_claim``).
+    rate-limit ``wait`` counts from the chain's start. What a send changes on its target (a Slack
+    message's ts and channel) is passed on to the later ones to the same target, whose snapshots
+    predate it: the second event of a watch edits the message the first one posted. Never raises
+    (as ``send_claim``).
     """
     started = time.monotonic()
     sent: list[tuple[ClaimedDelivery, DeliveryResult | None]] = []
+    # What a send changed on its target (a Slack message's ts and channel), for later ones to the
+    # same target: their snapshots were taken before (the watch's message is edited, not posted again).
+    changed: dict[str, dict[str, Any]] = {}
     for claim in chain:
         spent = time.monotonic() - started
         if sent:
@@ -155,7 +165,17 @@ def send_chain(context: NotifierContext, chain: Chain) -> ChainOutcome:
             own = dataclasses.replace(context, budget=context.budget - spent)
         if claim.wait:
             claim = dataclasses.replace(claim, wait=max(0.0, claim.wait - spent))
-        sent.append((claim, send_claim(own, claim)))
+        if claim.target.id in changed:
+            target = dataclasses.replace(claim.target, **changed[claim.target.id])
+            claim = dataclasses.replace(claim, target=target)
+        result = send_claim(own, claim)
+        if result is not None and result.target_updates:
+            changed.setdefault(claim.target.id, {}).update(
+                (column, value)
+                for column, value in result.target_updates.items()
+                if column in _SNAPSHOT_FIELDS
+            )
+        sent.append((claim, result))
     return ChainOutcome(sent, list(chain[len(sent) :]))
 
 
