@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/delivery_burst.py [--events 10000] [--quick] [--cases webhook-1,...]
                                              [--db postgres,sqlite] [--workers 1,2]
-                                             [--max-drain 240] [--max-drain-one-lane 30]
+                                             [--max-drain 240] [--max-drain-one-lane 120]
                                              [--profile FILE] [--profile-mode gil|idle] [--statements]
                                              [--claim-cost]
 
@@ -35,7 +35,8 @@ A worker drain: K real ``mi-bridge worker`` processes (1 s ticks, 16 sends in fl
 ``DELIVERY_CONCURRENCY``) are started and the script waits for their heartbeats, so start-up is not
 measured; then one UPDATE makes the case's N deliveries due (t0), and the pending count is sampled
 every 0.2 s until none is left, or until a cut-off (``--max-drain``; ``--max-drain-one-lane`` for
-``webhook-1``, whose single lane drains one delivery at a time: a full drain would take many minutes)
+``webhook-1``, whose single lane is sent one chain at a time: before chains, one delivery per claim,
+a full drain took many minutes)
 after which the drain is reported as not drained, with the rate of what was sent. Drain time = t0
 to the last recorded attempt (``delivery_attempts.at``); deliveries/s = N / drain time (the wait
 for the workers' next tick, under 1 s, included, reported as "first after"); per worker = that / K.
@@ -1005,7 +1006,7 @@ def main() -> None:
     parser.add_argument("--db", default="postgres,sqlite", help="postgres, sqlite or both")
     parser.add_argument("--workers", default="1,2", help="worker process counts on PostgreSQL")
     parser.add_argument("--max-drain", type=float, default=240.0, help="cut-off per drain (s)")
-    parser.add_argument("--max-drain-one-lane", type=float, default=30.0,
+    parser.add_argument("--max-drain-one-lane", type=float, default=120.0,
                         help="cut-off per drain of webhook-1 (one lane: see the docs)")  # fmt: skip
     parser.add_argument("--profile", type=Path, help="py-spy raw output of the first drain")
     parser.add_argument("--profile-mode", choices=("gil", "idle"), default="gil")

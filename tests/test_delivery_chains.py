@@ -253,3 +253,56 @@ def test_a_chain_sends_no_follower_once_half_its_budget_is_spent(bridge, receive
     ]
     assert [claim.seq for claim in outcome.unsent] == [chain[1].seq, chain[2].seq]
     assert len(receiver.requests) == 1
+
+
+def test_a_claim_that_fails_mid_tick_still_records_what_is_in_flight(
+    any_bridge, receiver, monkeypatch
+):
+    """The tick's second claim raises while a chain of 32 is in flight: the tick records the 32,
+    then raises; the other 8 stay pending, unleased and unattempted, and the next tick sends them."""
+    from app.worker import delivery
+
+    bridge = any_bridge
+    burst(bridge, receiver, 40)
+    original, calls = delivery.claim_due_deliveries, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the claim failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "claim_due_deliveries", second_fails)
+    with pytest.raises(RuntimeError, match="the claim failed"):
+        deliver(bridge)
+    rows = deliveries(bridge)
+    assert rows[:32] == [(seq, "succeeded", 1, None) for seq, *_ in rows[:32]]
+    assert rows[32:] == [(seq, "pending", 0, None) for seq, *_ in rows[32:]]
+    assert deliver(bridge).sent == 8
+    assert arrived_events(receiver) == event_ids_in_lane_order(bridge)
+
+
+@pytest.mark.postgres
+def test_leasing_followers_skips_rows_another_transaction_holds(pg_bridge, receiver):
+    """Another transaction holds the third of five (as a worker's claim or continuation does while
+    it leases): a claim neither waits for it (a 3 s lock timeout would fail it) nor goes past it:
+    its chain is the first two."""
+    from sqlalchemy import text
+
+    from app.db import db
+    from app.worker.delivery_claims import claim_due_deliveries
+
+    bridge = pg_bridge
+    seqs = burst(bridge, receiver, 5)
+    with bridge.db():
+        with db.engine.connect() as other:
+            other.execute(
+                text("SELECT seq FROM deliveries WHERE seq = :seq FOR UPDATE"), {"seq": seqs[2]}
+            )
+            session = db.session()
+            session.execute(text("SET LOCAL lock_timeout = '3s'"))
+            chains = claim_due_deliveries(session, "w1", bridge.clock(), 60, 16, 31)
+            session.commit()
+            other.rollback()
+    assert [[claim.seq for claim in chain] for chain in chains] == [seqs[:2]]
+    assert [owner for *_, owner in deliveries(bridge)] == ["w1", "w1", None, None, None]

@@ -3,6 +3,7 @@ concurrently (a lane's chain one after another), record each attempt."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -60,22 +61,28 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
     the slots are free, so a receiver that holds its request for the whole 15 s occupies one slot,
     never the tick. It ends when nothing is in flight and the last claim found less than it had room
     for (and no chain as long as it may be); it keeps claiming past ``TICK_BUDGET_SECONDS`` only
-    while sends are in flight (a burst is drained, not stalled).
+    while sends are in flight (a burst is drained, not stalled). A claim that raises stops the
+    claiming; what is in flight is still recorded, then the exception is raised.
     """
     report = DeliveryReport()
     with runtime.delivery_lock, runtime.app.app_context():
         in_flight: dict[Future[ChainOutcome], tuple[str, Chain]] = {}
         started = time.monotonic()
         reclaim_at = 0.0
+        failed: Exception | None = None  # a claim that raised: no more claims, the rest recorded
         while True:
             room = DELIVERY_CONCURRENCY - len(in_flight)
             more = False
             if (
                 (room >= REFILL_AT or not in_flight)
                 and time.monotonic() >= reclaim_at
+                and failed is None
                 and not runtime.stop.is_set()
             ):
-                more = _claim_and_send(runtime, report, in_flight, min(room, BATCH_SIZE))
+                try:
+                    more = _claim_and_send(runtime, report, in_flight, min(room, BATCH_SIZE))
+                except Exception as exc:
+                    failed = _claim_failed(exc)
                 if not more:
                     reclaim_at = time.monotonic() + RECLAIM_SECONDS
             if not in_flight:
@@ -88,10 +95,27 @@ def deliver_once(runtime: WorkerRuntime) -> DeliveryReport:
             if done:
                 finished = [(f, *in_flight.pop(f)) for f in done]
                 _record(runtime, report, finished)
-                if _continue_chains(runtime, report, in_flight, finished) < len(finished):
+                continued = 0
+                if failed is None:
+                    try:
+                        continued = _continue_chains(runtime, report, in_flight, finished)
+                    except Exception as exc:
+                        failed = _claim_failed(exc)
+                if continued < len(finished):
                     reclaim_at = 0.0  # a slot is free for other lanes
         db.session.remove()
+    if failed is not None:
+        raise failed
     return report
+
+
+def _claim_failed(exc: Exception) -> Exception:
+    """A claim raised (the database went away, a statement failed): roll it back and give the
+    exception to ``deliver_once``, which records what is in flight before it raises it. Otherwise
+    sends already made would go unrecorded and be made again once their leases ran out."""
+    with contextlib.suppress(Exception):  # a lost connection: ``exc`` says so already
+        db.session.rollback()
+    return exc
 
 
 def _claim_and_send(

@@ -150,16 +150,22 @@ def _next_in_lanes(lanes: int) -> Select[tuple[int, str, datetime, datetime]] | 
 
 
 def _lease_followers(postgres: bool) -> Update:
-    """Lease the followers chosen (``seqs``) if still free. Parameters as ``_CLAIM``'s."""
+    """Lease the deliveries chosen (``seqs``) that are still free. Parameters as ``_CLAIM``'s.
+
+    Rows another transaction holds are skipped, never waited for (``SKIP LOCKED``): two workers
+    leasing in the same lane at once (one's claim, the other's continuation) would otherwise wait
+    for each other's rows, a deadlock on PostgreSQL. A skipped row ends its lane's chain there."""
     d = _DELIVERIES
     now = bindparam("now", type_=d.c.lease_expires_at.type)
+    lease_free = or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now)
+    free = (
+        select(d.c.seq)
+        .where(member_of(d.c.seq, "seqs", postgres), d.c.state == _PENDING, lease_free)
+        .with_for_update(skip_locked=True)
+    )
     return (
         update(d)
-        .where(
-            member_of(d.c.seq, "seqs", postgres),
-            d.c.state == _PENDING,
-            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
-        )
+        .where(d.c.seq.in_(free.scalar_subquery()), lease_free)
         .values(
             lease_owner=bindparam("token"),
             lease_expires_at=bindparam("expires", type_=d.c.lease_expires_at.type),
