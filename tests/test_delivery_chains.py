@@ -294,15 +294,14 @@ def test_leasing_followers_skips_rows_another_transaction_holds(pg_bridge, recei
 
     bridge = pg_bridge
     seqs = burst(bridge, receiver, 5)
-    with bridge.db():
-        with db.engine.connect() as other:
-            other.execute(
-                text("SELECT seq FROM deliveries WHERE seq = :seq FOR UPDATE"), {"seq": seqs[2]}
-            )
-            session = db.session()
-            session.execute(text("SET LOCAL lock_timeout = '3s'"))
-            chains = claim_due_deliveries(session, "w1", bridge.clock(), 60, 16, 31)
-            session.commit()
-            other.rollback()
+    with bridge.db(), db.engine.connect() as other:
+        other.execute(
+            text("SELECT seq FROM deliveries WHERE seq = :seq FOR UPDATE"), {"seq": seqs[2]}
+        )
+        session = db.session()
+        session.execute(text("SET LOCAL lock_timeout = '3s'"))
+        chains = claim_due_deliveries(session, "w1", bridge.clock(), 60, 16, 31)
+        session.commit()
+        other.rollback()
     assert [[claim.seq for claim in chain] for chain in chains] == [seqs[:2]]
     assert [owner for *_, owner in deliveries(bridge)] == ["w1", "w1", None, None, None]
