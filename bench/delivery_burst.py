@@ -66,7 +66,7 @@ with PostgreSQL's ``EXPLAIN (ANALYZE, BUFFERS)`` of it.
 
 ``--statements``: instead of the above, drain each case once in this process (``deliver_once`` of one
 ``WorkerRuntime``) and count the SQL statements per delivery, by kind, and the deliveries per claim
-and per record transaction.
+(a claim, or a lane's continuation) and per record transaction.
 
 ``--profile FILE``: py-spy (200 Hz; ``--profile-mode gil``: who holds the GIL, the default; ``idle``:
 the wall time of the delivery tick's thread, waits included) records the worker of the first drain
@@ -846,12 +846,19 @@ def count_statements(app: Any, seeded: Seeded, db_name: str) -> None:
         statements["COMMIT"] += 1
 
     claim, record = delivery.claim_due_deliveries, delivery._record
+    continuation = delivery.claim_continuations
 
-    def counted_claim(*args: Any, **kwargs: Any) -> Any:
-        claims = claim(*args, **kwargs)
-        steps["claims"] += bool(claims)
-        steps["claimed"] += sum(len(chain) for chain in claims)
-        return claims
+    def counting(step: Any, kind: str) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            claims = step(*args, **kwargs)
+            steps[kind] += bool(claims)
+            steps["claimed"] += sum(len(chain) for chain in claims)
+            return claims
+
+        return counted
+
+    counted_claim = counting(claim, "claims")
+    counted_continuation = counting(continuation, "continuations")
 
     def counted_record(runtime: Any, report: Any, finished: list[Any]) -> None:
         steps["records"] += 1
@@ -863,6 +870,7 @@ def count_statements(app: Any, seeded: Seeded, db_name: str) -> None:
         engine = db.engine
     arm(app, seeded.lanes)
     delivery.claim_due_deliveries, delivery._record = counted_claim, counted_record
+    delivery.claim_continuations = counted_continuation
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
     sent, started = 0, time.perf_counter()
@@ -877,13 +885,15 @@ def count_statements(app: Any, seeded: Seeded, db_name: str) -> None:
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "commit", commit)
         delivery.claim_due_deliveries, delivery._record = claim, record
+        delivery.claim_continuations = continuation
         runtime.close()
     park(app, seeded.lanes)
     total = sum(statements.values())
     print(
         f"\n{seeded.case.name} on {db_name}, drained in this process (deliver_once): {sent} in "
         f"{elapsed:.1f} s ({sent / elapsed:.0f}/s); {total / sent:.2f} statements per delivery; "
-        f"{steps['claimed'] / max(1, steps['claims']):.1f} deliveries per claim, "
+        f"{steps['claimed'] / max(1, steps['claims'] + steps['continuations']):.1f} deliveries per "
+        f"claim or continuation ({steps['claims']} claims, {steps['continuations']} continuations), "
         f"{steps['recorded'] / max(1, steps['records']):.1f} per record transaction"
     )
     for kind, n in statements.most_common():
