@@ -35,6 +35,7 @@ limit_request_line = 4094  # bytes (gunicorn's default, explicit); longer is 414
 limit_request_fields = 64  # header fields; more is 400 (the head is bounded at 32 KiB anyway)
 limit_request_field_size = 8190  # bytes per field; longer is 431
 accesslog = None  # the app logs requests itself, without secrets
+logger_class = "app.web.gunicorn_logger.WebLogger"  # ... and gunicorn builds no access lines either
 control_socket_disable = True  # gunicorn 27 would share one control socket between apps
 if not _settings.development:
     # gunicorn's own lines (start, stop, worker boots) as JSON and redacted, like the app's. The root

@@ -17,7 +17,7 @@ from app.db import db
 from app.models import AuthFailure, DashboardSession
 from app.web import buffering
 from app.web.gathering import HEAD_TOO_LARGE, READY, TOO_LARGE, WAIT, WITHHELD, Gathering, scan
-from app.web.throttle import MAX_FAILURES, RETENTION, WINDOW
+from app.web.throttle import FRESH_FOR, MAX_FAILURES, RETENTION, WINDOW
 from tests.dashboardtools import csrf_from, sign_in
 from tests.fixtures import API_TOKEN, AUTH, dispose
 from tests.processes import Processes, answers, bridge_env, free_port, run_db_upgrade
@@ -134,6 +134,32 @@ def test_every_process_counts_into_one_budget_and_no_failure_is_lost(two_process
     with first.app_context():
         assert db.session.get(AuthFailure, GUESSER).failures == MAX_FAILURES
     assert wrong(second.test_client()).status_code == 429
+    assert right(first.test_client()).status_code == 429
+
+
+def test_a_right_token_is_judged_on_a_read_kept_for_a_second_a_wrong_one_never(
+    two_processes, clock
+):
+    first, second = two_processes
+    assert right(first.test_client()).status_code == 200  # first reads the (absent) row, keeps it
+    for _ in range(MAX_FAILURES):
+        assert wrong(second.test_client()).status_code == 401
+    assert wrong(second.test_client()).status_code == 429
+    # Throttled through second's counts: first's read is younger than FRESH_FOR, and answers.
+    assert right(first.test_client()).status_code == 200
+    # A wrong token is judged afresh (429, not counted), and that throttled read is kept.
+    assert wrong(first.test_client()).status_code == 429
+    assert right(first.test_client()).status_code == 429
+    with first.app_context():
+        assert db.session.get(AuthFailure, GUESSER).failures == MAX_FAILURES
+
+
+def test_a_kept_read_answers_for_fresh_for_only(two_processes, clock):
+    first, second = two_processes
+    assert right(first.test_client()).status_code == 200
+    for _ in range(MAX_FAILURES):
+        assert wrong(second.test_client()).status_code == 401
+    clock.advance(FRESH_FOR.total_seconds())
     assert right(first.test_client()).status_code == 429
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from flask import (
     Blueprint,
     Flask,
+    Request,
     Response,
     has_request_context,
     redirect,
@@ -23,7 +24,7 @@ from flask import (
     request,
     url_for,
 )
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -47,6 +48,13 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
     Behind a TLS-terminating proxy ``request.is_secure`` is true through ProxyFix, so the cookie is
     never sent back over plain HTTP; local plain-HTTP use (development, tests) still works.
     """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """A new empty session when the request carries no session cookie (every API call): the
+        same as Flask's answer, without building a signing serializer first."""
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         """True when the current request arrived over HTTPS (directly or through the proxy)."""

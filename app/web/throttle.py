@@ -12,9 +12,18 @@ Counts live in the database (``auth_failures``), so every web process and thread
 (an in-process counter would multiply it by the number of processes); each wrong token is counted
 with one atomic ``UPDATE``, so concurrent failures are never lost. The table holds one row per
 address that failed within ``RETENTION``: rows older than that are deleted whenever a new address
-is counted. The success path costs one primary-key read: one cached SQL text, on PostgreSQL outside
-the request's transaction (autocommit: no ``BEGIN`` for it; the request's own statements begin
-theirs). Tokens are compared in constant time (``app.web.auth.token_matches``).
+is counted. Tokens are compared in constant time (``app.web.auth.token_matches``).
+
+A wrong token always reads its address's row afresh: one primary-key read, one cached SQL text, on
+PostgreSQL outside the request's transaction. The right token, the success path every client takes
+on every request, reuses that read for up to ``FRESH_FOR`` (``RecentReads``, one per app, so per
+process): it costs no round trip at all on a busy address. The one thing this gives up: for up
+to ``FRESH_FOR`` after an address becomes throttled, a right token from it can still be answered
+200 by a process that read its row before (through counts of another process, or of another
+thread meanwhile). A wrong token is never judged on a kept read, so the guesses counted stay at
+``MAX_FAILURES`` a window, and a throttled row read afresh is kept, so a process answers 429 to
+the right token too from its first fresh read of the throttle on: an attacker gains at most the
+guesses that reach a process before any of its wrong ones do, in that first second.
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from flask import Response, request
+from flask import Response, current_app, request
 from sqlalchemy import Integer, case, delete, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +53,8 @@ MAX_FAILURES = 10
 WINDOW = timedelta(seconds=60)
 #: How long an address's row is kept after its last failure (then deleted by the next new address).
 RETENTION = timedelta(minutes=10)
+#: How long a read of an address's row answers that address's right tokens (see module doc).
+FRESH_FOR = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,46 @@ def client_address() -> str:
     return str(getattr(parsed, "ipv4_mapped", None) or parsed)
 
 
+#: (failures, last failure) of an address's ``auth_failures`` row; None when it has none.
+FailureRow = tuple[int, datetime] | None
+
+
+class RecentReads:
+    """The rows read lately, per client address, each with the (scheduling) time it was read.
+
+    One per app (``recent_reads()``). Plain dict operations, atomic under the GIL: threads may
+    race to store a read, and any of them is as good. Bounded: past ``MAX_ADDRESSES`` entries the
+    whole dict is dropped (reads are a second's worth of work to redo)."""
+
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self) -> None:
+        self._reads: dict[str, tuple[FailureRow, datetime]] = {}
+
+    def get(self, client: str, now: datetime) -> tuple[bool, FailureRow]:
+        """(True, row) when ``client``'s row was read less than ``FRESH_FOR`` before ``now``."""
+        kept = self._reads.get(client)
+        if kept is None or not timedelta(0) <= now - kept[1] < FRESH_FOR:
+            return False, None
+        return True, kept[0]
+
+    def put(self, client: str, row: FailureRow, now: datetime) -> None:
+        if len(self._reads) >= self.MAX_ADDRESSES:
+            self._reads.clear()
+        self._reads[client] = (row, now)
+
+    def forget(self, client: str) -> None:
+        self._reads.pop(client, None)
+
+
+_RECENT_READS = "mi_bridge.throttle_reads"
+
+
+def recent_reads() -> RecentReads:
+    """The current app's ``RecentReads`` (made on first use)."""
+    return cast(RecentReads, current_app.extensions.setdefault(_RECENT_READS, RecentReads()))
+
+
 def check_token(
     session: Session,
     presented: str,
@@ -86,16 +138,34 @@ def check_token(
     max_failures: int = MAX_FAILURES,
     window: timedelta = WINDOW,
 ) -> Verdict:
-    """Throttle first, then compare; a wrong token is counted (and committed) at once."""
+    """Refuse a throttled address whatever its token; else compare. A wrong token is judged on a
+    fresh read and counted (and committed) at once; the right one may be judged on a read made
+    less than ``FRESH_FOR`` ago (module doc)."""
     client = client_address()
-    row = _failures_of(session, client)
-    if row is not None and row[0] >= max_failures and now - row[1] < window:
-        wait = (row[1] + window - now).total_seconds()
-        return Verdict(accepted=False, retry_after=max(1, math.ceil(wait)))
-    if token_matches(presented, accepted):
+    reads = recent_reads()
+    right = token_matches(presented, accepted)
+    kept, row = reads.get(client, now) if right else (False, None)
+    if not kept:
+        row = _failures_of(session, client)
+    wait = _throttled_for(row, now, max_failures, window)
+    if not kept and (right or wait is not None):
+        reads.put(client, row, now)  # a wrong token's read only when throttled: it counts next
+    if wait is not None:
+        return Verdict(accepted=False, retry_after=wait)
+    if right:
         return Verdict(accepted=True)
+    reads.forget(client)
     _count_failure(session, client, now, window, known=row is not None)
     return Verdict(accepted=False)
+
+
+def _throttled_for(
+    row: FailureRow, now: datetime, max_failures: int, window: timedelta
+) -> int | None:
+    """Whole seconds ``row``'s address must still wait; None when it is not throttled."""
+    if row is None or row[0] < max_failures or now - row[1] >= window:
+        return None
+    return max(1, math.ceil((row[1] + window - now).total_seconds()))
 
 
 _FAILURES = text("SELECT failures, last_at FROM auth_failures WHERE client = :client").columns(
@@ -103,7 +173,7 @@ _FAILURES = text("SELECT failures, last_at FROM auth_failures WHERE client = :cl
 )
 
 
-def _failures_of(session: Session, client: str) -> tuple[int, datetime] | None:
+def _failures_of(session: Session, client: str) -> FailureRow:
     """(failures, last failure) of ``client``'s row, None without one."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql" and not session.in_transaction():
