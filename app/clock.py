@@ -18,4 +18,5 @@ def rfc3339(value: datetime | None) -> str | None:
     """RFC 3339 UTC with a ``Z`` and millisecond precision (every time the API shows)."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # The fields as written (the offset dropped: every time here is UTC): isoformat is ~2x faster.
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"

@@ -113,7 +113,7 @@ def login() -> Response | tuple[str, int] | str:
     now = services().clock()
     verdict = None  # an empty form is not a guess: never counted, never throttled
     if token:
-        verdict = check_token(db.session(), token, services().settings.api_tokens(), now)
+        verdict = check_token(db.session, token, services().settings.api_tokens(), now)
     if verdict is not None and verdict.throttled:
         page = render_template("dashboard/login.html", next_path=next_path, error=too_many(verdict))
         return Response(page, 429, {"Retry-After": str(verdict.retry_after)})

@@ -38,7 +38,12 @@ class Destination:
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    """The operating system's resolver (``getaddrinfo``), every address it returns."""
+    """The operating system's resolver (``getaddrinfo``), every address it returns; an IP literal
+    in its standard form is its own answer (no call out, as ``getaddrinfo`` would answer it)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass  # a name, or a legacy IPv4 form (``127.1``) that only getaddrinfo reads
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 

@@ -33,12 +33,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from flask import Response, current_app, request
 from sqlalchemy import Integer, case, delete, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.db import autocommit_connection, db
 from app.models import AuthFailure
@@ -89,6 +89,9 @@ def client_address() -> str:
     return str(getattr(parsed, "ipv4_mapped", None) or parsed)
 
 
+#: A session, or the request's scoped session (made only when a statement needs it: a right token
+#: judged on a kept read runs none).
+AnySession = Session | scoped_session[Any]
 #: (failures, last failure) of an address's ``auth_failures`` row; None when it has none.
 FailureRow = tuple[int, datetime] | None
 
@@ -130,7 +133,7 @@ def recent_reads() -> RecentReads:
 
 
 def check_token(
-    session: Session,
+    session: AnySession,
     presented: str,
     accepted: tuple[str, ...],
     now: datetime,
@@ -173,19 +176,20 @@ _FAILURES = text("SELECT failures, last_at FROM auth_failures WHERE client = :cl
 )
 
 
-def _failures_of(session: Session, client: str) -> FailureRow:
+def _failures_of(session: AnySession, client: str) -> FailureRow:
     """(failures, last failure) of ``client``'s row, None without one."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql" and not session.in_transaction():
+    current: Session = session() if isinstance(session, scoped_session) else session
+    bind = current.get_bind()
+    if bind.dialect.name == "postgresql" and not current.in_transaction():
         with autocommit_connection(bind.engine) as connection:  # no BEGIN, no transaction
             row = connection.execute(_FAILURES, {"client": client}).first()
     else:
-        row = session.execute(_FAILURES, {"client": client}).first()
+        row = current.execute(_FAILURES, {"client": client}).first()
     return None if row is None else (row[0], row[1])
 
 
 def _count_failure(
-    session: Session, client: str, now: datetime, window: timedelta, *, known: bool
+    session: AnySession, client: str, now: datetime, window: timedelta, *, known: bool
 ) -> None:
     if known and _increment(session, client, now, window):
         session.commit()
@@ -200,7 +204,7 @@ def _count_failure(
         session.commit()
 
 
-def _increment(session: Session, client: str, now: datetime, window: timedelta) -> bool:
+def _increment(session: AnySession, client: str, now: datetime, window: timedelta) -> bool:
     """One more failure for ``client``, in one statement (a chain older than ``window`` starts
     over at 1); False when it has no row."""
     ended = AuthFailure.last_at <= now - window
@@ -225,7 +229,7 @@ def bearer_refusal(
     token = bearer_token(authorization)
     if token is None:
         return unauthorized()
-    verdict = check_token(db.session(), token, services().settings.api_tokens(), services().clock())
+    verdict = check_token(db.session, token, services().settings.api_tokens(), services().clock())
     if verdict.throttled:
         return problem(429, too_many(verdict), headers={"Retry-After": str(verdict.retry_after)})
     return None if verdict.accepted else unauthorized()
