@@ -1,8 +1,10 @@
 """``Idempotency-Key``: a retried POST returns the original answer; a reused key with another body is 409.
 
 Keys are kept 24 hours per API token. The key row is written in the same transaction as the work it
-guards, and first, so two concurrent requests with one key produce one watch: the second waits on
-the first's row and then replays it.
+guards (the ORM path: first; the one-statement registration: in that statement), so two concurrent
+requests with one key produce one watch: the second waits on the first's row and then replays it.
+A row written by the one-statement registration holds the values its answer is rendered from
+(``answer_parts``) instead of the answer's text: the same text on every replay.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import IdempotencyKey
+from app.resources.watches import registered_watch_json
+from app.watches import register_statement
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -59,6 +63,9 @@ def find_answer(
         return None
     if row.request_hash != digest:
         raise KeyReused(key)
+    if row.answer_parts is not None:  # stored by the one-statement registration: rendered
+        watch = register_statement.watch_from_parts(row.answer_parts)
+        return StoredAnswer(row.status_code, json.dumps(registered_watch_json(watch)), row.location)
     return StoredAnswer(row.status_code, row.body, row.location)
 
 
@@ -88,21 +95,3 @@ def lookup_row(session: Session, fingerprint: str, key: str) -> IdempotencyKey |
             IdempotencyKey.token_fingerprint == fingerprint, IdempotencyKey.key == key
         )
     ).one_or_none()
-
-
-#: The stored answer of a key reserved by ``app.watches.register_statement`` (its row is written
-#: with ``status_code`` 0 and an empty body, in this transaction).
-_STORE_ANSWER = (
-    "UPDATE idempotency_keys SET status_code = %(status)s, body = %(body)s,"
-    " location = %(location)s WHERE token_fingerprint = %(fp)s AND key = %(key)s"
-)
-
-
-def store_answer(
-    connection: Connection, fingerprint: str, key: str, status: int, body: str, location: str
-) -> None:
-    """Write the answer to replay into the key row this transaction reserved (not committed)."""
-    connection.exec_driver_sql(
-        _STORE_ANSWER,
-        {"status": status, "body": body, "location": location, "fp": fingerprint, "key": key},
-    )

@@ -54,7 +54,7 @@ def _one_statement(
     model: WatchCreate,
     connection: Connection,
     now: datetime,
-    key: tuple[str, str, str, datetime] | None = None,
+    key: register_statement.Reservation | None = None,
 ) -> register_statement.NewWatch:
     """``register_statement.register`` with the app's settings, on ``connection``."""
     settings = services().settings
@@ -100,23 +100,24 @@ def _register(model: WatchCreate) -> Response:
 
 
 def _register_once(model: WatchCreate, key: str, digest: str) -> Response:
-    session = db.session()
     fingerprint = g.token_fingerprint
     now = services().clock()
     if _covered(model):
-        # The key is reserved by the registering statement itself; its answer is stored before
-        # the commit, so a concurrent request with the key waits for the row and then replays it.
-        connection = session.connection()
-        reserve = (fingerprint, key, digest, now + idempotency.KEY_LIFETIME)
-        try:
-            watch = _one_statement(model, connection, now, reserve)
-        except register_statement.NotCovered:  # wrote nothing: the ORM path below answers
-            session.rollback()
-        else:
-            text, location = json.dumps(registered_watch_json(watch)), _location(watch.id)
-            idempotency.store_answer(connection, fingerprint, key, 201, text, location)
-            session.commit()
-            return _created_text(text, location)
+        # The key row, with what its answer is rendered from, is written by the registering
+        # statement itself (one statement, committed alone): a concurrent request with the key
+        # waits for that row, fails to write its own, and replays it down the ORM path.
+        reserve = register_statement.Reservation(
+            fingerprint, key, digest, now + idempotency.KEY_LIFETIME, _location
+        )
+        with autocommit_connection(db.engine) as connection:
+            try:
+                watch = _one_statement(model, connection, now, reserve)
+            except register_statement.NotCovered:  # wrote nothing: the ORM path below answers
+                pass
+            else:
+                created = json.dumps(registered_watch_json(watch))
+                return _created_text(created, _location(watch.id))
+    session = db.session()
     try:
         stored = idempotency.find_answer(session, fingerprint, key, digest, now)
         if stored is None:

@@ -26,6 +26,10 @@ class IdempotencyKey(Base):
     status_code: Mapped[int]
     body: Mapped[str] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(String(255))
+    #: Set instead of ``body`` by the one-statement registration (``body`` then empty): the values
+    #: its answer is rendered from, the same way on every replay
+    #: (``app.watches.register_statement.watch_from_parts``).
+    answer_parts: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
 

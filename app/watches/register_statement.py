@@ -4,10 +4,14 @@ A watch that only watches (no workflow) is registered by one SQL statement of da
 the asset upsert (due now at the latest, as ``upsert_due_asset``), the watch INSERT (``SELECT ..
 FROM`` the upsert's ``RETURNING``) and one INSERT per target; an ``{"endpoint": ...}`` reference is
 resolved inside it (``INSERT .. SELECT .. FROM endpoints``), and with an ``Idempotency-Key`` the key
-row is reserved inside it too (``INSERT .. ON CONFLICT DO NOTHING``). Every write hangs from a guard:
-when a reference names no endpoint (or two name one endpoint) or the key is taken, the statement
-writes nothing and ``NotCovered`` sends the request down the ORM path (``register_watch``), which
-answers it as it always has (the 422, the replay, the 409, the expired key renewed).
+row is written by it too, last, with the values its answer is rendered from (``answer_parts``:
+the watch as sent, the asset's and endpoints' columns as read), so a replay renders the very same
+answer (``watch_from_parts``) and the whole registration is still one statement, committed alone.
+Every write hangs from a guard: when a reference names no endpoint (or two name one endpoint) the
+statement writes nothing; when the key is taken the key row's INSERT fails (a unique violation, or
+waits for a concurrent request's statement to end, then fails) and the whole statement with it.
+Either way ``NotCovered`` sends the request down the ORM path (``register_watch``), which answers it
+as it always has (the 422, the replay, the 409, the expired key renewed).
 
 The SQL text is built once per shape (the kinds of the targets, with or without a key) and run as
 the driver's SQL (``exec_driver_sql``) with the parameters as psycopg 3 takes them: no ORM unit of
@@ -25,8 +29,8 @@ references in one request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -69,8 +73,24 @@ ENDPOINT_COLUMNS = (
 )  # fmt: skip
 
 
+#: The asset's columns that hold times (naive UTC in the database).
+ASSET_TIMES = frozenset({"next_poll_at", "last_polled_at"})
+
+
 class NotCovered(Exception):
     """The statement wrote nothing: the ORM path answers this request."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An ``Idempotency-Key`` for the registering statement to reserve, with its stored answer's
+    ``Location`` (made from the new watch's id)."""
+
+    fingerprint: str
+    key: str
+    request_hash: str
+    expires_at: datetime
+    location: Callable[[str], str]
 
 
 @dataclass
@@ -133,11 +153,11 @@ def register(
     default_stalled_after: float | None,
     default_targets: Sequence[TargetIn],
     now: datetime,
-    key: tuple[str, str, str, datetime] | None = None,
+    key: Reservation | None = None,
 ) -> NewWatch:
-    """Register ``request`` (``covers`` it) with one statement run by ``execute``; ``key``:
-    (token fingerprint, Idempotency-Key, request hash, expiry) to reserve in the same statement.
-    ``NotCovered`` when it wrote nothing (a reference to no endpoint, or the key is taken)."""
+    """Register ``request`` (``covers`` it) with one statement run by ``execute``, reserving ``key``
+    in the same statement. ``NotCovered`` when it wrote nothing (a reference to no endpoint, or the
+    key is taken: ``execute``'s error is then the unique violation, chained)."""
     specs = request.targets or default_targets
     assert request.asset_id is not None
     naive_now = now.astimezone(UTC).replace(tzinfo=None)
@@ -181,21 +201,83 @@ def register(
         watch.targets.append(target.shown)
         params.update({f"t{position}_{name}": value for name, value in target.columns.items()})
     if key is not None:
-        params.update(k_fp=key[0], k_key=key[1], k_hash=key[2])
-        params["k_expires"] = key[3].astimezone(UTC).replace(tzinfo=None)
-    row = execute(_statement(tuple(shape), key is not None), params)
+        params.update(k_fp=key.fingerprint, k_key=key.key, k_hash=key.request_hash)
+        params["k_expires"] = key.expires_at.astimezone(UTC).replace(tzinfo=None)
+        params["k_location"] = key.location(watch.id)
+        params["k_watch"] = json.dumps(_watch_parts(watch))
+    try:
+        row = execute(_statement(tuple(shape), key is not None), params)
+    except Exception as exc:
+        if key is not None and _key_taken(exc):
+            raise NotCovered from exc
+        raise
     if row is None or row[0] is None:
         raise NotCovered
-    watch.asset = {
-        name: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
-        for name, value in zip(ASSET_COLUMNS, row, strict=False)
-    }
-    endpoints = iter(row[len(ASSET_COLUMNS) :])
-    for new_target, is_endpoint in zip(watch.targets, shape, strict=True):
-        if is_endpoint:
-            shown = next(endpoints)
-            new_target.endpoint, new_target.type = shown, shown["type"]
+    watch.asset = _asset(zip(ASSET_COLUMNS, row, strict=False))
+    _show_endpoints(watch.targets, row[len(ASSET_COLUMNS) :])
     return watch
+
+
+def watch_from_parts(parts: dict[str, Any]) -> NewWatch:
+    """The registered watch whose ``answer_parts`` these are (stored with its key row): rendered
+    by ``registered_watch_json``, the answer the registration gave, key for key."""
+    sent = parts["watch"]
+    watch = NewWatch(
+        id=sent["id"], workspace=sent["workspace"], project_id=sent["project_id"],
+        asset_id=sent["asset_id"], api=sent["api"], labels=sent["labels"], events=sent["events"],
+        created_at=datetime.fromisoformat(sent["created_at"]),
+        deadline_at=datetime.fromisoformat(sent["deadline_at"]),
+        stalled_after_seconds=sent["stalled_after_seconds"],
+        targets=[NewTarget(**target) for target in sent["targets"]],
+        asset=_asset(
+            (name, datetime.fromisoformat(value) if name in ASSET_TIMES and value else value)
+            for name, value in parts["asset"].items()
+        ),
+        generated_secrets=sent["generated_secrets"],
+    )  # fmt: skip
+    _show_endpoints(watch.targets, parts["endpoints"])
+    return watch
+
+
+def _watch_parts(watch: NewWatch) -> dict[str, Any]:
+    """What ``watch_from_parts`` needs of ``watch`` as sent (before the statement): JSON-ready."""
+    return {
+        "id": watch.id, "workspace": watch.workspace, "project_id": watch.project_id,
+        "asset_id": watch.asset_id, "api": str(watch.api), "labels": watch.labels,
+        "events": watch.events, "created_at": watch.created_at.isoformat(),
+        "deadline_at": watch.deadline_at.isoformat(),
+        "stalled_after_seconds": watch.stalled_after_seconds,
+        "targets": [asdict(target) for target in watch.targets],
+        "generated_secrets": watch.generated_secrets,
+    }  # fmt: skip
+
+
+def _asset(columns: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """The asset's columns with aware times (the database's are naive UTC)."""
+    return {
+        name: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+        for name, value in columns
+    }
+
+
+def _show_endpoints(targets: list[NewTarget], endpoints: Sequence[dict[str, Any]]) -> None:
+    """Give each reference (a target made with no type) its endpoint's columns, in order."""
+    found = iter(endpoints)
+    for target in targets:
+        if target.type == "":
+            shown = next(found)
+            target.endpoint, target.type = shown, shown["type"]
+
+
+def _key_taken(exc: Exception) -> bool:
+    """Whether ``exc`` (the driver's, or SQLAlchemy's wrapping it) is the key row's unique
+    violation: the key was used before (or is being used by a concurrent request)."""
+    diag = getattr(getattr(exc, "orig", exc), "diag", None)
+    return (
+        diag is not None
+        and getattr(diag, "sqlstate", None) == "23505"
+        and getattr(diag, "table_name", None) == "idempotency_keys"
+    )
 
 
 @dataclass
@@ -260,13 +342,6 @@ def _statement(shape: tuple[bool, ...], with_key: bool) -> str:
             f"ok AS (SELECT 1 AS ok WHERE (SELECT count(DISTINCT id) FROM ({found}) f) = {len(refs)})"
         )
         source = " FROM ok"
-    if with_key:
-        ctes.append(
-            "k AS (INSERT INTO idempotency_keys (token_fingerprint, key, request_hash, status_code,"
-            " body, location, created_at, expires_at) SELECT %(k_fp)s, %(k_key)s, %(k_hash)s, 0,"
-            f" '', NULL, %(now)s, %(k_expires)s{source} ON CONFLICT DO NOTHING RETURNING 1 AS ok)"
-        )
-        source = " FROM k"
     ctes.append(
         "a AS (INSERT INTO assets (workspace, project_id, asset_id, api, interval, poll_count,"
         " consecutive_errors, next_poll_at, created_at, updated_at) SELECT %(w_workspace)s,"
@@ -299,9 +374,19 @@ def _statement(shape: tuple[bool, ...], with_key: bool) -> str:
                 f" SELECT {values} FROM w)"
             )
     shown = ", ".join(f"'{c}', e.{c}" for c in ENDPOINT_COLUMNS)
-    answers = [f"a.{c}" for c in ASSET_COLUMNS] + [
-        f"(SELECT json_build_object({shown}) FROM e{i} e)" for i in refs
-    ]
+    endpoints = [f"(SELECT json_build_object({shown}) FROM e{i} e)" for i in refs]
+    if with_key:  # last: it fails (and the statement with it) when the key is taken
+        asset = ", ".join(f"'{c}', a.{c}" for c in ASSET_COLUMNS)
+        parts = (
+            f"json_build_object('watch', CAST(%(k_watch)s AS json), 'asset', json_build_object("
+            f"{asset}), 'endpoints', json_build_array({', '.join(endpoints)}))"
+        )
+        ctes.append(
+            "k AS (INSERT INTO idempotency_keys (token_fingerprint, key, request_hash, status_code,"
+            " body, location, answer_parts, created_at, expires_at) SELECT %(k_fp)s, %(k_key)s,"
+            f" %(k_hash)s, 201, '', %(k_location)s, {parts}, %(now)s, %(k_expires)s FROM a)"
+        )
+    answers = [f"a.{c}" for c in ASSET_COLUMNS] + endpoints
     return (
         "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(answers)} FROM (SELECT 1) one"
         " LEFT JOIN a ON true"
