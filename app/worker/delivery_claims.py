@@ -60,6 +60,23 @@ _PENDING: ColumnElement[str] = literal_column(f"'{DeliveryState.PENDING.value}'"
 SLOT_HORIZON = timedelta(seconds=1)
 
 
+_DELIVERIES = cast(Table, Delivery.__table__)
+
+
+def _lease_free() -> ColumnElement[bool]:
+    """A delivery nobody holds: never leased, or its lease ran out before ``now`` (parameter)."""
+    leased_until = _DELIVERIES.c.lease_expires_at
+    return or_(leased_until.is_(None), leased_until < bindparam("now", type_=leased_until.type))
+
+
+def _leasing(statement: Update) -> Update:
+    """``statement`` writing the claimer's lease: parameters ``token`` and ``expires``."""
+    return statement.values(
+        lease_owner=bindparam("token"),
+        lease_expires_at=bindparam("expires", type_=_DELIVERIES.c.lease_expires_at.type),
+    )
+
+
 def _claim_statement() -> Update:
     """The claim, built once (a burst claims hundreds of times a second; building the statement
     and its cache key each time cost more than running it). Parameters: ``now``, ``horizon``
@@ -77,7 +94,7 @@ def _claim_statement() -> Update:
         earlier.c.state == _PENDING,
         earlier.c.first_attempted_at.is_(None),
     )
-    lease_free = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
+    lease_free = _lease_free()
     endpoint_open = or_(
         targets.c.endpoint_id.is_(None),
         and_(
@@ -109,19 +126,12 @@ def _claim_statement() -> Update:
         .limit(bindparam("limit", type_=Integer, literal_execute=True))
         .with_for_update(skip_locked=True, of=deliveries)
     )
-    return (
-        update(deliveries)
-        .where(deliveries.c.seq.in_(due.scalar_subquery()), lease_free)
-        .values(
-            lease_owner=bindparam("token"),
-            lease_expires_at=bindparam("expires", type_=deliveries.c.lease_expires_at.type),
-        )
-        .returning(deliveries.c.seq, deliveries.c.lane, deliveries.c.first_attempted_at)
-    )
+    return _leasing(
+        update(deliveries).where(deliveries.c.seq.in_(due.scalar_subquery()), lease_free)
+    ).returning(deliveries.c.seq, deliveries.c.lane, deliveries.c.first_attempted_at)
 
 
 _CLAIM = _claim_statement()
-_DELIVERIES = cast(Table, Delivery.__table__)
 
 
 @functools.cache
@@ -156,21 +166,14 @@ def _lease_followers(postgres: bool) -> Update:
     leasing in the same lane at once (one's claim, the other's continuation) would otherwise wait
     for each other's rows, a deadlock on PostgreSQL. A skipped row ends its lane's chain there."""
     d = _DELIVERIES
-    now = bindparam("now", type_=d.c.lease_expires_at.type)
-    lease_free = or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now)
+    lease_free = _lease_free()
     free = (
         select(d.c.seq)
         .where(member_of(d.c.seq, "seqs", postgres), d.c.state == _PENDING, lease_free)
         .with_for_update(skip_locked=True)
     )
-    return (
-        update(d)
-        .where(d.c.seq.in_(free.scalar_subquery()), lease_free)
-        .values(
-            lease_owner=bindparam("token"),
-            lease_expires_at=bindparam("expires", type_=d.c.lease_expires_at.type),
-        )
-        .returning(d.c.seq)
+    return _leasing(update(d).where(d.c.seq.in_(free.scalar_subquery()), lease_free)).returning(
+        d.c.seq
     )
 
 
