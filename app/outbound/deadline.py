@@ -87,7 +87,11 @@ class _Watchdog:
                     target=self._run, name="send-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            # Woken only when this deadline is now the first to expire: the thread already sleeps
+            # until the earlier one otherwise (a send's deadline is almost never the first: waking
+            # the thread for every send cost a GIL hand-over each, hundreds a second in a burst).
+            if self._heap[0][2] is deadline:
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
