@@ -60,8 +60,10 @@ def _leased_deliveries(session, now, count: int, endpoint_id: str | None, per_ta
     return deliveries
 
 
-def _success(status: int = 200) -> DeliveryResult:
-    return DeliveryResult(DeliveryOutcome.SUCCEEDED, status_code=status, duration_ms=3)
+def _success(status: int = 200, excerpt: str | None = None) -> DeliveryResult:
+    return DeliveryResult(
+        DeliveryOutcome.SUCCEEDED, status_code=status, duration_ms=3, excerpt=excerpt
+    )
 
 
 def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_app):
@@ -82,7 +84,10 @@ def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_ap
         recorded = record_successes(
             session,
             TOKEN,
-            [(d.seq, d.target_id, endpoint.id, _success()) for d in (first, second, lost)],
+            [
+                (d.seq, d.target_id, endpoint.id, _success(excerpt=f"ok {n}"))
+                for n, d in enumerate((first, second, lost))
+            ],
             now,
         )
         session.commit()
@@ -98,10 +103,15 @@ def test_a_batch_of_successes_ends_the_leased_deliveries_and_only_those(batch_ap
         assert first.first_attempted_at == now - timedelta(minutes=5)
         assert second.first_attempted_at == now
         attempts = session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.pk)).all()
-        assert [(a.delivery_seq, a.outcome, a.status_code) for a in attempts] == [
-            (first.seq, "succeeded", 200),
-            (second.seq, "succeeded", 200),
+        shown = [
+            (a.delivery_seq, a.outcome, a.status_code, a.at, a.duration_ms, a.response_excerpt)
+            for a in attempts
         ]
+        assert shown == [
+            (first.seq, "succeeded", 200, now, 3, "ok 0"),
+            (second.seq, "succeeded", 200, now, 3, "ok 1"),
+        ]
+        assert [(a.error, a.error_detail) for a in attempts] == [(None, None)] * 2
         healthy = session.get(Endpoint, endpoint.id)
         assert (healthy.last_success_at, healthy.failing_since) == (now, None)
 

@@ -21,7 +21,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, func, insert, update
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    Integer,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.models import Delivery, DeliveryAttempt, Endpoint, Target
@@ -93,6 +107,40 @@ def _endpoints_succeeded(postgres: bool) -> Update:
 _SUCCEED = {postgres: _succeed(postgres) for postgres in (True, False)}
 _ENDPOINTS_SUCCEEDED = {postgres: _endpoints_succeeded(postgres) for postgres in (True, False)}
 _INSERT_ATTEMPTS = insert(_attempts)
+#: The attempt columns a success's row carries in ``_INSERT_ATTEMPTS_FROM_ARRAYS`` (by array name).
+_ATTEMPT_ARRAYS = {
+    "delivery_seq": ("a_seq", BigInteger),
+    "duration_ms": ("a_duration_ms", Integer),
+    "status_code": ("a_status_code", Integer),
+    "response_excerpt": ("a_excerpt", Text),
+    "error": ("a_error", Text),
+    "error_detail": ("a_error_detail", Text),
+}
+
+
+def _insert_attempts_from_arrays() -> Insert:
+    """PostgreSQL: every success's attempt in one ``INSERT .. SELECT .. FROM unnest(arrays)``, one
+    array per column (``_ATTEMPT_ARRAYS``) plus ``now``. An ``executemany`` of the same rows runs one
+    INSERT per row and binds each row's values in Python: ~6% of a worker's time in a burst."""
+    rows = (
+        func.unnest(
+            *(bindparam(name, type_=ARRAY(kind)) for name, kind in _ATTEMPT_ARRAYS.values())
+        )
+        .table_valued(*_ATTEMPT_ARRAYS)
+        .render_derived(name="success")
+    )
+    columns = [*_ATTEMPT_ARRAYS, "at", "outcome"]
+    return insert(_attempts).from_select(
+        columns,
+        select(
+            *(rows.c[name] for name in _ATTEMPT_ARRAYS),
+            bindparam("now", type_=_attempts.c.at.type),
+            literal(DeliveryOutcome.SUCCEEDED.value, type_=_attempts.c.outcome.type),
+        ),
+    )
+
+
+_INSERT_ATTEMPTS_FROM_ARRAYS = _insert_attempts_from_arrays()
 _SLACK_MESSAGES = (
     update(_targets)
     .where(_targets.c.id == bindparam("b_target"))
@@ -119,9 +167,14 @@ def record_successes(
     recorded = set(connection.execute(_SUCCEED[postgres], params).scalars())
     if not recorded:
         return recorded
-    connection.execute(
-        _INSERT_ATTEMPTS, [_attempt_row(seq, by_seq[seq][1], now) for seq in sorted(recorded)]
-    )
+    rows = [_attempt_row(seq, by_seq[seq][1], now) for seq in sorted(recorded)]
+    if postgres:
+        arrays = {
+            array: [row[column] for row in rows] for column, (array, _) in _ATTEMPT_ARRAYS.items()
+        }
+        connection.execute(_INSERT_ATTEMPTS_FROM_ARRAYS, {**arrays, "now": now})
+    else:
+        connection.execute(_INSERT_ATTEMPTS, rows)
     messages = [
         _slack_message(targets[seq], by_seq[seq][1].target_updates)
         for seq in sorted(recorded)
