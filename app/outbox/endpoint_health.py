@@ -17,13 +17,15 @@ DEFAULT_DISABLE_AFTER = 432000.0
 _NEUTRAL = frozenset({DeliveryOutcome.HOLD})
 
 
-def signing_secrets(endpoint: Endpoint, now: datetime) -> tuple[str, ...]:
-    """The secrets that sign a request to ``endpoint`` now: the current one, then the previous one
-    while a rotation's overlap lasts."""
-    keys = [endpoint.secret] if endpoint.secret else []
-    until = endpoint.previous_secret_until
-    if endpoint.previous_secret and until is not None and now < until:
-        keys.append(endpoint.previous_secret)
+def signing_keys(
+    secret: str | None, previous: str | None, previous_until: datetime | None, now: datetime
+) -> tuple[str, ...]:
+    """The secrets that sign a request to an endpoint now (its columns ``secret``,
+    ``previous_secret``, ``previous_secret_until``): the current one, then the previous one while a
+    rotation's overlap lasts."""
+    keys = [secret] if secret else []
+    if previous and previous_until is not None and now < previous_until:
+        keys.append(previous)
     return tuple(keys)
 
 
