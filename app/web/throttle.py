@@ -152,7 +152,9 @@ def check_token(
         row = _failures_of(session, client)
     wait = _throttled_for(row, now, max_failures, window)
     if not kept and (right or wait is not None):
-        reads.put(client, row, now)  # a wrong token's read only when throttled: it counts next
+        # A wrong token's fresh read is kept only when throttled: otherwise it is counted next,
+        # which changes the row.
+        reads.put(client, row, now)
     if wait is not None:
         return Verdict(accepted=False, retry_after=wait)
     if right:
