@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     bridge_instance_path: Path = Path("instance")
     mi_max_rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
     bridge_poll_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    #: Where a worker's status requests run: its own process, or a child process of their own
+    #: (``app.worker.poll_transport``).
+    bridge_poll_transport: Literal["thread", "process"] = "thread"
     #: Days an ended watch is kept; 0 keeps every watch.
     bridge_retention_days: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     bridge_housekeeping_interval: Duration = 600.0

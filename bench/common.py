@@ -317,6 +317,30 @@ def rss_mb(pid: int | None = None) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of one process so far (``/proc/<pid>/stat``; 0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_named(name: str) -> float:
+    """CPU seconds so far of every process whose command name starts with ``name`` (``postgres``:
+    the server's backends and helpers; ``nginx``: the far end)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "comm").read_text()
+            except OSError:
+                continue
+            if command.startswith(name):
+                total += cpu_seconds(int(entry.name))
+    return total
+
+
 def machine() -> str:
     """One line describing this machine (CPU model, cores, memory, Python)."""
     import platform

@@ -9,10 +9,15 @@ is not the bottleneck. Each repetition runs, one after the other in the same pro
 - ``aiohttp``: one event loop with 64 requests in flight, GET + JSON parsing, N requests;
 - ``worker-sqlite`` / ``worker-postgres``: N due assets (one watch and one webhook target each, already
   seen ANALYZING) in a fresh database; ``poll_once`` of one ``WorkerRuntime`` in a loop until nothing is
-  due (BRIDGE_POLL_INTERVAL=3600 s so each asset is polled exactly once).
+  due (BRIDGE_POLL_INTERVAL=3600 s so each asset is polled exactly once);
+- ``worker-sqlite-process`` / ``worker-postgres-process``: the same with
+  ``BRIDGE_POLL_TRANSPORT=process`` (the requests sent by the worker's child process), in a database of
+  their own.
 
 It prints polls (requests) per second of each, per repetition and as medians, and the ratios worker/bare
-and worker/aiohttp computed per repetition (side by side) and then their median.
+and worker/aiohttp computed per repetition (side by side) and then their median; beside each figure,
+the CPU microseconds per poll spent by this process, the poll process, PostgreSQL and nginx (on a
+2-core machine that runs them all, their sum bounds what any worker can reach).
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bench.common import (
+    PG_BENCH_DB,
     bench_app,
+    cpu_seconds,
+    cpu_seconds_named,
     due_count,
     fresh_postgres,
     machine,
@@ -42,7 +50,14 @@ from bench.common import (
     status_urls,
 )
 
-CLIENTS = ("bare", "aiohttp", "worker-sqlite", "worker-postgres")
+CLIENTS = (
+    "bare",
+    "aiohttp",
+    "worker-sqlite",
+    "worker-postgres",
+    "worker-sqlite-process",
+    "worker-postgres-process",
+)
 BARE_THREADS = 16  # = app.worker.runtime.POLL_CONCURRENCY
 AIOHTTP_IN_FLIGHT = 64
 
@@ -96,21 +111,56 @@ def run_aiohttp(urls: list[str], in_flight: int = AIOHTTP_IN_FLIGHT) -> float:
     return asyncio.run(main())
 
 
+class CpuMeter:
+    """CPU used from now on by this process (the client, or the worker's own threads), the poll
+    process (``BRIDGE_POLL_TRANSPORT=process``), PostgreSQL's processes and nginx: where a poll's
+    cost lands on a machine that runs them all."""
+
+    def __init__(self, child_pid: int | None) -> None:
+        self.child_pid = child_pid
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {
+            "process": cpu_seconds(),
+            "poll process": cpu_seconds(self.child_pid) if self.child_pid else 0.0,
+            "postgres": cpu_seconds_named("postgres"),
+            "nginx": cpu_seconds_named("nginx"),
+        }
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        """Microseconds of CPU per request since ``__init__``, by process."""
+        end = self._read()
+        return {k: 1e6 * (end[k] - self.start[k]) / requests for k in end}
+
+
+def _cpu_text(cpu: dict[str, float]) -> str:
+    shown = {k: v for k, v in cpu.items() if v >= 5}  # ticks of 10 ms: below this is noise
+    return "CPU us/poll: " + ", ".join(f"{k} {v:.0f}" for k, v in shown.items())
+
+
 class WorkerBench:
     """A seeded database and one WorkerRuntime, reusable across repetitions."""
 
     def __init__(self, kind: str, far_end: str, assets: int, workdir: Path) -> None:
-        url = f"sqlite:///{workdir / 'bench.db'}" if kind == "worker-sqlite" else fresh_postgres()
+        process = kind.endswith("-process")
+        if kind.startswith("worker-sqlite"):
+            url = f"sqlite:///{workdir / f'{kind}.db'}"
+        else:
+            url = fresh_postgres(PG_BENCH_DB + ("_process" if process else ""))
         started = time.perf_counter()
-        self.app = bench_app(url, far_end)
+        self.app = bench_app(url, far_end, BRIDGE_POLL_TRANSPORT="process" if process else "thread")
         seed(self.app, assets)
         print(
             f"  [{kind}] seeded {assets} assets in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
+        from app.worker.poll_transport import transport_of
         from app.worker.runtime import WorkerRuntime
 
         self.runtime = WorkerRuntime.from_app(self.app)
+        # A worker starts its poll process when it starts; measured here is polling, not that.
+        transport_of(self.runtime).start()
         self.assets = assets
         self.kind = kind
         self.first = True
@@ -135,6 +185,10 @@ class WorkerBench:
             raise RuntimeError(f"{self.kind}: polled {polled} of {self.assets}, {left} still due")
         return polled / elapsed
 
+    def child_pid(self) -> int | None:
+        """The poll process's pid (None with the thread transport)."""
+        return getattr(self.runtime.poll_transport, "child_pid", None)
+
     def close(self) -> None:
         self.runtime.close()
         from app.db import db
@@ -157,6 +211,7 @@ def main() -> None:
         f"assets/requests per run: {args.assets}; runs: {args.runs}; clients: {', '.join(chosen)}"
     )
     results: dict[str, list[float]] = {c: [] for c in chosen}
+    cpus: dict[str, list[dict[str, float]]] = {c: [] for c in chosen}
     with nginx_far_end(args.nginx_workers) as far_end, tempfile.TemporaryDirectory() as tmp:
         print(f"far end: nginx at {far_end} ({args.nginx_workers} worker process)")
         urls = status_urls(far_end, args.assets)
@@ -168,21 +223,28 @@ def main() -> None:
         try:
             for run in range(1, args.runs + 1):
                 for client in chosen:
+                    bench = workers.get(client)
+                    meter = CpuMeter(bench.child_pid() if bench else None)
                     if client == "bare":
                         rate = run_bare(urls)
                     elif client == "aiohttp":
                         rate = run_aiohttp(urls)
                     else:
-                        rate = workers[client].run()
+                        rate = bench.run()  # type: ignore[union-attr]
+                    cpu = meter.per_request(args.assets)
                     results[client].append(rate)
-                    print(f"run {run} {client:16s} {rate:9.0f} polls/s", flush=True)
+                    cpus[client].append(cpu)
+                    print(
+                        f"run {run} {client:24s} {rate:7.0f} polls/s   {_cpu_text(cpu)}", flush=True
+                    )
         finally:
             for bench in workers.values():
                 bench.close()
-    print("\nmedians (polls/s):")
+    print("\nmedians (polls/s; CPU microseconds per poll by process, medians):")
     for client in chosen:
         runs = ", ".join(f"{r:.0f}" for r in results[client])
-        print(f"  {client:16s} {median(results[client]):9.0f}   (runs: {runs})")
+        cpu = {k: median([c[k] for c in cpus[client]]) for k in cpus[client][0]}
+        print(f"  {client:24s} {median(results[client]):7.0f}   (runs: {runs})   {_cpu_text(cpu)}")
     for worker in (c for c in chosen if c.startswith("worker")):
         for base in ("bare", "aiohttp"):
             if base in chosen:

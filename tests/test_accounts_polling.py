@@ -31,15 +31,16 @@ CREDENTIALS = json.dumps({"ws-b": {"access_key": ACCESS_B, "secret_key": SECRET_
 
 
 @pytest.fixture
-def two_accounts(app_factory, clock, simulator, sim_control, receiver):
-    """The bridge with accounts A (workspace ``ws``) and B (``ws-b``), alerts to ``receiver``."""
+def two_accounts(app_factory, clock, simulator, sim_control, receiver, bridge_overrides):
+    """The bridge with accounts A (workspace ``ws``) and B (``ws-b``), alerts to ``receiver``
+    (and the module's ``bridge_overrides``)."""
     created = sim_control.put(
         f"/credentials/{ACCESS_B}", json={"secret_key": SECRET_B, "workspaces": ["ws-b"]}
     )
     assert created.status_code == 201
     app = app_factory(
         clock=clock, **simulator_config(simulator.url), **TICK_TIMINGS,
-        **alert_config(receiver), NCP_CREDENTIALS=CREDENTIALS,
+        **alert_config(receiver), NCP_CREDENTIALS=CREDENTIALS, **bridge_overrides,
     )  # fmt: skip
     bridge = Alerting(app, clock, simulator, sim_control, receiver=receiver)
     # The runtime builds its client with every configured account, as a worker's does.

@@ -5,7 +5,11 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.worker.poll_rules import PollChain
 
 #: Upper bounds (seconds) of the poll duration histogram's buckets.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -60,16 +64,21 @@ class WorkerCounters:
             self._polls[outcome] += 1
             self._duration.observe(seconds)
 
+    def polled(self, chains: Iterable[PollChain]) -> None:
+        """The requests of polled claims (``poll`` for each) and when each claim's first went out
+        (``sent_early``), under one lock: thousands arrive a second."""
+        with self._lock:
+            for chain in chains:
+                for _, result in chain.requests:
+                    self._polls[result.outcome.value] += 1
+                    self._duration.observe(result.duration)
+                self._earliness.observe(max(0.0, chain.sent_early))
+
     def claimed_late(self, seconds_list: list[float]) -> None:
         """Claimed assets, each this many seconds after it was due."""
         with self._lock:
             for seconds in seconds_list:
                 self._lateness.observe(max(0.0, seconds))
-
-    def sent_early(self, seconds: float) -> None:
-        """A claim's first request, sent this many seconds before the asset was due."""
-        with self._lock:
-            self._earliness.observe(max(0.0, seconds))
 
     def delivery(self, outcome: str, target_type: str) -> None:
         """One delivery attempt, by outcome and target type."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from app.upstream.client import MediaIntelligenceClient
 from app.upstream.generations import successor
@@ -27,7 +27,7 @@ from app.upstream.outcomes import PollOutcome, PollResult
 from app.vocabulary import ApiGeneration
 from app.worker.asset_claims import ClaimedAsset
 from app.worker.poll_rules import PollChain
-from app.worker.runtime import WorkerRuntime
+from app.worker.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +41,20 @@ STOP_CHECK_SECONDS = 0.25
 
 #: Called once per claim, from the loop's thread: the claim's chain, or None if it was not polled.
 Report = Callable[[ClaimedAsset, PollChain | None], None]
+
+
+class PollContext(Protocol):
+    """What the requests need of their worker: its stop flag, its rate limiter and its clock (a
+    ``WorkerRuntime``, or the poll process's own, ``app.worker.poll_process``)."""
+
+    @property
+    def stop(self) -> threading.Event: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
 
 
 class Inbox(Generic[T]):
@@ -80,10 +94,20 @@ class Halt:
     def __init__(self) -> None:
         self._all = threading.Event()
         self._accounts: set[str] = set()
+        self._on_set: list[Callable[[], None]] = []
 
     def set(self) -> None:
-        """Stop every request."""
+        """Stop every request (and tell whoever asked, ``on_set``)."""
         self._all.set()
+        for callback in list(self._on_set):
+            callback()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when ``set`` is called (at once if it already was): how a halt reaches
+        requests running in another process."""
+        self._on_set.append(callback)
+        if self._all.is_set():
+            callback()
 
     def is_set(self) -> bool:
         """Whether every request is stopped."""
@@ -113,7 +137,7 @@ class BatchTiming:
 
 
 async def poll_batch(
-    runtime: WorkerRuntime,
+    context: PollContext,
     client: MediaIntelligenceClient,
     claims: list[ClaimedAsset],
     timing: BatchTiming,
@@ -127,14 +151,14 @@ async def poll_batch(
     waiting for its claim's due time and then for a slot: a task per claim would cost its creation
     and a wait on the slots for every one of thousands of claims a second, for the same order.
 
-    ``client`` is the one the batch was submitted to, not ``runtime.client`` read later: the
-    coroutine runs on that client's loop, and the runtime's client may be replaced meanwhile.
+    ``client`` is the one the batch was submitted to, not the worker's read later: the coroutine
+    runs on that client's loop, and the worker's client may be replaced meanwhile.
     """
     queue = iter(sorted(claims, key=_due_at))
     pollers = min(client.concurrency, len(claims))
     try:
         await asyncio.gather(
-            *(_poll_in_turn(runtime, client, queue, timing, halt, report) for _ in range(pollers)),
+            *(_poll_in_turn(context, client, queue, timing, halt, report) for _ in range(pollers)),
             return_exceptions=True,
         )
     finally:  # cancelled: the claims no poller took are reported unpolled
@@ -147,7 +171,7 @@ def _due_at(claim: ClaimedAsset) -> datetime:
 
 
 async def _poll_in_turn(
-    runtime: WorkerRuntime,
+    context: PollContext,
     client: MediaIntelligenceClient,
     queue: Iterator[ClaimedAsset],
     timing: BatchTiming,
@@ -156,11 +180,11 @@ async def _poll_in_turn(
 ) -> None:
     """Poll the next claim of ``queue`` until there is none."""
     for claim in queue:
-        await _poll_and_report(runtime, client, claim, timing, halt, report)
+        await _poll_and_report(context, client, claim, timing, halt, report)
 
 
 async def _poll_and_report(
-    runtime: WorkerRuntime,
+    context: PollContext,
     client: MediaIntelligenceClient,
     claim: ClaimedAsset,
     timing: BatchTiming,
@@ -169,7 +193,7 @@ async def _poll_and_report(
 ) -> None:
     chain = None
     try:
-        chain = await _poll_one(runtime, client, claim, timing, halt)
+        chain = await _poll_one(context, client, claim, timing, halt)
     except Exception:
         log.exception("poll of asset %s (%s) failed", claim.asset_id, claim.api)
     finally:  # cancelled too: the tick counts on one report per claim
@@ -177,7 +201,7 @@ async def _poll_and_report(
 
 
 async def _poll_one(
-    runtime: WorkerRuntime,
+    context: PollContext,
     client: MediaIntelligenceClient,
     claim: ClaimedAsset,
     timing: BatchTiming,
@@ -190,30 +214,30 @@ async def _poll_one(
     it is not sent, and the claim is released. A 429 stops the requests of the claim's account.
     """
     account = client.account_for(claim.workspace).fingerprint
-    if not await _wait_until(timing.sends_at(claim), runtime.stop, halt, account):
+    if not await _wait_until(timing.sends_at(claim), context.stop, halt, account):
         return None
     generation: ApiGeneration | None = ApiGeneration(claim.api)
     requests: list[tuple[str, PollResult]] = []
+    early = 0.0
     async with client.slots:
         while generation is not None:
             budget = (timing.lease_ends - time.monotonic()) * LEASE_SHARE_FOR_REQUESTS
             if budget < MIN_REQUEST_BUDGET or halt.stops(account):
                 break
-            if not await runtime.limiter.acquire(runtime.stop, account):
+            if not await context.limiter.acquire(context.stop, account):
                 break
             if not requests:
-                runtime.counters.sent_early((claim.due_at - runtime.clock()).total_seconds())
+                early = (claim.due_at - context.clock()).total_seconds()
             result = await client.fetch_status(
                 claim.workspace, claim.project_id, claim.asset_id, generation, budget=budget
             )
-            runtime.counters.poll(result.outcome.value, result.duration)
             requests.append((generation.value, result))
             if result.outcome is PollOutcome.RATE_LIMITED:
                 halt.pause(account)
             if result.outcome is not PollOutcome.NOT_FOUND:
                 break
             generation = successor(generation)
-    return PollChain(tuple(requests)) if requests else None
+    return PollChain(tuple(requests), early) if requests else None
 
 
 async def _wait_until(moment: float, stop: threading.Event, halt: Halt, account: str) -> bool:

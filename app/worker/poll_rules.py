@@ -42,6 +42,9 @@ class PollChain:
     """
 
     requests: tuple[tuple[str, PollResult], ...]
+    #: Seconds before the asset's due time its first request went out, on the clock of the process
+    #: that sent it (0 or less: on time; more is a bug, counted in ``poll_earliness``).
+    sent_early: float = 0.0
 
     @property
     def generation(self) -> str:

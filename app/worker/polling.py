@@ -31,7 +31,8 @@ from app.upstream.outcomes import PollOutcome
 from app.worker.apply import ApplyContext, PollChain, apply_batch
 from app.worker.asset_claims import ClaimedAsset, claim_due_assets, release
 from app.worker.expiry import expire_due_watches
-from app.worker.poll_requests import BatchTiming, Halt, Inbox, poll_batch
+from app.worker.poll_requests import BatchTiming, Halt, Inbox
+from app.worker.poll_transport import transport_of
 from app.worker.runtime import WorkerRuntime
 from app.worker.stalled import report_stalled_watches
 
@@ -179,12 +180,11 @@ class _Tick:
         batch = _Batch(token, claims, full=len(claims) >= self.size)
         self.batches.append(batch)
         timing = BatchTiming(claimed_at, started, started + lease)
-        client = runtime.client
 
         def report(claim: ClaimedAsset, chain: PollChain | None) -> None:
             self.results.put(_Item(batch, claim, chain))
 
-        batch.future = client.submit(poll_batch(runtime, client, claims, timing, self.halt, report))
+        batch.future = transport_of(runtime).submit(claims, timing, self.halt, report)
         batch.future.add_done_callback(lambda _: self.results.put(_Ended(batch), wake=True))
         self.more = batch.full
 
@@ -216,6 +216,7 @@ class _Tick:
         runtime, session, report = self.runtime, db.session(), self.report
         ctx = ApplyContext(runtime.clock(), runtime.pacing, runtime.rng)
         polled = [(item.claim, item.chain) for item in group if item.chain is not None]
+        runtime.counters.polled(chain for _, chain in polled)
         if polled:
             report.applied += apply_batch(session, polled, ctx)
             self._record_answering(session, polled, ctx.now)

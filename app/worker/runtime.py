@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -24,6 +25,9 @@ from app.worker.counters import WorkerCounters
 from app.worker.database_gate import DatabaseGate
 from app.worker.pacing import PollPacing
 from app.worker.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from app.worker.poll_transport import PollTransport
 
 #: Concurrent notification sends per worker process.
 DELIVERY_CONCURRENCY = 16
@@ -70,6 +74,8 @@ class WorkerRuntime:
     database_check_seconds: float = DATABASE_CHECK_SECONDS
     #: When this worker first evaluated the alert conditions (``app.worker.alerting``).
     alerts_started_at: datetime | None = None
+    #: Where the poll ticks' requests run (``app.worker.poll_transport.transport_of`` makes it).
+    poll_transport: PollTransport | None = None
 
     @classmethod
     def from_app(
@@ -113,4 +119,6 @@ class WorkerRuntime:
         """Stop threads and release connections."""
         self.stop.set()
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
+        if self.poll_transport is not None:
+            self.poll_transport.close()
         self.client.close()

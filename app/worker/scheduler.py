@@ -28,6 +28,7 @@ from app.worker.database_wait import guarded, keep_checking
 from app.worker.delivery import deliver_once
 from app.worker.heartbeat import beat
 from app.worker.housekeeping import housekeep
+from app.worker.poll_transport import transport_of
 from app.worker.polling import poll_once
 from app.worker.runtime import WorkerRuntime
 from app.worker.workflows import workflow_once
@@ -101,6 +102,9 @@ def run_worker(runtime: WorkerRuntime) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    transport_of(
+        runtime
+    ).start()  # a poll process (if configured) starts now, not in the first tick
     log.info("worker %s started", runtime.worker_id)
     scheduler.start()
     deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
@@ -126,5 +130,6 @@ def start_background(runtime: WorkerRuntime) -> BackgroundScheduler:
     """Start the same jobs on a background scheduler (the embedded worker)."""
     scheduler = BackgroundScheduler(executors=_executors(), timezone=UTC, daemon=True)
     add_jobs(scheduler, runtime)
+    transport_of(runtime).start()
     scheduler.start()
     return scheduler
