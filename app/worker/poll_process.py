@@ -14,11 +14,13 @@ The two talk over a ``multiprocessing`` pipe (both sides ours: pickled values):
   ``("results", [(batch_id, pk, chain or None), ...])`` gathered for a few
   milliseconds or up to ``RESULTS_PER_MESSAGE``, and ``("ended", batch_id)`` after a batch's last.
 
-The child is started on the first batch (spawned, not forked: the worker has threads), and again on
-the next batch after it died. A child that dies ends its batches: their claims that never reported
-come back unpolled, and the tick releases them. It ignores SIGTERM and SIGINT (a platform signals
-every process of a dyno; the worker decides when to stop) and ends when the worker says so or its
-pipe closes, so it never outlives the worker.
+The child is started when the worker starts (``start``; spawned, not forked: the worker has
+threads), and again by the next batch after it died. A child that dies ends its batches: their claims
+that never reported come back unpolled, and the tick releases them. It ignores SIGTERM and SIGINT (a
+platform signals every process of a dyno; the worker decides when to stop) and ends when the worker
+says so, when its pipe closes (the worker died) or at the worker's interpreter exit (``close`` runs
+then, before ``multiprocessing`` would wait for the child with no time limit), so it never outlives
+the worker.
 
 ``MI_MAX_RPS`` caps the child's status requests; the worker's own requests (workflow calls) have
 their own bucket. Poll counters travel in the chains (durations, earliness) and are counted by the
@@ -28,6 +30,7 @@ tick, as with the thread transport.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import itertools
@@ -109,6 +112,9 @@ class ProcessTransport:
         self._child: _Child | None = None
         self._closed = False
         self._stop_watcher: threading.Thread | None = None
+        # Before multiprocessing's own exit handler (registered earlier, so run later), which would
+        # SIGTERM the child (ignored) and then wait for it forever.
+        atexit.register(self.close)
 
     @classmethod
     def for_runtime(cls, runtime: WorkerRuntime) -> ProcessTransport:
@@ -135,7 +141,7 @@ class ProcessTransport:
             if self._closed:
                 raise RuntimeError("the poll process transport is closed")
             if self._child is None or not self._child.alive:
-                self._child = _Child(self._config)
+                self._child = _Child(self._config, self._stop)
                 if self._stop.is_set():
                     self._child.stop_requests()
             if self._stop_watcher is None:
@@ -155,11 +161,13 @@ class ProcessTransport:
 
     @property
     def child_pid(self) -> int | None:
-        """The running child's process id (None before the first batch or after it died)."""
+        """The running child's process id (None before it started, or after it died)."""
         child = self._child
         return child.pid if child is not None and child.alive else None
 
     def close(self) -> None:
+        """End the child (once; later calls do nothing)."""
+        atexit.unregister(self.close)
         with self._lock:
             self._closed = True
             child, self._child = self._child, None
@@ -170,8 +178,9 @@ class ProcessTransport:
 class _Child:
     """One child process, the pipe to it and the thread that reads its results."""
 
-    def __init__(self, config: ChildConfig) -> None:
+    def __init__(self, config: ChildConfig, worker_stop: threading.Event) -> None:
         self._accounts = config.accounts
+        self._worker_stop = worker_stop
         context = multiprocessing.get_context("spawn")
         self._conn, child_end = context.Pipe()
         self._process = context.Process(
@@ -271,7 +280,9 @@ class _Child:
             was_alive, self.alive = self.alive, False
             pending, self._pending = list(self._pending.values()), {}
         self.ready.set()  # nobody waits for a child that is gone
-        if was_alive and not self._stopping:
+        # A worker that is stopping may see its child go first: a platform's SIGTERM reaches every
+        # process, and a child still importing has not ignored it yet.
+        if was_alive and not self._stopping and not self._worker_stop.is_set():
             self._process.join(1.0)
             log.error(
                 "poll process %s ended unexpectedly (exit code %s); the claims of its %d "

@@ -102,17 +102,17 @@ def run_worker(runtime: WorkerRuntime) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    transport_of(
-        runtime
-    ).start()  # a poll process (if configured) starts now, not in the first tick
-    log.info("worker %s started", runtime.worker_id)
-    scheduler.start()
-    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-    # In-flight ticks finish first.
-    for lock in (runtime.tick_lock, runtime.delivery_lock, runtime.workflow_lock):
-        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            lock.release()
     try:
+        transport_of(runtime).start()  # a poll process (if configured) starts now, not in a tick
+        # A signal while it started found no scheduler to shut down: then none is started.
+        if not runtime.stop.is_set():
+            log.info("worker %s started", runtime.worker_id)
+            scheduler.start()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        # In-flight ticks finish first.
+        for lock in (runtime.tick_lock, runtime.delivery_lock, runtime.workflow_lock):
+            if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                lock.release()
         # The final counters, so /metrics misses nothing this worker did (when there is a database
         # to write them to: a worker stopped while waiting for it has none).
         guarded(beat, runtime)(runtime)
