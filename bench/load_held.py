@@ -409,12 +409,18 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
 
     with app.app_context():
         db.engine.dispose()
+    print(
+        f"workers: {args.workers}, BRIDGE_POLL_TRANSPORT={args.poll_transport},"
+        f" BRIDGE_POLL_CONCURRENCY={args.poll_concurrency}"
+    )
     print(f"seeded {args.watches} watches in {time.perf_counter() - started:.1f} s", flush=True)
     env = worker_env(
         url, far_end, args.interval, BRIDGE_ENV="production", BRIDGE_ALLOW_PRIVATE_URLS="true"
     )
     if args.max_interval:  # the product's adaptive back-off instead of a fixed interval
         env["BRIDGE_POLL_MAX_INTERVAL"] = str(args.max_interval)
+    env["BRIDGE_POLL_TRANSPORT"] = args.poll_transport
+    env["BRIDGE_POLL_CONCURRENCY"] = str(args.poll_concurrency)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     launched = time.time()
@@ -428,6 +434,8 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
             base_beats = heartbeats(connection, pids)  # idle so far: nothing was due
             groups = cpu_groups(workers, connection)
             groups["web"] = [web.pid, *children(web.pid)]
+            # A worker's poll process (BRIDGE_POLL_TRANSPORT=process) is part of the worker.
+            groups["workers"] += [child for w in workers for child in children(w.pid)]
             base_polls = polls_so_far(connection)
             generator = Generator(base, args.rate, args.duration, args.request_timeout)
             sampler = Sampler(url, generator, base_polls)
@@ -444,6 +452,8 @@ def run(args: argparse.Namespace, far_end: str, log_dir: Path) -> None:
             postgres = cpu_groups(workers, connection)["postgres"]
             groups["postgres"] = [pid for pid in postgres if pid != sampler.backend_pid]
             groups["web"] = [web.pid, *children(web.pid)]
+            # A worker's poll process (BRIDGE_POLL_TRANSPORT=process) is part of the worker.
+            groups["workers"] += [child for w in workers for child in children(w.pid)]
             after = cpu_snapshot(groups)
             polls_at_end = polls_so_far(connection) - base_polls
             t_end = time.monotonic()
@@ -496,6 +506,12 @@ def main() -> None:
         help="back off up to this interval (s) like the product does; 0: fixed --interval "
         "(then 'required' polls assume the fixed interval)",
     )  # fmt: skip
+    parser.add_argument(
+        "--poll-transport", choices=("thread", "process"), default="thread",
+        help="the workers' BRIDGE_POLL_TRANSPORT (process: each worker's requests in a child)",
+    )  # fmt: skip
+    parser.add_argument("--poll-concurrency", type=int, default=16,
+                        help="the workers' BRIDGE_POLL_CONCURRENCY")  # fmt: skip
     parser.add_argument("--settle", type=float, default=3, help="s after the last answer")
     parser.add_argument("--request-timeout", type=float, default=10)
     args = parser.parse_args()

@@ -46,6 +46,7 @@ from bench.common import (
     median,
     nginx_far_end,
     on_threads,
+    rss_mb,
     seed,
     status_urls,
 )
@@ -142,14 +143,21 @@ def _cpu_text(cpu: dict[str, float]) -> str:
 class WorkerBench:
     """A seeded database and one WorkerRuntime, reusable across repetitions."""
 
-    def __init__(self, kind: str, far_end: str, assets: int, workdir: Path) -> None:
+    def __init__(
+        self, kind: str, far_end: str, assets: int, workdir: Path, concurrency: int = 16
+    ) -> None:
         process = kind.endswith("-process")
         if kind.startswith("worker-sqlite"):
             url = f"sqlite:///{workdir / f'{kind}.db'}"
         else:
             url = fresh_postgres(PG_BENCH_DB + ("_process" if process else ""))
         started = time.perf_counter()
-        self.app = bench_app(url, far_end, BRIDGE_POLL_TRANSPORT="process" if process else "thread")
+        self.app = bench_app(
+            url,
+            far_end,
+            BRIDGE_POLL_TRANSPORT="process" if process else "thread",
+            BRIDGE_POLL_CONCURRENCY=concurrency,
+        )
         seed(self.app, assets)
         print(
             f"  [{kind}] seeded {assets} assets in {time.perf_counter() - started:.1f} s",
@@ -204,11 +212,14 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(CLIENTS), help="comma-separated subset of: "
                         + ", ".join(CLIENTS))  # fmt: skip
     parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--worker-concurrency", type=int, default=16,
+                        help="the workers' BRIDGE_POLL_CONCURRENCY (default: the product's, 16)")  # fmt: skip
     args = parser.parse_args()
     chosen = [c for c in CLIENTS if c in args.only.split(",")]
     print(f"machine: {machine()}")
     print(
-        f"assets/requests per run: {args.assets}; runs: {args.runs}; clients: {', '.join(chosen)}"
+        f"assets/requests per run: {args.assets}; runs: {args.runs}; clients: {', '.join(chosen)};"
+        f" workers' BRIDGE_POLL_CONCURRENCY: {args.worker_concurrency}"
     )
     results: dict[str, list[float]] = {c: [] for c in chosen}
     cpus: dict[str, list[dict[str, float]]] = {c: [] for c in chosen}
@@ -216,7 +227,7 @@ def main() -> None:
         print(f"far end: nginx at {far_end} ({args.nginx_workers} worker process)")
         urls = status_urls(far_end, args.assets)
         workers = {
-            kind: WorkerBench(kind, far_end, args.assets, Path(tmp))
+            kind: WorkerBench(kind, far_end, args.assets, Path(tmp), args.worker_concurrency)
             for kind in chosen
             if kind.startswith("worker")
         }
@@ -234,8 +245,11 @@ def main() -> None:
                     cpu = meter.per_request(args.assets)
                     results[client].append(rate)
                     cpus[client].append(cpu)
+                    child = bench.child_pid() if bench else None
+                    rss = f"; poll process RSS {rss_mb(child):.0f} MB" if child else ""
                     print(
-                        f"run {run} {client:24s} {rate:7.0f} polls/s   {_cpu_text(cpu)}", flush=True
+                        f"run {run} {client:24s} {rate:7.0f} polls/s   {_cpu_text(cpu)}{rss}",
+                        flush=True,
                     )
         finally:
             for bench in workers.values():
