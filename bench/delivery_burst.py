@@ -1013,7 +1013,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000, help="analyses finishing at once")
     parser.add_argument("--quick", action="store_true", help="1,000 events (development)")
     parser.add_argument("--cases", default=",".join(BY_NAME), help=", ".join(BY_NAME))
-    parser.add_argument("--db", default="postgres,sqlite", help="postgres, sqlite or both")
+    parser.add_argument(
+        "--db", default="postgres,sqlite", choices=("postgres", "sqlite", "postgres,sqlite"),
+        help="postgres, sqlite, or postgres,sqlite (both, the default)",
+    )  # fmt: skip
     parser.add_argument("--workers", default="1,2", help="worker process counts on PostgreSQL")
     parser.add_argument("--max-drain", type=float, default=240.0, help="cut-off per drain (s)")
     parser.add_argument("--max-drain-one-lane", type=float, default=120.0,
