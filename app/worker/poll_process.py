@@ -112,8 +112,10 @@ class ProcessTransport:
         self._child: _Child | None = None
         self._closed = False
         self._stop_watcher: threading.Thread | None = None
-        # Before multiprocessing's own exit handler (registered earlier, so run later), which would
-        # SIGTERM the child (ignored) and then wait for it forever.
+        # Runs before multiprocessing's own exit handler, which would SIGTERM the child (ignored)
+        # and then wait for it forever: that one was registered when this module imported
+        # multiprocessing.connection (which imports multiprocessing.util), so earlier, so it runs
+        # later.
         atexit.register(self.close)
 
     @classmethod
