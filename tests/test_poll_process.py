@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -172,3 +175,28 @@ def test_closing_the_runtime_ends_the_child(bridge):
     pid = child_pid(bridge)
     bridge.runtime.close()
     assert not alive(pid)  # joined by close: not even a zombie left
+
+
+EXITS_WITHOUT_CLOSE = """
+from app.upstream.accounts import Accounts
+from app.worker.poll_process import ChildConfig, ProcessTransport
+
+if __name__ == "__main__":
+    transport = ProcessTransport(ChildConfig("http://127.0.0.1:9", Accounts.single("a", "b"), 2, 1.0))
+    transport.start()
+    print(transport.child_pid, flush=True)
+"""
+
+
+def test_a_worker_that_never_closes_its_transport_still_exits_and_ends_the_child(tmp_path):
+    """multiprocessing's own exit handler would SIGTERM the child (which ignores it) and wait for it
+    forever; the transport's handler runs first and ends it."""
+    script = tmp_path / "exits.py"
+    script.write_text(EXITS_WITHOUT_CLOSE)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+    assert not alive(pid)
