@@ -10,11 +10,14 @@ every process while the poll process still starts stops the worker too.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,6 +118,28 @@ def _polls(api: Api, watch_id: str) -> int:
     return api.watch(watch_id)["poll_count"]
 
 
+def _watched_by_a_worker(
+    procs: Processes,
+    api: Api,
+    env: Callable[[str], dict[str, str]],
+    run: str,
+    worker_name: str,
+    marker: str,
+    asset_id: str,
+    hook: str,
+    wait_until,
+    polls: int = 1,
+) -> tuple[subprocess.Popen[bytes], dict, int]:
+    """Start the web process and a worker (marked ``<run>-<marker>``), register a watch of
+    ``asset_id`` notifying ``hook`` and wait for ``polls`` polls: (worker, watch, its poll process)."""
+    procs.web("web", env(f"{run}-web"), urlsplit(api.base_url).port)
+    worker = procs.worker(worker_name, env(f"{run}-{marker}"))
+    wait_until(lambda: answers(f"{api.base_url}/healthz"), timeout=30, message="web serves")
+    watch = api.register(_body(asset_id, hook))
+    wait_until(lambda: _polls(api, watch["id"]) >= polls, timeout=15, message=f"{polls} poll(s)")
+    return worker, watch, _the_poll_process(worker.pid, wait_until)
+
+
 @pytest.mark.timeout(90)
 def test_process_transport_polls_and_notifies_once(
     tmp_path, postgres_url, simulator, sim_control, receiver, wait_until
@@ -126,13 +151,11 @@ def test_process_transport_polls_and_notifies_once(
     api = Api(f"http://127.0.0.1:{port}")
     procs = Processes(tmp_path)
     try:
-        procs.web("web", _env(postgres_url, simulator.url, port, f"{run}-web"), port)
-        worker = procs.worker("worker", _env(postgres_url, simulator.url, port, f"{run}-worker"))
-        wait_until(lambda: answers(f"{api.base_url}/healthz"), timeout=30, message="web serves")
-        watch = api.register(_body("p1", f"{receiver.url}/hooks/p1"))
+        env = functools.partial(_env, postgres_url, simulator.url, port)
+        worker, watch, poll_process = _watched_by_a_worker(
+            procs, api, env, run, "worker", "worker", "p1", f"{receiver.url}/hooks/p1", wait_until
+        )
         secret = watch["targets"][0]["secret"]
-        wait_until(lambda: _polls(api, watch["id"]) >= 1, timeout=15, message="first poll")
-        poll_process = _the_poll_process(worker.pid, wait_until)
         command = _cmdline(poll_process)
         # The requests go out from the poll process (its keep-alive connection to the simulator),
         # none from the worker's own process.
@@ -198,12 +221,10 @@ def test_sigterm_spares_the_poll_process_until_the_worker_stops(
     api = Api(f"http://127.0.0.1:{port}")
     procs = Processes(tmp_path)
     try:
-        procs.web("web", _env(postgres_url, simulator.url, port, f"{run}-web"), port)
-        worker = procs.worker("worker", _env(postgres_url, simulator.url, port, f"{run}-worker"))
-        wait_until(lambda: answers(f"{api.base_url}/healthz"), timeout=30, message="web serves")
-        watch = api.register(_body("t1", "http://127.0.0.1:9/unused"))
-        wait_until(lambda: _polls(api, watch["id"]) >= 1, timeout=15, message="first poll")
-        poll_process = _the_poll_process(worker.pid, wait_until)
+        env = functools.partial(_env, postgres_url, simulator.url, port)
+        worker, watch, poll_process = _watched_by_a_worker(
+            procs, api, env, run, "worker", "worker", "t1", "http://127.0.0.1:9/unused", wait_until
+        )
 
         # 1. SIGTERM to the poll process alone: ignored, the worker keeps polling through it.
         before = _polls(api, watch["id"])
@@ -267,12 +288,11 @@ def test_sigkill_of_the_worker_ends_its_poll_process(
     api = Api(f"http://127.0.0.1:{port}")
     procs = Processes(tmp_path)
     try:
-        procs.web("web", _env(postgres_url, simulator.url, port, f"{run}-web"), port)
-        worker = procs.worker("worker-1", _env(postgres_url, simulator.url, port, f"{run}-w1"))
-        wait_until(lambda: answers(f"{api.base_url}/healthz"), timeout=30, message="web serves")
-        watch = api.register(_body("k1", "http://127.0.0.1:9/unused"))
-        wait_until(lambda: _polls(api, watch["id"]) >= 2, timeout=15, message="polls")
-        poll_process = _the_poll_process(worker.pid, wait_until)
+        env = functools.partial(_env, postgres_url, simulator.url, port)
+        _, watch, poll_process = _watched_by_a_worker(
+            procs, api, env, run, "worker-1", "w1", "k1", "http://127.0.0.1:9/unused", wait_until,
+            polls=2,
+        )  # fmt: skip
         worker_processes = processes_with_marker(f"{run}-w1")
 
         assert procs.stop("worker-1", signal.SIGKILL, timeout=10) == -signal.SIGKILL
@@ -292,7 +312,7 @@ def test_sigkill_of_the_worker_ends_its_poll_process(
 
         # A new worker takes over the watch once the killed one's lease (2 s) runs out.
         polls_at_kill = _polls(api, watch["id"])
-        second = procs.worker("worker-2", _env(postgres_url, simulator.url, port, f"{run}-w2"))
+        second = procs.worker("worker-2", env(f"{run}-w2"))
         wait_until(
             lambda: _polls(api, watch["id"]) >= polls_at_kill + 2,
             timeout=20,
