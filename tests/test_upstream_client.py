@@ -161,10 +161,13 @@ def test_clock_skew_is_an_auth_outcome(sim_control, sim_client):
     assert poll(sim_client, "a1").outcome is PollOutcome.AUTH
 
 
-def test_slow_answer_past_the_read_timeout_is_transient(simulator, sim_control):
+def test_slow_answer_past_connect_plus_read_timeout_is_transient(simulator, sim_control):
+    """The whole request is bounded by the connect timeout plus the read timeout."""
     put_asset(sim_control, "a1", status="ANALYZING")
     add_fault(sim_control, kind="slow", delay_seconds=1.0)
-    with MediaIntelligenceClient(simulator.url, ACCESS_KEY, SECRET_KEY, read_timeout=0.2) as client:
+    with MediaIntelligenceClient(
+        simulator.url, ACCESS_KEY, SECRET_KEY, connect_timeout=0.1, read_timeout=0.2
+    ) as client:
         result = poll(client, "a1")
     assert (result.outcome, result.detail) == (PollOutcome.TRANSIENT, "timeout")
 

@@ -1,16 +1,16 @@
 """The HTTP client for Media Intelligence's status endpoints: signed, pooled, time-bounded, asynchronous.
 
 A status poll is one small GET on a kept-alive connection, and a worker sends thousands a second, so
-the CPU spent per request decides how many assets one worker can follow. The requests run on aiohttp
-(C-accelerated HTTP parsing) on an event loop of the client's own thread: a worker hands over a whole
-batch as one coroutine and waits on one future, instead of a thread and a future per request.
-Measured in ``docs/performance.md``. Proxies from the environment are not used for Media Intelligence.
+the CPU spent per request decides how many assets one worker can follow. The requests run on libcurl
+(``app.upstream.curl_transport``) driven by an event loop of the client's own thread: a worker hands
+over a whole batch as one coroutine and waits on one future, instead of a thread and a future per
+request. Measured in ``docs/performance.md``. Proxies from the environment are not used for Media
+Intelligence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -18,12 +18,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
-import certifi
-from yarl import URL
-
 from app.clock import utcnow
 from app.upstream.accounts import Account, Accounts
+from app.upstream.curl_transport import CurlPool, TransferError
 from app.upstream.generations import status_path
 from app.upstream.loop_thread import LoopThread
 from app.upstream.outcomes import (
@@ -40,8 +37,6 @@ T = TypeVar("T")
 USER_AGENT = "mi-bridge/0.1 (+status poller)"
 #: A status answer is a few hundred bytes; anything far larger is not one.
 MAX_BODY_BYTES = 1 << 20
-#: Request timeouts kept for reuse (one per tenth of a second of budget; see ``_timeout``).
-_TIMEOUTS_KEPT = 4096
 
 
 class MediaIntelligenceClient:
@@ -76,13 +71,12 @@ class MediaIntelligenceClient:
             accounts if accounts is not None else Accounts.single(access_key, secret_key)
         )
         self._timeouts = (connect_timeout, read_timeout)
-        self._timeouts_by_budget: dict[int, aiohttp.ClientTimeout] = {}
         self._clock = clock
         # The path the base URL may add in front of every status path (part of what is signed).
         self._base_path = urlsplit(self.base_url).path
         self._loop_thread = LoopThread("mi-poll-loop")
-        # Made on the loop, on first use (aiohttp binds it to the running loop).
-        self._session: aiohttp.ClientSession | None = None
+        # Made on the loop, on first use (it is driven by the running loop).
+        self._pool: CurlPool | None = None
         #: Bounds the coroutines that poll at once (binds to the client's loop on first wait).
         self.slots = asyncio.Semaphore(concurrency)
 
@@ -133,95 +127,53 @@ class MediaIntelligenceClient:
     ) -> PollResult:
         """GET one asset's analysis status from ``generation``'s endpoint and classify the answer.
 
-        Runs on the client's loop. ``budget`` (seconds) bounds the whole request, so a poll never
-        outlives the lease it runs under.
+        Runs on the client's loop. The request as a whole takes at most ``connect_timeout`` plus
+        ``read_timeout``, and at most ``budget`` seconds when given, so a poll never outlives the
+        lease it runs under.
         """
         path = status_path(generation, workspace, project_id, asset_id)
-        url = self.base_url + path
         # Sign the request target exactly as it goes on the wire (status paths carry no query).
-        headers = self.signed_headers(workspace, "GET", path)
-        timeout = self._timeout(budget)
+        headers = self._header_lines(workspace, "GET", path)
+        connect, read = self._timeouts
+        total = connect + read if budget is None else min(budget, connect + read)
         started = time.monotonic()
         try:
-            # encoded=True: the path is already escaped and signed; it must not be re-quoted.
-            return await self._send(URL(url, encoded=True), headers, timeout, started)
-        except aiohttp.ClientConnectorError as exc:
-            outcome = f"connection error: {_short(exc)}"
-        except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
-            outcome = "timeout"
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            outcome = f"connection error: {_short(exc)}"
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            outcome = f"request failed: {_short(exc)}"
-        return PollResult(
-            PollOutcome.TRANSIENT, detail=outcome, duration=time.monotonic() - started
+            answer = await self.http().request(
+                "GET", self.base_url + path, headers, connect=connect, total=total
+            )
+        except TransferError as exc:
+            return PollResult(
+                PollOutcome.TRANSIENT,
+                http_status=exc.status or None,
+                detail=transfer_failure_text(exc),
+                duration=time.monotonic() - started,
+            )
+        duration = time.monotonic() - started
+        return classify_response(
+            answer.status, answer.headers, answer.body, self._clock(), duration
         )
 
-    def _timeout(self, budget: float | None) -> aiohttp.ClientTimeout:
-        """The request's timeouts: the configured ones, and ``budget`` for the whole request.
+    def _header_lines(self, workspace: str, method: str, request_target: str) -> list[str]:
+        """``signed_headers`` as the ``Name: value`` lines curl takes."""
+        return [
+            f"{name}: {value}"
+            for name, value in self.signed_headers(workspace, method, request_target).items()
+        ]
 
-        Built once per tenth of a second of budget (rounded down, so never beyond it) and reused:
-        the budget is what is left of a lease, nearly the same for every request of a batch.
-        """
-        connect, read = self._timeouts
-        if budget is None:
-            key = -1
-        elif budget >= 1.0:
-            key = int(budget * 10)
-            budget = key / 10
-        else:  # short budgets are exact (a rounded-down 0 would mean no limit at all)
-            return aiohttp.ClientTimeout(
-                total=budget, sock_connect=min(connect, budget), sock_read=min(read, budget)
-            )
-        timeout = self._timeouts_by_budget.get(key)
-        if timeout is None:
-            if budget is not None:
-                connect, read = min(connect, budget), min(read, budget)
-            timeout = aiohttp.ClientTimeout(total=budget, sock_connect=connect, sock_read=read)
-            if len(self._timeouts_by_budget) >= _TIMEOUTS_KEPT:
-                self._timeouts_by_budget.clear()
-            self._timeouts_by_budget[key] = timeout
-        return timeout
-
-    async def _send(
-        self, url: URL, headers: dict[str, str], timeout: aiohttp.ClientTimeout, started: float
-    ) -> PollResult:
-        session = self._http()
-        async with session.get(
-            url, headers=headers, timeout=timeout, allow_redirects=False
-        ) as response:
-            body = await _read_capped(response.content, MAX_BODY_BYTES)
-            if body is None:
-                response.close()  # unread bytes remain: this connection must not be reused
-                return PollResult(
-                    PollOutcome.TRANSIENT,
-                    http_status=response.status,
-                    detail=f"body larger than {MAX_BODY_BYTES} bytes",
-                    duration=time.monotonic() - started,
-                )
-            duration = time.monotonic() - started
-            return classify_response(
-                response.status, response.headers, body, self._clock(), duration
-            )
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            tls = ssl.create_default_context(cafile=certifi.where())
-            connector = aiohttp.TCPConnector(limit=self.concurrency, ssl=tls)
-            # trust_env=False: no proxies or .netrc from the environment for the status API; and no
-            # cookie jar: the status API sets none worth keeping.
-            self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
-            )
-        return self._session
+    def http(self) -> CurlPool:
+        """The client's connection pool (made on the loop, on first use). Call on the loop."""
+        if self._pool is None:
+            self._pool = CurlPool(self.concurrency, MAX_BODY_BYTES)
+        return self._pool
 
     def close(self) -> None:
         """Cancel requests still running, close pooled connections and end the loop's thread."""
         self._loop_thread.stop(self._close_session)
 
     async def _close_session(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def __enter__(self) -> MediaIntelligenceClient:
         return self
@@ -230,19 +182,11 @@ class MediaIntelligenceClient:
         self.close()
 
 
-async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it proves longer than ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
-    return b"".join(chunks)
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of ``exc``'s text, storable and at most 200 characters (its type if empty)."""
-    text = str(exc).splitlines()[0] if str(exc).strip() else ""
-    return storable_text(text, 200) or type(exc).__name__
+def transfer_failure_text(exc: TransferError) -> str:
+    """The short, storable description of a request that got no whole answer."""
+    if exc.kind == "too_large":
+        return f"body larger than {MAX_BODY_BYTES} bytes"
+    if exc.kind == "timeout":
+        return "timeout"
+    prefix = "connection error" if exc.kind == "connection" else "request failed"
+    return f"{prefix}: {storable_text(exc.message, 200) or exc.kind}"

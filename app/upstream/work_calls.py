@@ -253,32 +253,20 @@ class WorkCall:
 async def send_work_call(client: Any, workspace: str, call: WorkCall, budget: float) -> WorkAnswer:
     """Send ``call`` signed with ``workspace``'s account on ``client``'s loop, within ``budget``
     seconds in all; the answer classified, never an exception."""
-    import aiohttp
-    from yarl import URL
+    from app.upstream.client import transfer_failure_text
+    from app.upstream.curl_transport import TransferError
 
-    from app.upstream.client import MAX_BODY_BYTES, _read_capped, _short
-
-    headers = client.signed_headers(workspace, call.method, call.path)
+    headers = client._header_lines(workspace, call.method, call.path)
     data = None if call.body is None else json.dumps(call.body, ensure_ascii=False).encode()
-    timeout = aiohttp.ClientTimeout(total=budget)
-    session = client._http()
+    if data is not None:
+        headers.append("Expect:")  # send the body at once, not after a 100 Continue
     try:
-        async with session.request(
-            call.method, URL(client.base_url + call.path, encoded=True), headers=headers,
-            data=data, timeout=timeout, allow_redirects=False,
-        ) as response:  # fmt: skip
-            body = await _read_capped(response.content, MAX_BODY_BYTES)
-            if body is None:
-                response.close()
-                return transport_failure(f"body larger than {MAX_BODY_BYTES} bytes")
-            return classify_work_answer(
-                response.status,
-                response.headers,
-                body,
-                client._clock(),
-                starts_work=call.starts_work,
-            )
-    except TimeoutError:
-        return transport_failure("timeout")
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return transport_failure(f"connection error: {_short(exc)}")
+        answer = await client.http().request(
+            call.method, client.base_url + call.path, headers, body=data,
+            connect=min(budget, client._timeouts[0]), total=budget,
+        )  # fmt: skip
+    except TransferError as exc:
+        return transport_failure(transfer_failure_text(exc))
+    return classify_work_answer(
+        answer.status, answer.headers, answer.body, client._clock(), starts_work=call.starts_work
+    )
