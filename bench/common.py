@@ -290,6 +290,21 @@ def due_count(app) -> int:
         return int(count or 0)
 
 
+def failed_poll_count(app) -> int:
+    """Assets whose latest poll failed (a benchmark's polls must all have been answered)."""
+    from sqlalchemy import func, select
+
+    from app.db import db
+    from app.models import Asset
+
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count()).select_from(Asset).where(Asset.last_error.is_not(None))
+        )
+        db.session.remove()
+        return int(count or 0)
+
+
 def on_threads(items: list[str], work, threads: int) -> float:
     """Run ``work(share)`` for ``threads`` interleaved shares of ``items`` at once; items per second."""
     import threading

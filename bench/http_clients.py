@@ -6,9 +6,10 @@ Side by side in one process, interleaved per run, against the same nginx far end
 ``requests.Session`` on 16 threads (the bare loop of ``poll_throughput.py``), a urllib3
 ``HTTPConnectionPool`` on 16 threads, ``http.client`` with one kept-alive connection per thread on 16
 threads (no pool at all), aiohttp with 16 and with 64 requests in flight, and the product's own
-``MediaIntelligenceClient`` (aiohttp on a uvloop thread, 16 slots; it also signs every request and
-classifies every answer). Prints requests/s per client and run, and the medians. It sized the choice
-of the poller's HTTP path (urllib3 first, aiohttp on uvloop now).
+``MediaIntelligenceClient`` with 16 and with 64 slots (libcurl's multi interface on a uvloop thread,
+``app/upstream/curl_transport.py``; it also signs every request and classifies every answer). Prints
+requests/s per client and run, and the medians. It sized the choice of the poller's HTTP path
+(urllib3 first, then aiohttp on uvloop, libcurl now).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ CLIENTS = {
     "http.client": run_http_client,
     "aiohttp-16": lambda urls: run_aiohttp(urls, in_flight=BARE_THREADS),
     "aiohttp-64": run_aiohttp,
-    "mi-bridge": run_product_client,
+    "mi-bridge-16": run_product_client,
+    "mi-bridge-64": lambda urls: run_product_client(urls, slots=64),
 }
 
 

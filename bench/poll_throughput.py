@@ -40,6 +40,7 @@ from bench.common import (
     cpu_seconds,
     cpu_seconds_named,
     due_count,
+    failed_poll_count,
     fresh_postgres,
     machine,
     make_all_due,
@@ -191,6 +192,8 @@ class WorkerBench:
         left = due_count(self.app)
         if polled != self.assets or left:
             raise RuntimeError(f"{self.kind}: polled {polled} of {self.assets}, {left} still due")
+        if failed := failed_poll_count(self.app):
+            raise RuntimeError(f"{self.kind}: {failed} polls got no status answer")
         return polled / elapsed
 
     def child_pid(self) -> int | None:

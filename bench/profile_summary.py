@@ -19,9 +19,11 @@ from pathlib import Path
 PHASES = (
     ("http: sign (signature v2)", "signed_headers"),
     ("http: classify answer", "classify_response"),
-    ("http: send/receive (aiohttp, in the request's coroutine)", "MediaIntelligenceClient._send"),
+    ("http: curl's socket events and answers (the loop's callbacks)", "CurlPool._on_ready"),
+    ("http: curl's timers and new transfers", "CurlPool._on_kick"),
+    ("http: start a transfer, wait for its answer (CurlPool.request)", "CurlPool.request"),
     ("http: other (_poll_one)", "_poll_one"),
-    ("event loop: callbacks (aiohttp's protocol, task steps)", "_run_forever"),
+    ("event loop: other callbacks (task steps)", "_run_forever"),
     ("claim (UPDATE..RETURNING)", "claim_due_assets"),
     ("expire due watches", "expire_due_watches"),
     ("pause check (bridge_state)", "polling_paused_until"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -70,9 +71,20 @@ def ok(body: bytes = b'{"ok":true}', extra: bytes = b"") -> bytes:
     )  # fmt: skip
 
 
+#: How the pools made here watch curl's sockets (set for each test by ``socket_watching``).
+USE_EPOLL = True
+
+
+@pytest.fixture(params=[True, False], ids=["epoll", "loop-watches-sockets"], autouse=True)
+def socket_watching(request, monkeypatch):
+    """Every test runs twice: sockets in the pool's epoll set (Linux), and watched by the loop itself
+    (the way on systems without epoll)."""
+    monkeypatch.setattr(sys.modules[__name__], "USE_EPOLL", request.param)
+
+
 def run(test: Callable[[CurlPool], Awaitable[None]], max_body: int = 1 << 20) -> None:
     async def main() -> None:
-        pool = CurlPool(connections=8, max_body=max_body)
+        pool = CurlPool(connections=8, max_body=max_body, use_epoll=USE_EPOLL)
         try:
             await test(pool)
         finally:
@@ -225,7 +237,7 @@ def test_a_chunked_body_past_the_cap_is_too_large():
                 await pool.request("GET", server.url + "/", [], connect=1, total=5)
             assert caught.value.kind == "too_large"
             # Under the cap, the same kind of answer is whole.
-            small = CurlPool(connections=1, max_body=len(chunk) * 20)
+            small = CurlPool(connections=1, max_body=len(chunk) * 20, use_epoll=USE_EPOLL)
             try:
                 answer = await small.request("GET", server.url + "/", [], connect=1, total=5)
                 assert answer.body == chunk * 20

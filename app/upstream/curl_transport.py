@@ -7,14 +7,17 @@ one loop with 64 requests in flight spent 100-150 microseconds of CPU per reques
 290-330 with aiohttp (``docs/performance.md``, "Round 3, fourth pass").
 
 How it runs on the loop: curl tells which sockets it wants watched (``M_SOCKETFUNCTION``) and when
-it next needs a call (``M_TIMERFUNCTION``). Its sockets go into one epoll set of our own, and the
-loop watches only that set's descriptor: registering each kept-alive socket with the loop again for
-every request cost more than the request itself. Requests made in one pass of the loop start in one
-call (the zero timers curl asks for are coalesced); later timers keep only the earliest.
+it next needs a call (``M_TIMERFUNCTION``). On Linux its sockets go into one epoll set of our own,
+and the loop watches only that set's descriptor: registering each kept-alive socket with the loop
+again for every request cost more than the request itself. Elsewhere (no ``select.epoll``: macOS,
+for development) each socket is watched by the loop itself, slower and the same otherwise. Requests
+made in one pass of the loop start in one call (the zero timers curl asks for are coalesced); later
+timers keep only the earliest.
 
 Bounds, per request: ``connect`` seconds to connect, ``total`` seconds for everything, at most
 ``max_body`` bytes of body (the transfer stops as soon as it is exceeded, and its connection is
-closed, not reused). No redirects, no proxies from the environment, no ``.netrc``, only HTTP(S).
+closed, not reused). No redirects, no proxies from the environment, no ``.netrc``, only HTTP(S),
+HTTP/1.1 only.
 
 Everything here runs on the loop's thread; ``CurlPool`` is not thread-safe.
 """
@@ -43,12 +46,16 @@ _CONNECTION_ERRORS = frozenset(
         pycurl.E_RECV_ERROR,
     }
 )
-_EPOLL_FOR_CURL = {
-    pycurl.POLL_IN: select.EPOLLIN,
-    pycurl.POLL_OUT: select.EPOLLOUT,
-    pycurl.POLL_INOUT: select.EPOLLIN | select.EPOLLOUT,
-    pycurl.POLL_NONE: 0,
-}
+_EPOLL_FOR_CURL = (
+    {
+        pycurl.POLL_IN: select.EPOLLIN,
+        pycurl.POLL_OUT: select.EPOLLOUT,
+        pycurl.POLL_INOUT: select.EPOLLIN | select.EPOLLOUT,
+        pycurl.POLL_NONE: 0,
+    }
+    if hasattr(select, "epoll")
+    else {}
+)
 _HANDLES_KEPT = 256
 
 
@@ -116,7 +123,8 @@ class CurlPool:
     """Requests on one curl multi handle, driven by the running loop; at most ``connections``
     connections open at once, kept alive between requests."""
 
-    def __init__(self, connections: int, max_body: int) -> None:
+    def __init__(self, connections: int, max_body: int, *, use_epoll: bool | None = None) -> None:
+        """``use_epoll``: None chooses epoll where the system has it (tests choose each way)."""
         self._loop = asyncio.get_running_loop()
         self._max_body = max_body
         self._multi = pycurl.CurlMulti()
@@ -124,9 +132,12 @@ class CurlPool:
         self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, connections)
         self._multi.setopt(pycurl.M_MAXCONNECTS, connections)
-        self._epoll = select.epoll()
+        if use_epoll is None:
+            use_epoll = hasattr(select, "epoll")
+        self._epoll = select.epoll() if use_epoll else None
         self._watched: set[int] = set()
-        self._loop.add_reader(self._epoll.fileno(), self._on_ready)
+        if self._epoll is not None:
+            self._loop.add_reader(self._epoll.fileno(), self._on_ready)
         self._transfers: dict[Any, _Transfer] = {}
         self._idle: list[Any] = []
         self._kick_pending = False
@@ -175,6 +186,8 @@ class CurlPool:
         handle.setopt(pycurl.PROXY, "")  # "" turns off the proxies of the environment too
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
+        # HTTP/1.1 as before libcurl: it would offer HTTP/2 over https, never run against NCP.
+        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         handle.setopt(pycurl.MAXFILESIZE_LARGE, self._max_body)  # a declared larger body: at once
         handle.setopt(pycurl.CAINFO, certifi.where())
         return handle
@@ -194,6 +207,9 @@ class CurlPool:
     # curl's callbacks (called from inside curl; they must not call curl back) ------------------
 
     def _on_socket(self, event: int, fd: int, multi: Any, data: Any) -> None:
+        if self._epoll is None:
+            self._watch_on_loop(event, fd)
+            return
         if event == pycurl.POLL_REMOVE:
             if fd in self._watched:
                 self._watched.discard(fd)
@@ -212,6 +228,23 @@ class CurlPool:
         except FileExistsError:
             self._epoll.modify(fd, mask)
         self._watched.add(fd)
+
+    def _watch_on_loop(self, event: int, fd: int) -> None:
+        """Without epoll: the loop watches curl's socket ``fd`` for what ``event`` asks."""
+        wants_in = event in (pycurl.POLL_IN, pycurl.POLL_INOUT)
+        wants_out = event in (pycurl.POLL_OUT, pycurl.POLL_INOUT)
+        if wants_in:
+            self._loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        else:
+            self._loop.remove_reader(fd)
+        if wants_out:
+            self._loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        else:
+            self._loop.remove_writer(fd)
+        if wants_in or wants_out:
+            self._watched.add(fd)
+        else:
+            self._watched.discard(fd)
 
     def _on_timer(self, milliseconds: int) -> None:
         if milliseconds < 0 or self._closed:
@@ -238,6 +271,7 @@ class CurlPool:
         self._act(pycurl.SOCKET_TIMEOUT, 0)
 
     def _on_ready(self) -> None:
+        assert self._epoll is not None  # the loop watches the epoll set only when there is one
         for fd, events in self._epoll.poll(0):
             action = 0
             if events & select.EPOLLIN:
@@ -287,7 +321,13 @@ class CurlPool:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self._loop.remove_reader(self._epoll.fileno())
+        if self._epoll is not None:
+            self._loop.remove_reader(self._epoll.fileno())
+        else:
+            for fd in self._watched:
+                self._loop.remove_reader(fd)
+                self._loop.remove_writer(fd)
+        self._watched.clear()
         for handle, transfer in list(self._transfers.items()):
             self._multi.remove_handle(handle)
             if not transfer.future.done():
@@ -297,7 +337,8 @@ class CurlPool:
             handle.close()
         self._idle.clear()
         self._multi.close()
-        self._epoll.close()
+        if self._epoll is not None:
+            self._epoll.close()
 
 
 def _error(code: int, message: str, status: int, over: bool) -> TransferError:

@@ -1,6 +1,6 @@
 """``BRIDGE_POLL_TRANSPORT=process``: a worker's status requests sent by a child process of its own.
 
-Why: in one process the requests (aiohttp on an event loop) and the tick's database work (claims,
+Why: in one process the requests (libcurl driven by an event loop) and the tick's database work (claims,
 applies) take turns on one interpreter lock, so a worker polls at most what one core does. Here the
 child sends and classifies, the worker claims and stores, each on its own core. The database stays
 the worker's: the child never opens it, so leases and every rule of applying are unchanged.
