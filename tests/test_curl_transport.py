@@ -5,7 +5,10 @@ answer receivers of ``tests/hostile_servers.py``)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,18 +21,37 @@ from tests.hostile_servers import DripReceiver, HugeAnswerReceiver
 Answerer = Callable[[bytes], bytes | None]
 
 
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    """A certificate and key for 127.0.0.1 that no CA signed (made by the openssl command)."""
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl command is needed to make a test certificate"
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 class ScriptedServer:
     """Answers each request read on a kept-alive connection with ``answer(request_head)``'s bytes
     (``None``: close the connection without answering); counts connections and requests."""
 
-    def __init__(self, answer: Answerer) -> None:
+    def __init__(self, answer: Answerer, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -39,7 +61,8 @@ class ScriptedServer:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -58,7 +81,7 @@ class ScriptedServer:
                     break
                 writer.write(answer)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
@@ -297,5 +320,17 @@ def test_closing_the_pool_fails_the_requests_in_flight_and_refuses_new_ones():
             assert caught.value.kind == "failed"
             with pytest.raises(RuntimeError):
                 await pool.request("GET", server.url + "/", [], connect=1, total=1)
+
+    run(test)
+
+
+def test_a_certificate_no_trusted_ca_signed_is_refused_as_a_connection_error(self_signed):
+    async def test(pool: CurlPool) -> None:
+        async with ScriptedServer(lambda head: ok(), tls=self_signed) as server:
+            with pytest.raises(TransferError) as caught:
+                await pool.request("GET", server.url + "/", [], connect=2, total=5)
+            assert caught.value.kind == "connection"
+            assert "certificate" in caught.value.message.lower()
+            assert server.requests == []  # nothing was sent over the unverified connection
 
     run(test)

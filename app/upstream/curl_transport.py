@@ -41,6 +41,7 @@ _CONNECTION_ERRORS = frozenset(
         pycurl.E_COULDNT_CONNECT,
         pycurl.E_PARTIAL_FILE,
         pycurl.E_SSL_CONNECT_ERROR,
+        pycurl.E_PEER_FAILED_VERIFICATION,  # the server's certificate did not verify
         pycurl.E_GOT_NOTHING,
         pycurl.E_SEND_ERROR,
         pycurl.E_RECV_ERROR,
