@@ -334,3 +334,20 @@ def test_a_certificate_no_trusted_ca_signed_is_refused_as_a_connection_error(sel
             assert server.requests == []  # nothing was sent over the unverified connection
 
     run(test)
+
+
+def test_endless_headers_end_the_transfer_long_before_its_time_is_up():
+    """libcurl caps an answer's headers (300 kB in all); they are never collected without bound."""
+    header = b"X-Filler: " + b"y" * 1000 + b"\r\n"
+    endless = b"HTTP/1.1 200 OK\r\n" + header * 2000  # 2 MB of headers, no end of them
+
+    async def test(pool: CurlPool) -> None:
+        async with ScriptedServer(lambda head: endless) as server:
+            started = time.monotonic()
+            with pytest.raises(TransferError) as caught:
+                await pool.request("GET", server.url + "/", [], connect=1, total=20)
+            assert caught.value.kind == "connection"
+            assert "headers" in caught.value.message.lower()
+            assert time.monotonic() - started < 5
+
+    run(test)

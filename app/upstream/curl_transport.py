@@ -16,8 +16,8 @@ timers keep only the earliest.
 
 Bounds, per request: ``connect`` seconds to connect, ``total`` seconds for everything, at most
 ``max_body`` bytes of body (the transfer stops as soon as it is exceeded, and its connection is
-closed, not reused). No redirects, no proxies from the environment, no ``.netrc``, only HTTP(S),
-HTTP/1.1 only.
+closed, not reused); libcurl's own cap on an answer's headers (300 kB) ends endless ones. No
+redirects, no proxies from the environment, no ``.netrc``, only HTTP(S), HTTP/1.1 only.
 
 Everything here runs on the loop's thread; ``CurlPool`` is not thread-safe.
 """
