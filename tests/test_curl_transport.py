@@ -352,3 +352,30 @@ def test_endless_headers_end_the_transfer_long_before_its_time_is_up():
             assert time.monotonic() - started < 5
 
     run(test)
+
+
+def test_a_dripping_peer_holds_up_none_of_the_requests_beside_it():
+    receiver = DripReceiver(interval=0.2).start()  # its whole answer would take 13 s
+    try:
+
+        async def test(pool: CurlPool) -> None:
+            async with ScriptedServer(lambda head: ok()) as server:
+                dripping = asyncio.ensure_future(
+                    pool.request("GET", receiver.url + "/", [], connect=1, total=3)
+                )
+                started = time.monotonic()
+                answers = await asyncio.gather(
+                    *(pool.request("GET", server.url + f"/{i}", [], connect=1, total=3)
+                      for i in range(100))
+                )  # fmt: skip
+                beside = time.monotonic() - started
+                assert [a.status for a in answers] == [200] * 100
+                assert not dripping.done()  # all 100 answered while the drip still went on
+                with pytest.raises(TransferError) as caught:
+                    await dripping
+                assert caught.value.kind == "timeout"
+                assert beside < 2.0
+
+        run(test)
+    finally:
+        receiver.stop()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from app.clock import utcnow
 from app.upstream.accounts import Account, Accounts
-from app.upstream.curl_transport import CurlPool, TransferError
+from app.upstream.curl_transport import Answer, CurlPool, TransferError
 from app.upstream.generations import status_path
 from app.upstream.loop_thread import LoopThread
 from app.upstream.outcomes import (
@@ -132,15 +132,9 @@ class MediaIntelligenceClient:
         lease it runs under.
         """
         path = status_path(generation, workspace, project_id, asset_id)
-        # Sign the request target exactly as it goes on the wire (status paths carry no query).
-        headers = self._header_lines(workspace, "GET", path)
-        connect, read = self._timeouts
-        total = connect + read if budget is None else min(budget, connect + read)
         started = time.monotonic()
         try:
-            answer = await self.http().request(
-                "GET", self.base_url + path, headers, connect=connect, total=total
-            )
+            answer = await self.send(workspace, "GET", path, budget=budget)
         except TransferError as exc:
             return PollResult(
                 PollOutcome.TRANSIENT,
@@ -153,12 +147,33 @@ class MediaIntelligenceClient:
             answer.status, answer.headers, answer.body, self._clock(), duration
         )
 
-    def _header_lines(self, workspace: str, method: str, request_target: str) -> list[str]:
-        """``signed_headers`` as the ``Name: value`` lines curl takes."""
-        return [
+    async def send(
+        self,
+        workspace: str,
+        method: str,
+        request_target: str,
+        *,
+        body: bytes | None = None,
+        budget: float | None = None,
+    ) -> Answer:
+        """Send one request signed with ``workspace``'s account and return its answer, unclassified;
+        ``TransferError`` for anything short of a whole answer. Runs on the client's loop.
+
+        ``request_target`` is signed exactly as it goes on the wire (see ``signed_headers``). The
+        request takes at most ``connect_timeout`` plus ``read_timeout`` in all, and at most
+        ``budget`` seconds when given.
+        """
+        lines = [
             f"{name}: {value}"
             for name, value in self.signed_headers(workspace, method, request_target).items()
         ]
+        if body is not None:
+            lines.append("Expect:")  # send the body at once, not after a 100 Continue
+        connect, read = self._timeouts
+        total = connect + read if budget is None else min(budget, connect + read)
+        return await self.http().request(
+            method, self.base_url + request_target, lines, body=body, connect=connect, total=total
+        )
 
     def http(self) -> CurlPool:
         """The client's connection pool (made on the loop, on first use). Call on the loop."""

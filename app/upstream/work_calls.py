@@ -256,15 +256,9 @@ async def send_work_call(client: Any, workspace: str, call: WorkCall, budget: fl
     from app.upstream.client import transfer_failure_text
     from app.upstream.curl_transport import TransferError
 
-    headers = client._header_lines(workspace, call.method, call.path)
     data = None if call.body is None else json.dumps(call.body, ensure_ascii=False).encode()
-    if data is not None:
-        headers.append("Expect:")  # send the body at once, not after a 100 Continue
     try:
-        answer = await client.http().request(
-            call.method, client.base_url + call.path, headers, body=data,
-            connect=min(budget, client._timeouts[0]), total=budget,
-        )  # fmt: skip
+        answer = await client.send(workspace, call.method, call.path, body=data, budget=budget)
     except TransferError as exc:
         return transport_failure(transfer_failure_text(exc))
     return classify_work_answer(
